@@ -1,0 +1,61 @@
+"""Shared fixtures: small configs over the shipped sample, run through the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "fixtures" / "sample.csv"
+DIMENSIONS = ["clarity", "persuasiveness", "brand_voice", "grammar", "call_to_action",
+              "compliance", "tone"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "validator", *args], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def validation_rows() -> pd.DataFrame:
+    frame = pd.read_csv(SAMPLE)
+    return frame[frame.split == "validation"].reset_index(drop=True)
+
+
+def human_mean(frame: pd.DataFrame, dimension: str) -> pd.Series:
+    return frame[[f"{dimension}_r1", f"{dimension}_r2"]].mean(axis=1)
+
+
+@pytest.fixture(scope="session")
+def scored_rows(validation_rows) -> pd.DataFrame:
+    """Validation rows plus a seeded noisy reference prediction per dimension."""
+    rng = np.random.default_rng(7)
+    frame = validation_rows.copy()
+    for dimension in DIMENSIONS:
+        frame[f"{dimension}_ref"] = human_mean(frame, dimension) + rng.normal(0, 0.45, len(frame))
+    return frame
+
+
+def columns_config(tmp_path: Path, frame: pd.DataFrame, **overrides) -> Path:
+    """Write ``frame`` and a columns-backend config (reference *_ref, candidate *_cand)."""
+    sample = tmp_path / "sample.parquet"
+    frame.to_parquet(sample, index=False)
+    config = {
+        "sample": {"path": str(sample)},
+        "rubric": {"scale": [1, 5],
+                   "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DIMENSIONS}},
+        "slices": [str(ROOT / "slices" / "content_types.yaml")],
+        "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
+        "candidates": [{"name": "cand", "backend": "columns", "columns": "{dimension}_cand"}],
+        "gate": {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50},
+    }
+    config.update(overrides)
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path

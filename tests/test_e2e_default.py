@@ -1,0 +1,63 @@
+"""The embedded default run: the real MiniLM scorer and its torch INT8 twin."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+import pytest
+
+from conftest import DIMENSIONS, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("default") / "run"
+    result = run_cli("run", "--out", str(out), "--quiet")
+    return result, out
+
+
+def test_default_run_decides(default_run):
+    result, out = default_run
+    assert result.returncode in (0, 1), result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["exit_code"] == result.returncode
+    assert summary["verdict"] in ("pass", "fail", "inconclusive")
+    assert summary["sample"]["rows"] >= 1500
+    assert summary["rubric"]["dimensions"] == DIMENSIONS
+    assert len([s for s in summary["slices"] if s["name"] != "all"]) >= 8
+    assert f"verdict: {summary['verdict'].upper()}" in result.stdout
+
+
+def test_default_run_measures_both_real_scorers(default_run):
+    _, out = default_run
+    summary = json.loads((out / "summary.json").read_text())
+    reference, candidate = summary["scorers"]
+    assert reference["role"] == "reference" and reference["backend"] == "transformers"
+    assert candidate["recipe"]["name"] == "torch-int8-dynamic"
+    assert candidate["recipe"]["quantized_count"] > 0
+    assert candidate["size_bytes"] < reference["size_bytes"]
+    metrics = pd.DataFrame(summary["metrics"])
+    overall = metrics[(metrics.slice == "all") & (metrics.dimension == "_all")
+                      & (metrics.metric == "exact_agreement")].set_index("scorer").value
+    # a trained scorer agrees with humans well above chance (1 in 5) on a 5-point scale
+    assert overall["fp32"] > 35 and overall["int8-dynamic"] > 30
+    table = pd.read_parquet(out / "predictions.parquet")
+    assert len(table) == summary["sample"]["rows"]
+    # the quantized twin is a different model: its raw scores move
+    assert (table["fp32:clarity"] - table["int8-dynamic:clarity"]).abs().max() > 1e-3
+
+
+def test_default_run_writes_every_output(default_run):
+    _, out = default_run
+    summary = json.loads((out / "summary.json").read_text())
+    suites = ET.parse(out / "junit.xml").getroot()
+    assert len(list(suites.iter("testcase"))) == len(summary["checks"])
+    html = (out / "report.html").read_text()
+    assert summary["verdict"].upper() in html
+    for s in summary["slices"]:
+        assert s["name"] in html
+    assert summary["verdict"].upper() in (out / "summary.md").read_text()

@@ -1,0 +1,67 @@
+"""The slice DSL: every operator against a plain pandas expression, and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from validator.errors import SliceError
+from validator.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
+
+FRAME = with_derived_columns(pd.DataFrame({
+    "text": ["Shop now", "GUARANTEED results, risk-free!", "Hello {first_name}", "a b c d e f g",
+             "Envío gratis"],
+    "content_type": ["cta_button", "headline", "subject_line", "headline", None],
+    "high_stakes": [False, True, True, False, False],
+    "score": [1.0, 2.5, np.nan, 4.0, 5.0],
+}), "text")
+
+
+def mask(condition: dict) -> list[bool]:
+    parsed = parse_condition(condition, "test.yaml: where")
+    check_columns(parsed, FRAME.columns)
+    return evaluate(parsed, FRAME).tolist()
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ({"content_type": "headline"}, FRAME.content_type.eq("headline")),
+    ({"content_type": {"in": ["headline", "cta_button"]}},
+     FRAME.content_type.isin(["headline", "cta_button"])),
+    ({"content_type": {"not_in": ["headline"]}},
+     FRAME.content_type.notna() & ~FRAME.content_type.isin(["headline"])),
+    ({"word_count": {"min": 2, "max": 4}}, FRAME.word_count.between(2, 4)),
+    ({"score": {"max": 2.5}}, FRAME.score.le(2.5)),
+    ({"text": {"matches": "(?i)guarantee|risk[- ]free"}},
+     FRAME.text.str.contains("(?i)guarantee|risk[- ]free", regex=True)),
+    ({"text": {"contains": "{first_name}"}}, FRAME.text.str.contains("{first_name}", regex=False)),
+    ({"score": {"is_null": True}}, FRAME.score.isna()),
+    ({"high_stakes": True}, FRAME.high_stakes),
+    ({"char_count": {"min": 13}}, FRAME.text.str.len().ge(13)),
+    ({"any": [{"high_stakes": True}, {"not": {"content_type": "headline"}}]},
+     FRAME.high_stakes | ~FRAME.content_type.eq("headline")),
+    ({"all": [{"content_type": "headline"}, {"word_count": {"max": 6}}]},
+     FRAME.content_type.eq("headline") & FRAME.word_count.le(6)),
+])
+def test_operator_matches_pandas(condition, expected):
+    assert mask(condition) == expected.fillna(False).astype(bool).tolist()
+
+
+@pytest.mark.parametrize("condition, message", [
+    ({"colour": "red"}, "unknown column 'colour'"),
+    ({"content_type": {"like": "head%"}}, "unknown operator 'like'"),
+    ({"text": {"matches": "(unclosed"}}, "invalid regex"),
+    ({"word_count": {"min": "five"}}, "'min' takes a number"),
+    ({"content_type": {"in": []}}, "non-empty list"),
+    ({"content_type": None}, "use {is_null: true}"),
+    ({"any": {"content_type": "headline"}}, "'any' takes a non-empty list"),
+    ({"word_count": "5"}, "compares column 'word_count' (number) with '5' (text)"),
+    ({"content_type": {"min": 3}}, "'min' needs a numeric column"),
+    ({"score": {"matches": "1"}}, "'matches' needs a text column"),
+    ([], "must be a non-empty mapping"),
+])
+def test_errors_name_the_place_and_the_problem(condition, message):
+    with pytest.raises(SliceError) as info:
+        mask(condition)
+    assert info.value.args[0].startswith("test.yaml: where")
+    assert message in info.value.args[0]

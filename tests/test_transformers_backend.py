@@ -1,0 +1,94 @@
+"""The transformers backend on a tiny random BERT (saved as a real model directory)."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from validator.errors import ModelError
+from validator.scorers.default_model import encoder_dir
+from validator.scorers.recipes import torch_int8_dynamic
+from validator.scorers.transformers_backend import load_transformers_scorer
+
+DIMS = ["clarity", "tone", "compliance"]
+
+
+def tiny_model_dir(path, labels=DIMS):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, num_labels=len(labels),
+                        problem_type="regression",
+                        id2label={i: label for i, label in enumerate(labels)},
+                        label2id={label: i for i, label in enumerate(labels)})
+    BertForSequenceClassification(config).save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        shutil.copyfile(encoder_dir() / name, path / name)
+    return path
+
+
+def scorer_config(path, batch_size=4):
+    return SimpleNamespace(name="tiny", model=str(path), batch_size=batch_size, max_length=64,
+                           key="reference")
+
+
+TEXTS = ["Shop now", "A much longer piece of copy about hiking boots that keep you dry",
+         "Free shipping 🎉", "Hi {first_name}, your order shipped.", "OK",
+         "Last chance: 20% off ends tonight", "Envío gratis en todos los pedidos"]
+
+
+def test_batched_scores_equal_one_at_a_time_in_original_order(tmp_path):
+    scorer = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS)
+    batched = scorer.score_texts(TEXTS)
+    single = np.vstack([scorer.score_texts([t]) for t in TEXTS])
+    assert batched.shape == (len(TEXTS), 3)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_outputs_follow_id2label_not_position(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+    in_model_order = load_transformers_scorer(scorer_config(model_dir), DIMS).score_texts(TEXTS)
+    swapped = load_transformers_scorer(scorer_config(model_dir),
+                                       ["compliance", "clarity", "tone"]).score_texts(TEXTS)
+    np.testing.assert_allclose(swapped, in_model_order[:, [2, 0, 1]], atol=1e-6)
+
+
+def test_int8_recipe_quantizes_and_stays_close(tmp_path):
+    reference = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS)
+    candidate = torch_int8_dynamic("int8", reference)
+    assert candidate.recipe["quantized_count"] > 0
+    assert candidate.size_bytes() < reference.size_bytes()
+    difference = np.abs(candidate.score_texts(TEXTS) - reference.score_texts(TEXTS))
+    assert 0 < difference.max() < 0.5
+
+
+def test_output_count_must_match_the_rubric(tmp_path):
+    with pytest.raises(ModelError, match="2 outputs but the rubric has 3 dimensions"):
+        load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path, ["clarity", "tone"])),
+                                 DIMS)
+
+
+def test_labels_must_name_the_dimensions(tmp_path):
+    model_dir = tiny_model_dir(tmp_path, ["LABEL_0", "LABEL_1", "LABEL_2"])
+    with pytest.raises(ModelError, match="id2label does not name dimension 'clarity'"):
+        load_transformers_scorer(scorer_config(model_dir), DIMS)
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+    (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
+    with pytest.raises(ModelError, match="pickled weights are refused"):
+        load_transformers_scorer(scorer_config(model_dir), DIMS)
+
+
+def test_corrupt_weights_name_the_directory(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+    (model_dir / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match=str(model_dir)):
+        load_transformers_scorer(scorer_config(model_dir), DIMS)

@@ -1,0 +1,146 @@
+"""The command line: parse arguments, call the orchestrator, print, map outcomes to
+exit codes (0 gate passed, 1 gate failed or inconclusive, 2 could not run)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from validator.errors import ValidatorError
+
+app = typer.Typer(help="A release gate for quantized text scorers, slice by slice.",
+                  add_completion=False, pretty_exceptions_enable=False,
+                  no_args_is_help=True)
+slices_app = typer.Typer(help="Work with slice definition files.", no_args_is_help=True)
+app.add_typer(slices_app, name="slices")
+
+EXIT_COULD_NOT_RUN = 2
+
+
+def fail(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_COULD_NOT_RUN)
+
+
+@contextlib.contextmanager
+def guarded(debug: bool):
+    """Map every failure to one line and exit 2; never a traceback unless --debug."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except ValidatorError as exc:
+        fail(str(exc), debug)
+    except KeyboardInterrupt:
+        fail("interrupted", debug)
+    except MemoryError:
+        fail("out of memory; try a smaller batch_size or sample", debug)
+    except Exception as exc:  # fail closed: an unexpected error is still exit 2
+        fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug)", debug)
+
+
+def rich_progress(quiet: bool):
+    """A progress factory drawing bars on stderr, or a silent one."""
+    from validator.scorers import no_progress
+
+    if quiet:
+        return no_progress
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def factory(description: str, total: int):
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=False) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    return factory
+
+
+def default_out_dir(base: Path) -> Path:
+    return base / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="Config YAML (schema v1). Default: the embedded "
+                                               "default (shipped sample, slices/, default "
+                                               "scorer and its INT8 twin)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Run directory for the outputs. Default: "
+                                            "report.out/run-YYYYmmdd-HHMMSS."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Score the sample with the reference and candidates and gate every slice.
+
+    Example: validator run --config gate.yaml --out reports/release-42
+
+    Exit 0: gate passed. 1: gate failed (or inconclusive). 2: could not run.
+    """
+    from validator.config import default_config, load_config
+    from validator.pipeline import run_gate
+
+    with guarded(debug):
+        cfg = load_config(config) if config else default_config()
+        out_dir = out or default_out_dir(cfg.report.out)
+        summary = run_gate(cfg, out_dir, rich_progress(quiet))
+        counts = summary["counts"]
+        typer.echo(f"verdict: {summary['verdict'].upper()}  ({counts['fail']} failed, "
+                   f"{counts['inconclusive']} inconclusive, {counts['pass']} passed checks)")
+        typer.echo(f"report: {out_dir / 'report.html'}")
+        raise typer.Exit(summary["exit_code"])
+
+
+@slices_app.command("check")
+def slices_check(
+    paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "
+                                                            "(default: slices/)."),
+    sample: Optional[Path] = typer.Option(None, "--sample", "-s",
+                                          help="Sample file to count rows in (default: the "
+                                               "shipped sample)."),
+    text_column: str = typer.Option("text", help="Text column of the sample (for "
+                                                 "word_count / char_count)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Validate slice files and print each slice's row count in the sample.
+
+    Example: validator slices check slices/ --sample fixtures/sample.csv
+    """
+    from validator.config import default_config
+    from validator.sample import read_table
+    from validator.slices import assign_slices, load_slices
+    from validator.slices.dsl import with_derived_columns
+
+    with guarded(debug):
+        defaults = default_config()
+        frame = read_table(sample or defaults.sample.path)
+        if text_column not in frame.columns:
+            raise ValidatorError(f"{sample or defaults.sample.path}: missing column "
+                                 f"{text_column!r} (--text-column)")
+        frame = with_derived_columns(frame, text_column)
+        slice_set = load_slices(paths or defaults.slices, frame.columns)
+        counts = assign_slices(slice_set, frame).sum()
+        width = max(len(name) for name in slice_set.names)
+        for definition in slice_set.slices:
+            typer.echo(f"{definition.name:<{width}}  {int(counts[definition.name]):>7} rows"
+                       f"  {definition.file}")
+        typer.echo(f"ok: {len(slice_set.slices) - 1} slices (plus 'all') in {len(frame)} rows")
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    sys.exit(app())

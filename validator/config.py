@@ -1,0 +1,244 @@
+"""The run configuration (YAML, schema v1): parsing, validation and the embedded default.
+
+Unknown keys are errors. Relative paths are resolved against the config file's
+folder (the embedded default resolves against the project root).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from validator.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class SampleConfig(StrictModel):
+    path: Path
+    id_column: str = "id"
+    text_column: str = "text"
+    where: dict[str, Any] | None = None
+
+
+class RubricConfig(StrictModel):
+    scale: tuple[int, int] = (1, 5)
+    dimensions: dict[str, str | list[str]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RubricConfig":
+        low, high = self.scale
+        if low >= high:
+            raise ValueError(f"scale must be [low, high] with low < high, got {list(self.scale)}")
+        for name, raters in self.dimensions.items():
+            if name.startswith("_") or ":" in name:
+                raise ValueError(f"dimension name {name!r} may not start with '_' or contain ':'")
+            if isinstance(raters, list) and not raters:
+                raise ValueError(f"dimension {name!r} lists no rater columns")
+        return self
+
+    def rater_columns(self, dimension: str) -> list[str]:
+        raters = self.dimensions[dimension]
+        return [raters] if isinstance(raters, str) else list(raters)
+
+
+class ScorerConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    backend: str | None = None
+    model: str | None = None
+    from_: Literal["reference"] | None = Field(default=None, alias="from")
+    recipe: str | None = None
+    columns: str | dict[str, str] | None = None
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int | None = Field(default=None, ge=8)
+    _key: str = PrivateAttr(default="")  # where this scorer sits in the file
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScorerConfig":
+        if self.from_ is not None:
+            if self.recipe is None or self.backend is not None or self.model is not None:
+                raise ValueError("a scorer with 'from' needs 'recipe' and no 'backend'/'model'")
+        elif self.backend is None:
+            raise ValueError("give either 'backend' (with 'model' or 'columns') "
+                             "or 'from: reference' with a 'recipe'")
+        elif self.backend == "columns" and self.columns is None:
+            raise ValueError("the columns backend needs 'columns' (a template such as "
+                             "'{dimension}_pred' or a mapping dimension -> column)")
+        elif self.backend != "columns" and self.model is None:
+            raise ValueError(f"backend {self.backend!r} needs 'model'")
+        return self
+
+
+class Override(StrictModel):
+    slice: str | None = None
+    dimension: str | None = None
+    candidate: str | None = None
+    max_drop: float
+
+    @property
+    def specificity(self) -> int:
+        return sum(x is not None for x in (self.slice, self.dimension, self.candidate))
+
+    def matches(self, candidate: str, slice_name: str, dimension: str) -> bool:
+        return all(want is None or want == got for want, got in
+                   ((self.slice, slice_name), (self.dimension, dimension),
+                    (self.candidate, candidate)))
+
+
+class GateConfig(StrictModel):
+    metric: str = "exact_agreement"
+    max_drop: float = 1.0
+    overrides: list[Override] = []
+    min_rows: int = Field(default=50, ge=1)
+    on_inconclusive: Literal["fail", "warn"] = "fail"
+
+    def max_drop_for(self, candidate: str, slice_name: str, dimension: str) -> float:
+        """The most specific matching override wins; among equals, the later one."""
+        best, best_rank = self.max_drop, -1
+        for override in self.overrides:
+            if override.matches(candidate, slice_name, dimension) and \
+                    override.specificity >= best_rank:
+                best, best_rank = override.max_drop, override.specificity
+        return best
+
+
+class ReportConfig(StrictModel):
+    out: Path = Path("reports")
+
+
+class Config(StrictModel):
+    sample: SampleConfig
+    rubric: RubricConfig
+    slices: list[Path] = [Path("slices")]
+    reference: ScorerConfig
+    candidates: list[ScorerConfig] = Field(min_length=1)
+    gate: GateConfig = GateConfig()
+    report: ReportConfig = ReportConfig()
+    seed: int = 0
+    _source: str = PrivateAttr(default="<default config>")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def scorers(self) -> list[ScorerConfig]:
+        return [self.reference, *self.candidates]
+
+    @model_validator(mode="after")
+    def _check(self) -> "Config":
+        if self.reference.from_ is not None:
+            raise ValueError("reference: the reference cannot be made 'from' another scorer")
+        self.reference._key = "reference"
+        for i, candidate in enumerate(self.candidates):
+            candidate._key = f"candidates[{i}]"
+        names = [s.name for s in self.scorers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"scorer names must be unique, repeated: {', '.join(duplicates)}")
+        for i, override in enumerate(self.gate.overrides):
+            if override.dimension not in (None, "_all", *self.rubric.dimensions):
+                raise ValueError(f"gate.overrides[{i}].dimension: unknown dimension "
+                                 f"{override.dimension!r} (valid: _all, "
+                                 f"{', '.join(self.rubric.dimensions)})")
+            if override.candidate not in (None, *names[1:]):
+                raise ValueError(f"gate.overrides[{i}].candidate: unknown candidate "
+                                 f"{override.candidate!r}")
+        return self
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    given = error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}{shown}"
+
+
+def _resolve_model(scorer: Any, base: Path) -> Any:
+    if isinstance(scorer, dict) and scorer.get("model") not in (None, "default"):
+        return {**scorer, "model": str(base / str(scorer["model"]))}
+    return scorer
+
+
+def _resolve(raw: dict, base: Path) -> dict:
+    """Make the file paths in a raw config absolute, relative to ``base``."""
+    resolved = dict(raw)
+    if isinstance(raw.get("sample"), dict) and "path" in raw["sample"]:
+        resolved["sample"] = {**raw["sample"], "path": base / str(raw["sample"]["path"])}
+    if isinstance(raw.get("slices"), list):
+        resolved["slices"] = [base / str(p) for p in raw["slices"]]
+    if isinstance(raw.get("report"), dict) and "out" in raw["report"]:
+        resolved["report"] = {**raw["report"], "out": base / str(raw["report"]["out"])}
+    if "reference" in raw:
+        resolved["reference"] = _resolve_model(raw["reference"], base)
+    if isinstance(raw.get("candidates"), list):
+        resolved["candidates"] = [_resolve_model(c, base) for c in raw["candidates"]]
+    return resolved
+
+
+def parse_config(raw: Any, source: str, base: Path) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a YAML mapping, "
+                          f"got {type(raw).__name__}")
+    try:
+        config = Config.model_validate(_resolve(raw, base))
+    except ValidationError as exc:
+        first = _describe(exc.errors()[0])
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+        raise ConfigError(f"{source}: {first}{suffix}") from exc
+    config._source = source
+    return config
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.__class__.__name__}: "
+                          f"{exc})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    return parse_config(raw, str(path), path.resolve().parent)
+
+
+DEFAULT_DIMENSIONS = ("clarity", "persuasiveness", "brand_voice", "grammar",
+                      "call_to_action", "compliance", "tone")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "sample": {"path": "fixtures/sample.csv", "id_column": "id", "text_column": "text",
+               "where": {"split": "validation"}},
+    "rubric": {"scale": [1, 5],
+               "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DEFAULT_DIMENSIONS}},
+    "slices": ["slices"],
+    "reference": {"name": "fp32", "backend": "transformers", "model": "default"},
+    "candidates": [{"name": "int8-dynamic", "from": "reference",
+                    "recipe": "torch-int8-dynamic"}],
+    "gate": {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,
+             "on_inconclusive": "fail"},
+    "report": {"out": "reports"},
+}
+
+
+def default_config() -> Config:
+    """The embedded default: the shipped sample, ``slices/`` and the default scorer."""
+    root = PROJECT_ROOT if (PROJECT_ROOT / "fixtures").is_dir() else Path.cwd()
+    return parse_config(DEFAULT_CONFIG, "<default config>", root)

@@ -1,0 +1,120 @@
+"""Agreement metrics per scorer x slice x dimension, as a tidy DataFrame.
+
+Every metric is a plain ``f(human, prediction, scale)`` over the rows of one slice
+and dimension, with the exact definitions of DESIGN.md: predictions are clipped to
+the scale and rounded half up; the human rating is the raters' mean, rounded the
+same way. The dimension ``_all`` pools every (row, dimension) pair of the slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import cohen_kappa_score, mean_absolute_error
+
+from validator.errors import choices_error
+
+ALL_DIMENSIONS = "_all"
+Scale = tuple[int, int]
+
+
+def round_rating(values: np.ndarray, scale: Scale) -> np.ndarray:
+    """Clip to the scale, then round half up: floor(x + 0.5)."""
+    low, high = scale
+    return np.floor(np.clip(values, low, high) + 0.5)
+
+
+def exact_agreement(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+    return float(np.mean(round_rating(pred, scale) == round_rating(human, scale)) * 100)
+
+
+def adjacent_agreement(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+    return float(np.mean(np.abs(round_rating(pred, scale) - round_rating(human, scale)) <= 1)
+                 * 100)
+
+
+def quadratic_kappa(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+    labels = list(range(scale[0], scale[1] + 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(cohen_kappa_score(round_rating(human, scale).astype(int),
+                                       round_rating(pred, scale).astype(int),
+                                       labels=labels, weights="quadratic"))
+
+
+def spearman(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+    if len(human) < 2 or np.ptp(human) == 0 or np.ptp(pred) == 0:
+        return float("nan")  # undefined for constant input
+    return float(spearmanr(pred, human).statistic)
+
+
+def mae(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+    return float(mean_absolute_error(human, np.clip(pred, *scale)))
+
+
+@dataclass(frozen=True)
+class Metric:
+    fn: Callable[[np.ndarray, np.ndarray, Scale], float]
+    higher_is_better: bool
+    unit: str
+    description: str
+
+    def degradation(self, reference: float, candidate: float) -> float:
+        """How much worse the candidate is; positive is worse."""
+        return reference - candidate if self.higher_is_better else candidate - reference
+
+
+METRICS: dict[str, Metric] = {
+    "exact_agreement": Metric(exact_agreement, True, "percentage points",
+                              "percent of rows where rounded prediction equals rounded "
+                              "human rating"),
+    "adjacent_agreement": Metric(adjacent_agreement, True, "percentage points",
+                                 "percent of rows where they differ by at most 1"),
+    "quadratic_kappa": Metric(quadratic_kappa, True, "kappa",
+                              "Cohen's kappa with quadratic weights on the rounded values"),
+    "spearman": Metric(spearman, True, "correlation",
+                       "Spearman correlation of raw prediction vs human mean"),
+    "mean_absolute_error": Metric(mae, False, "rating points",
+                                  "mean |clipped prediction - human mean| (lower is better)"),
+}
+
+
+def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise KeyError(choices_error("metric", name, METRICS))
+    return METRICS[name]
+
+
+def pairs(human: pd.DataFrame, predictions: np.ndarray, mask: np.ndarray,
+          dimension: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(human, prediction, rows) for one slice and dimension, unrated pairs dropped."""
+    dims = list(human.columns)
+    h = human.to_numpy()[mask]
+    p = predictions[mask]
+    if dimension != ALL_DIMENSIONS:
+        j = dims.index(dimension)
+        h, p = h[:, j], p[:, j]
+        rated = ~np.isnan(h)
+        return h[rated], p[rated], int(rated.sum())
+    rated = ~np.isnan(h)
+    return h[rated], p[rated], int(rated.any(axis=1).sum())
+
+
+def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarray],
+                    masks: pd.DataFrame, scale: Scale) -> pd.DataFrame:
+    """Tidy frame: scorer, slice, dimension, metric, n, value (NaN where undefined)."""
+    records = []
+    dimensions = [*human.columns, ALL_DIMENSIONS]
+    for scorer, predictions in scorer_predictions.items():
+        for slice_name in masks.columns:
+            mask = masks[slice_name].to_numpy()
+            for dimension in dimensions:
+                h, p, n = pairs(human, predictions, mask, dimension)
+                for metric_name, metric in METRICS.items():
+                    value = metric.fn(h, p, scale) if len(h) else float("nan")
+                    records.append((scorer, slice_name, dimension, metric_name, n, value))
+    return pd.DataFrame.from_records(
+        records, columns=["scorer", "slice", "dimension", "metric", "n", "value"])

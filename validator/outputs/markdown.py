@@ -1,0 +1,47 @@
+"""summary.md: the verdict and the checks that matter, for CI job summaries."""
+
+from __future__ import annotations
+
+MAX_ROWS = 50
+
+
+def _num(value, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(summary: dict) -> str:
+    gate, counts = summary["gate"], summary["counts"]
+    lines = [f"# slice-validator: {summary['verdict'].upper()}", "",
+             f"Gate metric **{gate['metric']}** ({gate['unit']}), max_drop {gate['max_drop']:g}, "
+             f"min_rows {gate['min_rows']}, on_inconclusive {gate['on_inconclusive']}. "
+             f"Sample `{_cell(summary['sample']['path'])}`: {summary['sample']['rows']} gate rows "
+             f"of {summary['sample']['total_rows']}.", "",
+             f"Checks: {counts['fail']} failed, {counts['inconclusive']} inconclusive, "
+             f"{counts['pass']} passed.", "",
+             "## Scorers", "",
+             "| scorer | role | backend | recipe | size (MB) | rows/s | p50 ms | p95 ms |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for s in summary["scorers"]:
+        size = None if s["size_bytes"] is None else s["size_bytes"] / 1e6
+        recipe = (s["recipe"] or {}).get("name", "")
+        lines.append(f"| {_cell(s['name'])} | {s['role']} | {s['backend']} | {recipe} | "
+                     f"{_num(size, 1)} | {_num(s['throughput_rows_per_s'], 0)} | "
+                     f"{_num(s['latency_ms_p50'], 1)} | {_num(s['latency_ms_p95'], 1)} |")
+    problems = [c for c in summary["checks"] if c["verdict"] != "pass"]
+    problems.sort(key=lambda c: (c["verdict"] != "fail", -(c["degradation"] or 0)))
+    if problems:
+        lines += ["", "## Failing and inconclusive checks", "",
+                  "| verdict | candidate | slice | dimension | n | reference | candidate | "
+                  "degradation | max_drop | reason |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+        for c in problems[:MAX_ROWS]:
+            lines.append(f"| {c['verdict'].upper()} | {_cell(c['candidate'])} | {_cell(c['slice'])} | "
+                         f"{c['dimension']} | {c['n']} | {_num(c['reference'])} | "
+                         f"{_num(c['candidate_value'])} | {_num(c['degradation'])} | "
+                         f"{c['max_drop']:g} | {_cell(c['reason'])} |")
+        if len(problems) > MAX_ROWS:
+            lines.append(f"\n{len(problems) - MAX_ROWS} more in summary.json.")
+    return "\n".join(lines) + "\n"

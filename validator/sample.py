@@ -1,0 +1,147 @@
+"""Load the sample file, check the columns the config names, and pick the gate rows.
+
+The Sample holds the gate rows (``sample.where`` applied) with derived columns, the
+human rating per dimension (mean of the raters, NaN where no rater rated), and the
+file's identity (path, sha256, total rows) for the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from validator.config import Config
+from validator.errors import SampleError, ValidatorError
+from validator.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
+
+READERS = {
+    ".csv": lambda p: pd.read_csv(p, encoding="utf-8", keep_default_na=True),
+    ".parquet": pd.read_parquet,
+    ".jsonl": lambda p: pd.read_json(p, lines=True, encoding="utf-8"),
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    sha256: str
+    total_rows: int
+    frame: pd.DataFrame       # gate rows, indexed by id, with derived columns
+    human: pd.DataFrame       # gate rows x dimensions: mean rating (NaN: unrated)
+    text_column: str
+
+    @property
+    def texts(self) -> list[str]:
+        return self.frame[self.text_column].tolist()
+
+    @property
+    def ids(self) -> pd.Index:
+        return self.frame.index
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise SampleError(f"{path}: unsupported sample format {path.suffix!r} "
+                          f"(valid: {', '.join(READERS)})")
+    if not path.is_file():
+        raise SampleError(f"{path}: sample file not found")
+    try:
+        frame = reader(path)
+    except UnicodeDecodeError as exc:
+        raise SampleError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except Exception as exc:  # pandas/pyarrow raise many types for malformed files
+        raise SampleError(f"{path}: cannot read the sample ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if frame.empty:
+        raise SampleError(f"{path}: the sample has no rows")
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
+    for column, role in columns.items():
+        if column not in frame.columns:
+            raise SampleError(f"{path}: missing column {column!r} ({role}); "
+                              f"columns present: {', '.join(map(str, frame.columns))}")
+
+
+def _check_ids_and_texts(frame: pd.DataFrame, path: Path, id_col: str, text_col: str) -> None:
+    ids = frame[id_col]
+    if ids.isna().any():
+        position = int(np.argmax(ids.isna().to_numpy()))
+        raise SampleError(f"{path}: column {id_col!r} is empty in data row {position + 1}")
+    duplicated = ids[ids.duplicated()]
+    if not duplicated.empty:
+        raise SampleError(f"{path}: column {id_col!r} has duplicate id {duplicated.iloc[0]!r}")
+    texts = frame[text_col]
+    bad = ~texts.map(lambda t: isinstance(t, str) and t.strip() != "")
+    if bad.any():
+        raise SampleError(f"{path}: column {text_col!r} is empty or not text for id "
+                          f"{ids[bad].iloc[0]!r}")
+
+
+def human_ratings(frame: pd.DataFrame, path: Path, config: Config) -> pd.DataFrame:
+    """Mean of the raters per dimension, after checking every rating is on the scale."""
+    low, high = config.rubric.scale
+    means = {}
+    for dimension in config.rubric.dimensions:
+        columns = config.rubric.rater_columns(dimension)
+        raters = frame[columns]
+        for column in columns:
+            values = pd.to_numeric(raters[column], errors="coerce")
+            not_numeric = values.isna() & raters[column].notna()
+            off_scale = values.notna() & ~values.between(low, high)
+            bad = not_numeric | off_scale
+            if bad.any():
+                row_id = bad.idxmax()
+                raise SampleError(f"{path}: column {column!r} has rating "
+                                  f"{raters[column][row_id]!r} for id {row_id!r}, "
+                                  f"not a number on the scale [{low}, {high}]")
+        means[dimension] = raters.apply(pd.to_numeric, errors="coerce").mean(axis=1)
+    return pd.DataFrame(means, index=frame.index)
+
+
+def select_gate_rows(frame: pd.DataFrame, config: Config, path: Path) -> pd.DataFrame:
+    where = config.sample.where
+    if where is None:
+        return frame
+    label = f"{config.source}: sample.where"
+    try:
+        condition = parse_condition(where, label)
+        check_columns(condition, frame.columns)
+        selected = frame[evaluate(condition, frame)]
+    except ValidatorError as exc:
+        raise SampleError(str(exc)) from exc
+    if selected.empty:
+        raise SampleError(f"{label}: selects no rows of {path}")
+    return selected
+
+
+def load_sample(config: Config) -> Sample:
+    path = config.sample.path
+    frame = read_table(path)
+    id_col, text_col = config.sample.id_column, config.sample.text_column
+    required = {id_col: "sample.id_column", text_col: "sample.text_column"}
+    for dimension in config.rubric.dimensions:
+        for column in config.rubric.rater_columns(dimension):
+            required[column] = f"rating for dimension {dimension!r}"
+    _require_columns(frame, path, required)
+    _check_ids_and_texts(frame, path, id_col, text_col)
+    frame = with_derived_columns(frame.set_index(id_col, drop=False), text_col)
+    frame.index = frame.index.astype(str).rename("id")
+    gate_rows = select_gate_rows(frame, config, path)
+    human = human_ratings(gate_rows, path, config)
+    return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
+                  frame=gate_rows, human=human.astype(np.float64), text_column=text_col)

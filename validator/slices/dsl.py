@@ -1,0 +1,196 @@
+"""The condition language of slice files and ``sample.where`` (parsed, never executed).
+
+A condition is a mapping. Each key is either a combinator (``all``/``any`` take a
+list of conditions, ``not`` takes one) or a column name whose value is a scalar
+(equality) or a mapping of operators, all of which must hold:
+``in``, ``not_in``, ``min``, ``max`` (inclusive), ``matches`` (regex search),
+``contains`` (substring), ``is_null``. Several keys in one mapping must all hold.
+Null values never satisfy a comparison (only ``is_null: true``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from validator.errors import SliceError
+
+OPERATORS = ("in", "not_in", "min", "max", "matches", "contains", "is_null")
+COMBINATORS = ("all", "any", "not")
+DERIVED_COLUMNS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "word_count": lambda text: text.str.split().str.len().fillna(0).astype("int64"),
+    "char_count": lambda text: text.str.len().fillna(0).astype("int64"),
+}
+MAX_REGEX_LENGTH = 500
+Scalar = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: str
+    op: str  # "eq" or one of OPERATORS
+    value: Any
+    where: str  # the YAML path, for error messages
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Any
+
+
+Condition = Compare | AllOf | AnyOf | Not
+
+
+def parse_condition(node: Any, where: str) -> Condition:
+    """Parse a YAML condition; ``where`` names it ("slices/x.yaml: slices[0].where")."""
+    if not isinstance(node, dict) or not node:
+        raise SliceError(f"{where}: a condition must be a non-empty mapping, got {node!r}")
+    parts = [_parse_key(key, value, f"{where}.{key}") for key, value in node.items()]
+    return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+
+def _parse_key(key: Any, value: Any, where: str) -> Condition:
+    if not isinstance(key, str):
+        raise SliceError(f"{where}: keys must be column names or {', '.join(COMBINATORS)}")
+    if key in ("all", "any"):
+        if not isinstance(value, list) or not value:
+            raise SliceError(f"{where}: '{key}' takes a non-empty list of conditions")
+        items = tuple(parse_condition(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return AllOf(items) if key == "all" else AnyOf(items)
+    if key == "not":
+        return Not(parse_condition(value, where))
+    if isinstance(value, dict):
+        if not value:
+            raise SliceError(f"{where}: empty operator mapping")
+        parts = tuple(_parse_operator(key, op, arg, f"{where}.{op}") for op, arg in value.items())
+        return parts[0] if len(parts) == 1 else AllOf(parts)
+    if value is None:
+        raise SliceError(f"{where}: null value; use {{is_null: true}} to select missing values")
+    if not isinstance(value, Scalar):
+        raise SliceError(f"{where}: expected a value or an operator mapping, got {value!r}")
+    return Compare(key, "eq", value, where)
+
+
+def _parse_operator(column: str, op: Any, arg: Any, where: str) -> Compare:
+    if op not in OPERATORS:
+        raise SliceError(f"{where}: unknown operator {op!r} (valid: {', '.join(OPERATORS)})")
+    if op in ("in", "not_in"):
+        if not isinstance(arg, list) or not arg or not all(isinstance(a, Scalar) for a in arg):
+            raise SliceError(f"{where}: '{op}' takes a non-empty list of values, got {arg!r}")
+        arg = tuple(arg)
+    elif op in ("min", "max"):
+        if isinstance(arg, bool) or not isinstance(arg, (int, float)):
+            raise SliceError(f"{where}: '{op}' takes a number, got {arg!r}")
+    elif op == "matches":
+        arg = _compile_regex(arg, where)
+    elif op == "contains":
+        if not isinstance(arg, str) or not arg:
+            raise SliceError(f"{where}: 'contains' takes a non-empty string, got {arg!r}")
+    elif op == "is_null" and not isinstance(arg, bool):
+        raise SliceError(f"{where}: 'is_null' takes true or false, got {arg!r}")
+    return Compare(column, op, arg, where)
+
+
+def _compile_regex(pattern: Any, where: str) -> re.Pattern:
+    if not isinstance(pattern, str) or not pattern:
+        raise SliceError(f"{where}: 'matches' takes a non-empty regex string, got {pattern!r}")
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise SliceError(f"{where}: regex longer than {MAX_REGEX_LENGTH} characters")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise SliceError(f"{where}: invalid regex {pattern!r} ({exc})") from exc
+
+
+def comparisons(condition: Condition) -> list[Compare]:
+    if isinstance(condition, Compare):
+        return [condition]
+    if isinstance(condition, Not):
+        return comparisons(condition.item)
+    return [cmp for item in condition.items for cmp in comparisons(item)]
+
+
+def check_columns(condition: Condition, columns) -> None:
+    """Fail naming the first comparison whose column the sample lacks."""
+    available = set(columns) | set(DERIVED_COLUMNS)
+    for cmp in comparisons(condition):
+        if cmp.column not in available:
+            raise SliceError(f"{cmp.where}: unknown column {cmp.column!r} "
+                             f"(available: {', '.join(sorted(map(str, available)))})")
+
+
+def with_derived_columns(frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
+    """Add word_count / char_count computed from the text, unless the sample has them."""
+    extra = {name: fn(frame[text_column].astype("string"))
+             for name, fn in DERIVED_COLUMNS.items() if name not in frame.columns}
+    return frame.assign(**extra) if extra else frame
+
+
+def evaluate(condition: Condition, frame: pd.DataFrame) -> np.ndarray:
+    """A boolean mask over the frame's rows (columns already checked)."""
+    if isinstance(condition, AllOf):
+        return np.logical_and.reduce([evaluate(c, frame) for c in condition.items])
+    if isinstance(condition, AnyOf):
+        return np.logical_or.reduce([evaluate(c, frame) for c in condition.items])
+    if isinstance(condition, Not):
+        return ~evaluate(condition.item, frame)
+    return _compare(condition, frame[condition.column])
+
+
+def _kind(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "text"
+
+
+def _value_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, (int, float)) else "text"
+
+
+def _compare(cmp: Compare, series: pd.Series) -> np.ndarray:
+    kind = _kind(series)
+    present = series.notna().to_numpy()
+    if cmp.op == "is_null":
+        return ~present if cmp.value else present
+    if cmp.op in ("min", "max"):
+        _require(kind == "number", cmp, f"'{cmp.op}' needs a numeric column, "
+                                         f"{cmp.column!r} holds {kind}")
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        return (values >= cmp.value) if cmp.op == "min" else (values <= cmp.value)
+    if cmp.op in ("matches", "contains"):
+        _require(kind == "text", cmp, f"'{cmp.op}' needs a text column, "
+                                      f"{cmp.column!r} holds {kind}")
+        text = series.astype("string")
+        hits = (text.str.contains(cmp.value, regex=True) if cmp.op == "matches"
+                else text.str.contains(cmp.value, regex=False))
+        return hits.fillna(False).to_numpy(dtype=bool)
+    values = (cmp.value,) if cmp.op == "eq" else cmp.value
+    for value in values:
+        _require(_value_kind(value) == kind, cmp,
+                 f"compares column {cmp.column!r} ({kind}) with {value!r} "
+                 f"({_value_kind(value)}); quote text values, use true/false for booleans")
+    hits = series.isin(list(values)).to_numpy(dtype=bool) & present
+    return ~hits & present if cmp.op == "not_in" else hits
+
+
+def _require(ok: bool, cmp: Compare, message: str) -> None:
+    if not ok:
+        raise SliceError(f"{cmp.where}: {message}")
