@@ -93,7 +93,10 @@ def load_model_dir(path: Path):
     """(config, tokenizer, model) from a local directory, mapping library errors."""
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # our own progress goes to stderr
+    transformers_logging.set_verbosity_error()
     _check_model_dir(path)
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
