@@ -35,7 +35,7 @@ def tiny_model_dir(path, labels=DIMS):
 
 def scorer_config(path, batch_size=4):
     return SimpleNamespace(name="tiny", model=str(path), batch_size=batch_size, max_length=64,
-                           key="reference")
+                           key="reference", device="cpu")
 
 
 TEXTS = ["Shop now", "A much longer piece of copy about hiking boots that keep you dry",
@@ -61,7 +61,7 @@ def test_outputs_follow_id2label_not_position(tmp_path):
 
 def test_int8_recipe_quantizes_and_stays_close(tmp_path):
     reference = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS)
-    candidate = torch_int8_dynamic("int8", reference)
+    candidate = torch_int8_dynamic("int8", reference, context=None)
     assert candidate.recipe["quantized_count"] > 0
     assert candidate.size_bytes() < reference.size_bytes()
     difference = np.abs(candidate.score_texts(TEXTS) - reference.score_texts(TEXTS))

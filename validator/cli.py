@@ -81,6 +81,9 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Run directory for the outputs. Default: "
                                             "report.out/run-YYYYmmdd-HHMMSS."),
+    no_cache: bool = typer.Option(False, "--no-cache",
+                                  help="Neither read nor write cached predictions; build "
+                                       "recipe artefacts afresh."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
@@ -96,12 +99,42 @@ def run(
     with guarded(debug):
         cfg = load_config(config) if config else default_config()
         out_dir = out or default_out_dir(cfg.report.out)
-        summary = run_gate(cfg, out_dir, rich_progress(quiet))
+        summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache)
         counts = summary["counts"]
         typer.echo(f"verdict: {summary['verdict'].upper()}  ({counts['fail']} failed, "
                    f"{counts['inconclusive']} inconclusive, {counts['pass']} passed checks)")
         typer.echo(f"report: {out_dir / 'report.html'}")
         raise typer.Exit(summary["exit_code"])
+
+
+@app.command()
+def quantize(
+    recipe: str = typer.Option(..., "--recipe", "-r",
+                               help="onnx-fp32, onnx-int8-dynamic, onnx-int8-static or "
+                                    "torch-bf16."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the artefact to."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="Config whose reference (and sample, for "
+                                               "calibration) to use. Default: the embedded "
+                                               "default."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Apply a recipe to the reference and write the artefact you will ship and gate.
+
+    Example: validator quantize --recipe onnx-int8-static --out models/scorer-int8
+
+    Gate the written folder with a candidate {backend: onnxruntime, model: DIR}
+    (or {backend: transformers, model: DIR} for torch-bf16).
+    """
+    from validator.config import default_config, load_config
+    from validator.export import write_artefact
+
+    with guarded(debug):
+        cfg = load_config(config) if config else default_config()
+        written = write_artefact(cfg, recipe, out, force, rich_progress(quiet))
+        typer.echo(f"wrote {recipe} artefact to {written}")
 
 
 @slices_app.command("check")

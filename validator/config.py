@@ -49,6 +49,11 @@ class RubricConfig(StrictModel):
         return [raters] if isinstance(raters, str) else list(raters)
 
 
+class CalibrationConfig(StrictModel):
+    where: dict[str, Any] = {"split": "calibration"}
+    rows: int = Field(default=2000, ge=1)
+
+
 class ScorerConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     backend: str | None = None
@@ -58,6 +63,9 @@ class ScorerConfig(StrictModel):
     columns: str | dict[str, str] | None = None
     batch_size: int = Field(default=32, ge=1)
     max_length: int | None = Field(default=None, ge=8)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
+    calibration: CalibrationConfig = CalibrationConfig()
     _key: str = PrivateAttr(default="")  # where this scorer sits in the file
 
     @property
@@ -231,7 +239,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "slices": ["slices"],
     "reference": {"name": "fp32", "backend": "transformers", "model": "default"},
     "candidates": [{"name": "int8-dynamic", "from": "reference",
-                    "recipe": "torch-int8-dynamic"}],
+                    "recipe": "torch-int8-dynamic"},
+                   {"name": "onnx-int8-static", "from": "reference",
+                    "recipe": "onnx-int8-static",
+                    "calibration": {"where": {"split": "calibration"}, "rows": 2000}}],
     "gate": {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,
              "on_inconclusive": "fail"},
     "report": {"out": "reports"},

@@ -31,6 +31,7 @@ class Sample:
     sha256: str
     total_rows: int
     frame: pd.DataFrame       # gate rows, indexed by id, with derived columns
+    source: pd.DataFrame      # every row of the file (calibration sets come from here)
     human: pd.DataFrame       # gate rows x dimensions: mean rating (NaN: unrated)
     text_column: str
 
@@ -113,17 +114,21 @@ def human_ratings(frame: pd.DataFrame, path: Path, config: Config) -> pd.DataFra
     return pd.DataFrame(means, index=frame.index)
 
 
-def select_gate_rows(frame: pd.DataFrame, config: Config, path: Path) -> pd.DataFrame:
-    where = config.sample.where
-    if where is None:
-        return frame
-    label = f"{config.source}: sample.where"
+def select_rows(frame: pd.DataFrame, where: dict, label: str) -> pd.DataFrame:
+    """The rows matching a slice-DSL condition; ``label`` names it in errors."""
     try:
         condition = parse_condition(where, label)
         check_columns(condition, frame.columns)
-        selected = frame[evaluate(condition, frame)]
+        return frame[evaluate(condition, frame)]
     except ValidatorError as exc:
         raise SampleError(str(exc)) from exc
+
+
+def select_gate_rows(frame: pd.DataFrame, config: Config, path: Path) -> pd.DataFrame:
+    if config.sample.where is None:
+        return frame
+    label = f"{config.source}: sample.where"
+    selected = select_rows(frame, config.sample.where, label)
     if selected.empty:
         raise SampleError(f"{label}: selects no rows of {path}")
     return selected
@@ -144,4 +149,5 @@ def load_sample(config: Config) -> Sample:
     gate_rows = select_gate_rows(frame, config, path)
     human = human_ratings(gate_rows, path, config)
     return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
-                  frame=gate_rows, human=human.astype(np.float64), text_column=text_col)
+                  frame=gate_rows, source=frame, human=human.astype(np.float64),
+                  text_column=text_col)

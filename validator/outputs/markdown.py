@@ -9,6 +9,10 @@ def _num(value, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _mb(value) -> str:
+    return _num(None if value is None else value / 1e6, 1)
+
+
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -23,14 +27,16 @@ def render_markdown(summary: dict) -> str:
              f"Checks: {counts['fail']} failed, {counts['inconclusive']} inconclusive, "
              f"{counts['pass']} passed.", "",
              "## Scorers", "",
-             "| scorer | role | backend | recipe | size (MB) | rows/s | p50 ms | p95 ms |",
-             "|---|---|---|---|---:|---:|---:|---:|"]
+             "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
+             "| rows/s | speedup | size ratio |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary["scorers"]:
-        size = None if s["size_bytes"] is None else s["size_bytes"] / 1e6
         recipe = (s["recipe"] or {}).get("name", "")
         lines.append(f"| {_cell(s['name'])} | {s['role']} | {s['backend']} | {recipe} | "
-                     f"{_num(size, 1)} | {_num(s['throughput_rows_per_s'], 0)} | "
-                     f"{_num(s['latency_ms_p50'], 1)} | {_num(s['latency_ms_p95'], 1)} |")
+                     f"{_mb(s['size_bytes'])} | {_mb(s['peak_rss_bytes'])} | "
+                     f"{_num(s['latency_ms_p50'], 1)} | {_num(s['latency_ms_p95'], 1)} | "
+                     f"{_num(s['throughput_rows_per_s'], 0)} | "
+                     f"{_num(s['speedup_vs_reference'])} | {_num(s['size_vs_reference'])} |")
     problems = [c for c in summary["checks"] if c["verdict"] != "pass"]
     problems.sort(key=lambda c: (c["verdict"] != "fail", -(c["degradation"] or 0)))
     if problems:

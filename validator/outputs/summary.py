@@ -17,7 +17,7 @@ from validator.config import Config
 from validator.gate import GateResult
 from validator.metrics import METRICS
 from validator.sample import Sample
-from validator.scoring import Predictions
+from validator.scoring import LATENCY_TEXTS, THROUGHPUT_ROWS, Predictions
 from validator.slices import SliceSet
 
 SCHEMA_VERSION = 1
@@ -67,6 +67,8 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "rubric": {"scale": list(config.rubric.scale),
                    "dimensions": list(config.rubric.dimensions)},
         "scorers": [asdict(info) for info in predictions.scorers],
+        "speed_probe": {"latency_texts": LATENCY_TEXTS, "latency_batch_size": 1,
+                        "throughput_rows": THROUGHPUT_ROWS},
         "slices": [{"name": s.name, "description": s.description, "file": s.file,
                     "rows": int(masks[s.name].sum())} for s in slice_set.slices],
         "checks": [c.as_dict() for c in gate.checks],

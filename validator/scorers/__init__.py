@@ -1,7 +1,8 @@
 """Scorers: texts in, one score per rubric dimension out.
 
-Backends load a scorer from config (``transformers``, ``columns``); recipes make a
-candidate from the reference (``torch-int8-dynamic``). Both are registries mapping
+Backends load a scorer from config (``transformers``, ``onnxruntime``, ``columns``);
+recipes make a candidate from the reference (``torch-int8-dynamic``, ``torch-bf16``,
+``onnx-fp32``, ``onnx-int8-dynamic``, ``onnx-int8-static``). Both are registries mapping
 a name to ``"module:attribute"`` so heavy libraries load only when used.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
 import numpy as np
@@ -19,6 +22,16 @@ from validator.sample import Sample
 
 # progress(description, total) -> context manager yielding advance(n_done)
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True)
+class RecipeContext:
+    """What a recipe may need besides the reference: calibration rows, a place to keep
+    artefacts it builds, progress."""
+    key: str  # where the candidate sits in the config, for error messages
+    calibration_texts: Callable[[], list[str]]
+    artefact_dir: Path
+    progress: "ProgressFactory"
 
 
 @contextlib.contextmanager
@@ -37,24 +50,40 @@ class Scorer(ABC):
         self.recipe = recipe  # what the recipe did, or None for a loaded scorer
 
     @abstractmethod
-    def score(self, sample: Sample, progress: ProgressFactory = no_progress) -> np.ndarray:
-        """An array of shape (rows, dimensions), raw (unrounded) predictions."""
+    def score(self, sample: Sample, progress: ProgressFactory = no_progress,
+              tokens=None) -> np.ndarray:
+        """An array of shape (rows, dimensions), raw (unrounded) predictions.
+        ``tokens`` is a shared TokenCache for scorers that tokenise."""
 
     def score_texts(self, texts: list[str]) -> np.ndarray | None:
-        """Score bare texts (latency probes); None for scorers that need sample columns."""
+        """Score bare texts (speed probes); None for scorers that need sample columns."""
+        return None
+
+    def fingerprint(self) -> str | None:
+        """A hash of everything that determines the predictions (None: never cached)."""
         return None
 
     def size_bytes(self) -> int | None:
+        """Bytes of the artefact on disk (or serialized, for in-memory models)."""
+        return None
+
+    def parameter_bytes(self) -> int | None:
+        """Bytes of the weights held in memory."""
         return None
 
 
 BACKENDS = {
     "transformers": "validator.scorers.transformers_backend:load_transformers_scorer",
+    "onnxruntime": "validator.scorers.onnx_backend:load_onnx_scorer",
     "columns": "validator.scorers.columns_backend:ColumnsScorer",
 }
 
 RECIPES = {
     "torch-int8-dynamic": "validator.scorers.recipes:torch_int8_dynamic",
+    "torch-bf16": "validator.scorers.recipes:torch_bf16",
+    "onnx-fp32": "validator.scorers.onnx_recipes:onnx_fp32",
+    "onnx-int8-dynamic": "validator.scorers.onnx_recipes:onnx_int8_dynamic",
+    "onnx-int8-static": "validator.scorers.onnx_recipes:onnx_int8_static",
 }
 
 

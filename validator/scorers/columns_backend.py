@@ -33,7 +33,8 @@ class ColumnsScorer(Scorer):
             raise ConfigError(f"{self.key}.columns: no column given for dimension {missing[0]!r}")
         return [spec[d] for d in dimensions]
 
-    def score(self, sample: Sample, progress: ProgressFactory = no_progress) -> np.ndarray:
+    def score(self, sample: Sample, progress: ProgressFactory = no_progress,
+              tokens=None) -> np.ndarray:
         for column in self.columns:
             if column not in sample.frame.columns:
                 raise SampleError(f"{sample.path}: missing column {column!r} "

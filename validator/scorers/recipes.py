@@ -1,7 +1,7 @@
-"""Recipes: make a quantized candidate from the reference scorer.
+"""Torch recipes: make a candidate from a ``transformers`` reference, in memory.
 
-Each recipe returns a new scorer and records what it did (library versions, the
-module types it quantized) under ``recipe`` for the summary.
+Each recipe returns a new scorer and records what it did (library versions, what it
+converted) under ``recipe`` for the summary.
 """
 
 from __future__ import annotations
@@ -10,34 +10,56 @@ import copy
 import warnings
 
 from validator.errors import ConfigError
-from validator.scorers import Scorer
+from validator.scorers import RecipeContext, Scorer
 
 
-def _require_transformers(reference: Scorer, recipe: str):
+def require_transformers(reference: Scorer, recipe: str):
     from validator.scorers.transformers_backend import TransformersScorer
 
     if not isinstance(reference, TransformersScorer):
         raise ConfigError(f"recipe {recipe!r} needs a reference with backend 'transformers', "
                           f"got {reference.backend!r}")
-    return TransformersScorer
+    return reference
 
 
-def torch_int8_dynamic(name: str, reference: Scorer) -> Scorer:
-    """Dynamic INT8: Linear weights stored as int8, activations quantized per batch."""
+def _derive(reference, name: str, model, record: dict, device: str):
+    from validator.scorers.transformers_backend import TransformersScorer, library_tag
+
+    return TransformersScorer(name, reference.dimensions, model, reference.tokenizer,
+                              reference.output_index, reference.batch_size,
+                              reference.max_length, recipe=record, path=reference.path,
+                              fingerprint=reference.derived_fingerprint(record["name"],
+                                                                        library_tag()),
+                              device=device)
+
+
+def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """Dynamic INT8: Linear weights stored as int8, activations quantized per batch (CPU)."""
     import torch
 
-    transformers_scorer = _require_transformers(reference, "torch-int8-dynamic")
+    reference = require_transformers(reference, "torch-int8-dynamic")
     with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
-        model = quantize_dynamic(copy.deepcopy(reference.model), {torch.nn.Linear},
+        model = quantize_dynamic(copy.deepcopy(reference.model).cpu(), {torch.nn.Linear},
                                  dtype=torch.qint8)
-    quantized = sorted({type(m).__module__ + "." + type(m).__name__ for m in model.modules()
-                        if "quantized" in type(m).__module__})
+    quantized = [m for m in model.modules() if "quantized" in type(m).__module__
+                 and hasattr(m, "weight")]
     record = {"name": "torch-int8-dynamic", "library": f"torch {torch.__version__}",
               "method": "torch.ao.quantization.quantize_dynamic, qint8 weights",
-              "quantized_modules": quantized,
-              "quantized_count": sum("quantized" in type(m).__module__ for m in model.modules())}
-    return transformers_scorer(name, reference.dimensions, model, reference.tokenizer,
-                               reference.output_index, reference.batch_size,
-                               reference.max_length, recipe=record)
+              "quantized_op_types": sorted({type(m).__name__ for m in quantized}),
+              "quantized_count": len(quantized)}
+    return _derive(reference, name, model, record, device="cpu")
+
+
+def torch_bf16(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """bfloat16 weights and activations (logits returned as float32)."""
+    import torch
+
+    reference = require_transformers(reference, "torch-bf16")
+    model = copy.deepcopy(reference.model).to(torch.bfloat16)
+    converted = sum(p.dtype == torch.bfloat16 for p in model.parameters())
+    record = {"name": "torch-bf16", "library": f"torch {torch.__version__}",
+              "method": "module.to(torch.bfloat16)", "quantized_op_types": ["all parameters"],
+              "quantized_count": int(converted)}
+    return _derive(reference, name, model, record, device=reference.device)

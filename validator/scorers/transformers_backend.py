@@ -2,68 +2,83 @@
 
 Loads from safetensors only (pickled ``.bin`` weights are refused), never with
 ``trust_remote_code``, never from the network. Outputs are matched to rubric
-dimensions by the model's ``id2label`` names. Scoring tokenises once, sorts rows by
-token length so batches need little padding, and restores the original order.
+dimensions by the model's ``id2label`` names. ``device: auto`` uses CUDA when present.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
-from validator.errors import ModelError
-from validator.sample import Sample
-from validator.scorers import ProgressFactory, Scorer, no_progress
+from validator.errors import ConfigError, ModelError
+from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
+                                       output_index)
+
+MODEL_FILES = ("*.safetensors", "config.json", "tokenizer*.json", "vocab.txt", "*.model",
+               "merges.txt", "special_tokens_map.json")
 
 
-class TransformersScorer(Scorer):
+def library_tag() -> str:
+    import torch
+    import transformers
+
+    return f"torch {torch.__version__} transformers {transformers.__version__}"
+
+
+class TransformersScorer(BatchedScorer):
     backend = "transformers"
 
     def __init__(self, name, dimensions, model, tokenizer, output_index, batch_size,
-                 max_length, recipe=None, path: Path | None = None):
-        super().__init__(name, dimensions, recipe)
-        self.model, self.tokenizer = model, tokenizer
-        self.output_index = output_index  # model output column for each dimension
-        self.batch_size, self.max_length = batch_size, max_length
-        self.path = path
+                 max_length, recipe=None, path: Path | None = None,
+                 fingerprint: str = "", device: str = "cpu"):
+        super().__init__(name, dimensions, tokenizer, output_index, batch_size, max_length,
+                         recipe, path)
+        self.model, self.device = model, device
+        self._fingerprint = fingerprint
 
-    def _forward(self, encodings: list[list[int]], progress) -> np.ndarray:
+    def set_threads(self, threads: int) -> None:
         import torch
 
-        torch.set_num_threads(os.cpu_count() or 1)
-        order = np.argsort([len(ids) for ids in encodings], kind="stable")
-        out = np.empty((len(encodings), len(self.dimensions)), dtype=np.float64)
+        torch.set_num_threads(threads)
+
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()
+                  if k in self.tokenizer.model_input_names}
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start:start + self.batch_size]
-                batch = self.tokenizer.pad({"input_ids": [encodings[i] for i in rows]},
-                                           return_tensors="pt")
-                logits = self.model(**batch).logits.float().numpy()
-                out[rows] = logits[:, self.output_index]
-                progress(len(rows))
-        return out
+            return self.model(**inputs).logits.float().cpu().numpy()
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
-    def score(self, sample: Sample, progress: ProgressFactory = no_progress) -> np.ndarray:
-        encodings = self._encode(sample.texts)
-        with progress(f"scoring {self.name}", len(encodings)) as advance:
-            return self._forward(encodings, advance)
-
-    def score_texts(self, texts: list[str]) -> np.ndarray:
-        return self._forward(self._encode(texts), lambda n: None)
+    def derived_fingerprint(self, *parts: str) -> str:
+        """The fingerprint of a scorer made from this one by a recipe."""
+        return hashlib.sha256("\0".join([self._fingerprint, *parts]).encode()).hexdigest()
 
     def size_bytes(self) -> int:
-        """Bytes of the serialized weights (quantized weights count packed)."""
+        if self.recipe is None and self.path is not None:
+            return sum(p.stat().st_size for p in self.path.glob("*.safetensors"))
         import torch
 
-        buffer = io.BytesIO()
+        buffer = io.BytesIO()  # in-memory models (recipes): their serialized weights
         torch.save(self.model.state_dict(), buffer)
         return buffer.getbuffer().nbytes
+
+    def parameter_bytes(self) -> int:
+        import torch
+
+        total = 0
+        for value in self.model.state_dict().values():
+            if isinstance(value, torch.Tensor):
+                total += value.nelement() * value.element_size()
+            elif isinstance(value, tuple):  # packed quantized Linear: (weight, bias)
+                total += sum(t.nelement() * t.element_size() for t in value
+                             if isinstance(t, torch.Tensor))
+        return total
 
 
 def _check_model_dir(path: Path) -> None:
@@ -75,18 +90,6 @@ def _check_model_dir(path: Path) -> None:
         pickled = [p.name for p in path.glob("*.bin")]
         hint = f" (found {', '.join(pickled)}: pickled weights are refused)" if pickled else ""
         raise ModelError(f"{path}: no .safetensors weights{hint}")
-
-
-def output_index(path: Path, id2label: dict, dimensions: list[str]) -> list[int]:
-    labels = {str(label): int(index) for index, label in id2label.items()}
-    if len(labels) != len(dimensions):
-        raise ModelError(f"{path}: the model has {len(labels)} outputs but the rubric has "
-                         f"{len(dimensions)} dimensions ({', '.join(dimensions)})")
-    missing = [d for d in dimensions if d not in labels]
-    if missing:
-        raise ModelError(f"{path}: config.json id2label does not name dimension "
-                         f"{missing[0]!r} (labels: {', '.join(labels)})")
-    return [labels[d] for d in dimensions]
 
 
 def load_model_dir(path: Path):
@@ -110,15 +113,33 @@ def load_model_dir(path: Path):
     return config, tokenizer, model.eval()
 
 
-def load_transformers_scorer(scorer_config, dimensions: list[str]) -> TransformersScorer:
+def resolve_device(wanted: str, key: str) -> str:
+    import torch
+
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}.device: 'cuda' requested but no CUDA device is available")
+    return wanted
+
+
+def model_dir_of(scorer_config) -> Path:
     if scorer_config.model == "default":
         from validator.scorers.default_model import default_model_dir
-        path = default_model_dir()
-    else:
-        path = Path(scorer_config.model)
+        return default_model_dir()
+    return Path(scorer_config.model)
+
+
+def load_transformers_scorer(scorer_config, dimensions: list[str]) -> TransformersScorer:
+    path = model_dir_of(scorer_config)
     config, tokenizer, model = load_model_dir(path)
     index = output_index(path, config.id2label, dimensions)
+    check_tokenizer_fits(path, tokenizer, config.vocab_size)
     max_length = scorer_config.max_length or min(
         tokenizer.model_max_length, getattr(config, "max_position_embeddings", 512))
-    return TransformersScorer(scorer_config.name, dimensions, model, tokenizer, index,
-                              scorer_config.batch_size, max_length, path=path)
+    device = resolve_device(scorer_config.device, scorer_config.key)
+    files = [p for pattern in MODEL_FILES for p in path.glob(pattern)]
+    fingerprint = fingerprint_files(files, library_tag(), str(max_length))
+    return TransformersScorer(scorer_config.name, dimensions, model.to(device), tokenizer,
+                              index, scorer_config.batch_size, max_length, path=path,
+                              fingerprint=fingerprint, device=device)

@@ -1,0 +1,95 @@
+"""The on-disk cache: assembled models, recipe artefacts and predictions.
+
+Predictions are stored per scorer fingerprint (a hash of everything that determines
+its outputs) and per row (a hash of the text), in chunk files written atomically
+while scoring runs, so an interrupted run resumes where it stopped. Each chunk file
+is named by the sha256 of its bytes: a chunk whose bytes no longer match its name is
+corrupt, and is deleted and recomputed, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FLUSH_ROWS = 512
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SLICE_VALIDATOR_CACHE",
+                               Path.home() / ".cache" / "slice-validator"))
+
+
+def row_keys(texts: list[str]) -> np.ndarray:
+    return np.array([hashlib.sha1(t.encode("utf-8")).digest() for t in texts], dtype="S20")
+
+
+class ChunkWriter:
+    """Buffers scored rows and writes them as content-addressed chunk files."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.keys: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        self.keys.append(keys)
+        self.values.append(values)
+        if sum(len(k) for k in self.keys) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.keys:
+            return
+        buffer = io.BytesIO()
+        np.savez(buffer, keys=np.concatenate(self.keys), values=np.concatenate(self.values))
+        payload = buffer.getvalue()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(payload).hexdigest()[:32] + ".npz"
+        handle, temporary = tempfile.mkstemp(prefix=".chunk-", dir=self.folder)
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        os.replace(temporary, self.folder / name)
+        self.keys, self.values = [], []
+
+
+class PredictionCache:
+    def __init__(self, root: Path):
+        self.root = root / "predictions"
+
+    def _chunks(self, folder: Path, width: int):
+        for path in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
+            payload = path.read_bytes()
+            try:
+                if hashlib.sha256(payload).hexdigest()[:32] != path.stem:
+                    raise ValueError("content does not match its hash")
+                with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+                    keys, values = data["keys"], data["values"]
+                if values.ndim != 2 or values.shape != (len(keys), width):
+                    raise ValueError("unexpected shape")
+            except (ValueError, KeyError, OSError):
+                path.unlink(missing_ok=True)  # corrupt: recompute, never use
+                continue
+            yield keys, values
+
+    def lookup(self, fingerprint: str, keys: np.ndarray,
+               width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(values with NaN where missing, found mask) for the rows ``keys``."""
+        positions: dict[bytes, list[int]] = {}
+        for i, key in enumerate(keys.tolist()):  # the same text may occur in many rows
+            positions.setdefault(key, []).append(i)
+        values = np.full((len(keys), width), np.nan)
+        found = np.zeros(len(keys), dtype=bool)
+        for chunk_keys, chunk_values in self._chunks(self.root / fingerprint, width):
+            for key, row in zip(chunk_keys.tolist(), chunk_values):
+                for i in positions.get(key, ()):
+                    values[i], found[i] = row, True
+        return values, found
+
+    def writer(self, fingerprint: str) -> ChunkWriter:
+        return ChunkWriter(self.root / fingerprint)

@@ -1,0 +1,47 @@
+"""``validator quantize``: apply a recipe to the configured reference and write the
+artefact folder that will be served, so the same files can be gated."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from validator.config import Config
+from validator.errors import ConfigError
+from validator.sample import load_sample
+from validator.scorers import ProgressFactory, RECIPES
+from validator.scoring import build_scorer
+from validator.cache import cache_root
+
+WRITABLE = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "torch-bf16")
+
+
+def write_artefact(config: Config, recipe: str, out: Path, force: bool,
+                   progress: ProgressFactory) -> Path:
+    if recipe not in WRITABLE:
+        why = (" (torch dynamic-quantized modules have no safetensors form; "
+               "use onnx-int8-dynamic)" if recipe in RECIPES else "")
+        raise ConfigError(f"--recipe: {recipe!r} cannot be written as an artefact{why} "
+                          f"(valid: {', '.join(WRITABLE)})")
+    if out.exists() and not force:
+        raise ConfigError(f"{out}: already exists (use --force to replace it)")
+    sample = load_sample(config)
+    candidate = config.candidates[0].model_copy(update={"name": recipe, "recipe": recipe,
+                                                        "from_": "reference"})
+    for existing in config.candidates:  # keep a configured candidate's calibration settings
+        if existing.recipe == recipe:
+            candidate = existing
+    reference = build_scorer(config.reference, config, None, sample, cache_root() / "artefacts",
+                             progress)
+    scorer = build_scorer(candidate, config, reference, sample, cache_root() / "artefacts",
+                          progress)
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    if recipe == "torch-bf16":
+        scorer.model.save_pretrained(staging, safe_serialization=True)
+        scorer.tokenizer.save_pretrained(staging)
+    else:
+        shutil.copytree(scorer.path, staging)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return out

@@ -1,0 +1,128 @@
+"""What the model-backed scorers share: tokenise once, batch by length, map outputs.
+
+Rows are sorted by token length so each batch pads little, scored batch by batch
+(only one batch of tensors is alive at a time), and written back in their original
+order. Scorers that use the same tokenizer share one tokenisation (TokenCache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import abstractmethod
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from validator.errors import ModelError
+from validator.sample import Sample
+from validator.scorers import ProgressFactory, Scorer, no_progress
+
+Encodings = list[list[int]]
+# on_batch(row_positions, values): called after each batch, e.g. to checkpoint
+BatchCallback = Callable[[np.ndarray, np.ndarray], None]
+
+
+class TokenCache:
+    """Tokenisations shared by scorers with the same tokenizer and max_length."""
+
+    def __init__(self):
+        self._store: dict[tuple, Encodings] = {}
+
+    def encode(self, scorer: "BatchedScorer", texts: list[str]) -> Encodings:
+        key = (scorer.tokenizer_key, scorer.max_length, len(texts),
+               hashlib.sha1("\0".join(texts).encode("utf-8")).hexdigest())
+        if key not in self._store:
+            self._store[key] = scorer.encode(texts)
+        return self._store[key]
+
+
+def output_index(path: Path, id2label: dict, dimensions: list[str]) -> list[int]:
+    """The model output column of each rubric dimension, matched by label name."""
+    labels = {str(label): int(index) for index, label in id2label.items()}
+    if len(labels) != len(dimensions):
+        raise ModelError(f"{path}: the model has {len(labels)} outputs but the rubric has "
+                         f"{len(dimensions)} dimensions ({', '.join(dimensions)})")
+    missing = [d for d in dimensions if d not in labels]
+    if missing:
+        raise ModelError(f"{path}: config.json id2label does not name dimension "
+                         f"{missing[0]!r} (labels: {', '.join(labels)})")
+    return [labels[d] for d in dimensions]
+
+
+def check_tokenizer_fits(path: Path, tokenizer, vocab_size: int) -> None:
+    """A tokenizer with more ids than the model's embedding table is the wrong one."""
+    if len(tokenizer) > vocab_size:
+        raise ModelError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model's "
+                         f"vocabulary has {vocab_size}; the tokenizer does not match the model")
+
+
+def fingerprint_files(paths: list[Path], *extra: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    for item in extra:
+        digest.update(item.encode())
+    return digest.hexdigest()
+
+
+class BatchedScorer(Scorer):
+    """A tokenizer plus a model run on padded batches of token ids."""
+
+    def __init__(self, name, dimensions, tokenizer, output_index, batch_size, max_length,
+                 recipe=None, path: Path | None = None):
+        super().__init__(name, dimensions, recipe)
+        self.tokenizer = tokenizer
+        self.output_index = output_index  # model output column for each dimension
+        self.batch_size, self.max_length = batch_size, max_length
+        self.path = path
+        self._tokenizer_key: str | None = None
+
+    @property
+    def tokenizer_key(self) -> str:
+        if self._tokenizer_key is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            text = backend.to_str() if backend is not None else repr(self.tokenizer.get_vocab())
+            self._tokenizer_key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return self._tokenizer_key
+
+    @abstractmethod
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Model outputs (batch, outputs) for one padded batch of numpy inputs."""
+
+    def encode(self, texts: list[str]) -> Encodings:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def forward(self, encodings: Encodings, advance: Callable[[int], None] = lambda n: None,
+                on_batch: BatchCallback | None = None) -> np.ndarray:
+        threads = os.cpu_count() or 1
+        self.set_threads(threads)
+        order = np.argsort([len(ids) for ids in encodings], kind="stable")
+        out = np.empty((len(encodings), len(self.dimensions)), dtype=np.float64)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encodings[i] for i in rows]},
+                                       return_tensors="np")
+            values = self.run_batch({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
+            out[rows] = values[:, self.output_index]
+            if on_batch is not None:
+                on_batch(rows, out[rows])
+            advance(len(rows))
+        return out
+
+    def set_threads(self, threads: int) -> None:
+        """Use every core (overridden by backends with their own thread settings)."""
+
+    def score(self, sample: Sample, progress: ProgressFactory = no_progress,
+              tokens: TokenCache | None = None) -> np.ndarray:
+        texts = sample.texts
+        encodings = (tokens or TokenCache()).encode(self, texts)
+        with progress(f"scoring {self.name}", len(encodings)) as advance:
+            return self.forward(encodings, advance)
+
+    def score_texts(self, texts: list[str]) -> np.ndarray:
+        return self.forward(self.encode(texts))

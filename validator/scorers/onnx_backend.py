@@ -1,0 +1,144 @@
+"""The ``onnxruntime`` backend: a ``.onnx`` file (fp32 or quantized) plus its tokenizer.
+
+``model`` names the ``.onnx`` file or a folder holding exactly one. The tokenizer files
+and a ``config.json`` naming the outputs (``id2label``) sit beside it, as
+``validator quantize`` writes them. ``graph_optimization`` (disabled, basic, extended,
+all) is applied to the session and recorded, since it can move quantized accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from validator.errors import ModelError
+from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
+                                       output_index)
+
+GRAPH_OPTIMIZATION = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                      "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+SIDE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+              "special_tokens_map.json")
+
+
+class OnnxScorer(BatchedScorer):
+    backend = "onnxruntime"
+
+    def __init__(self, name, dimensions, session, tokenizer, output_index, batch_size,
+                 max_length, onnx_file: Path, graph_optimization: str, fingerprint: str,
+                 recipe=None):
+        super().__init__(name, dimensions, tokenizer, output_index, batch_size, max_length,
+                         recipe, onnx_file.parent)
+        self.session, self.onnx_file = session, onnx_file
+        self.graph_optimization = graph_optimization
+        self.input_names = [i.name for i in session.get_inputs()]
+        self._fingerprint = fingerprint
+
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: batch.get(name, np.zeros_like(batch["input_ids"]))
+                for name in self.input_names}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def size_bytes(self) -> int:
+        return self.onnx_file.stat().st_size
+
+    def parameter_bytes(self) -> int:
+        import onnx
+
+        model = onnx.load(str(self.onnx_file), load_external_data=False)
+        return sum(len(init.raw_data) for init in model.graph.initializer)
+
+
+def find_onnx_file(path: Path) -> Path:
+    if path.is_file():
+        if path.suffix != ".onnx":
+            raise ModelError(f"{path}: not an .onnx file")
+        return path
+    if not path.is_dir():
+        raise ModelError(f"{path}: ONNX model file or folder not found")
+    candidates = sorted(path.glob("*.onnx"))
+    if len(candidates) != 1:
+        raise ModelError(f"{path}: expected exactly one .onnx file in the folder, found "
+                         f"{len(candidates)}")
+    return candidates[0]
+
+
+def open_session(onnx_file: Path, graph_optimization: str, device: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                               GRAPH_OPTIMIZATION[graph_optimization])
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(onnx_file), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{onnx_file}: cannot load the ONNX model ({first[:300]})") from exc
+
+
+def load_side_files(onnx_file: Path):
+    """(config dict, tokenizer) from the files beside the .onnx file."""
+    from transformers import AutoTokenizer
+
+    folder = onnx_file.parent
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelError(f"{config_path}: missing; an ONNX model needs a config.json beside it "
+                         f"naming its outputs (id2label)")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
+                                                  trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{folder}: cannot load the tokenizer or config.json ({exc})") from exc
+    if "id2label" not in config:
+        raise ModelError(f"{config_path}: no id2label naming the model's outputs")
+    return config, tokenizer
+
+
+def check_outputs(onnx_file: Path, session, labels: int) -> None:
+    shape = session.get_outputs()[0].shape
+    width = shape[-1] if shape else None
+    if isinstance(width, int) and width != labels:
+        raise ModelError(f"{onnx_file}: the model has {width} outputs but config.json id2label "
+                         f"names {labels}")
+
+
+def build_onnx_scorer(name: str, dimensions: list[str], onnx_file: Path, batch_size: int,
+                      max_length: int | None, graph_optimization: str, device: str,
+                      recipe: dict | None = None) -> OnnxScorer:
+    import onnxruntime as ort
+
+    config, tokenizer = load_side_files(onnx_file)
+    session = open_session(onnx_file, graph_optimization, device)
+    check_outputs(onnx_file, session, len(config["id2label"]))
+    index = output_index(onnx_file, config["id2label"], dimensions)
+    if "vocab_size" in config:
+        check_tokenizer_fits(onnx_file.parent, tokenizer, int(config["vocab_size"]))
+    length = max_length or min(tokenizer.model_max_length,
+                               config.get("max_position_embeddings", 512))
+    side = [onnx_file.parent / f for f in SIDE_FILES if (onnx_file.parent / f).is_file()]
+    fingerprint = fingerprint_files([onnx_file, *side], f"onnxruntime {ort.__version__}",
+                                    graph_optimization, str(length))
+    return OnnxScorer(name, dimensions, session, tokenizer, index, batch_size, length,
+                      onnx_file, graph_optimization, fingerprint, recipe)
+
+
+def load_onnx_scorer(scorer_config, dimensions: list[str]) -> OnnxScorer:
+    onnx_file = find_onnx_file(Path(scorer_config.model))
+    recipe_file = onnx_file.parent / "recipe.json"
+    recipe = json.loads(recipe_file.read_text("utf-8")) if recipe_file.is_file() else None
+    return build_onnx_scorer(scorer_config.name, dimensions, onnx_file,
+                             scorer_config.batch_size, scorer_config.max_length,
+                             scorer_config.graph_optimization, scorer_config.device, recipe)

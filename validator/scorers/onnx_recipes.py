@@ -1,0 +1,227 @@
+"""ONNX recipes: export the reference to ONNX and quantize it with ONNX Runtime.
+
+Each recipe writes a shippable artefact folder (``model.onnx``, ``config.json``, the
+tokenizer, ``recipe.json``) into the artefact cache, keyed by the reference's
+fingerprint, the recipe and the library versions, then loads it through the
+``onnxruntime`` backend, exactly as a served model would be loaded.
+``validator quantize`` copies that folder out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from validator.errors import ConfigError, ModelError
+from validator.scorers import RecipeContext, Scorer
+from validator.scorers.onnx_backend import build_onnx_scorer
+from validator.scorers.recipes import require_transformers
+
+MIN_CALIBRATION_ROWS = 100
+CALIBRATION_BATCH = 32
+
+
+def versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def _export(reference, target: Path) -> None:
+    """torch.onnx.export (dynamo) of the reference, with dynamic batch and sequence."""
+    import torch
+
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+             if n in reference.tokenizer.model_input_names]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs))).logits
+
+    example = reference.tokenizer(["an example", "a second, longer example text"],
+                                  padding=True, return_tensors="pt")
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    model = reference.model.float().cpu() if reference.device != "cpu" else reference.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            Logits(model), tuple(example[n] for n in names), input_names=names,
+            output_names=["logits"], dynamo=True, external_data=False, verbose=False,
+            dynamic_shapes={"inputs": tuple({0: batch, 1: sequence} for _ in names)})
+    program.save(str(target / "model.onnx"), external_data=False)
+    reference.model.config.to_json_file(str(target / "config.json"))
+    reference.tokenizer.save_pretrained(str(target))
+    if reference.device != "cpu":
+        reference.model.to(reference.device)
+
+
+def _copy_side_files(source: Path, target: Path) -> None:
+    for path in source.iterdir():
+        if path.name not in ("model.onnx", "recipe.json"):
+            shutil.copyfile(path, target / path.name)
+
+
+def cached_artefact(context: RecipeContext, key: str, build: Callable[[Path], dict]) -> Path:
+    """The artefact folder for ``key``, built once (atomically) by ``build(folder)``."""
+    target = context.artefact_dir / key
+    if (target / "recipe.json").is_file():
+        return target
+    context.artefact_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=context.artefact_dir))
+    logging.disable(logging.WARNING)  # exporter and quantizer log advice on every call
+    try:
+        record = build(staging)
+        (staging / "recipe.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        os.replace(staging, target)
+    finally:
+        logging.disable(logging.NOTSET)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _key(reference, *parts) -> str:
+    digest = hashlib.sha256(reference.fingerprint().encode())
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True).encode())
+    return digest.hexdigest()[:20]
+
+
+def fp32_artefact(reference, context: RecipeContext) -> Path:
+    def build(folder: Path) -> dict:
+        _export(reference, folder)
+        return {"name": "onnx-fp32", "libraries": versions(),
+                "method": "torch.onnx.export(dynamo=True), opset default, fp32",
+                "quantized_op_types": [], "quantized_count": 0}
+
+    return cached_artefact(context, f"onnx-fp32-{_key(reference, versions())}", build)
+
+
+def quantized_op_types(onnx_file: Path) -> tuple[list[str], int]:
+    import onnx
+
+    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    quantized = [n.op_type for n in graph.node
+                 if "Integer" in n.op_type or n.op_type.startswith(("Q", "DynamicQuantize"))
+                 or n.op_type == "DequantizeLinear"]
+    return sorted(set(quantized)), len(quantized)
+
+
+def _finish(record: dict, folder: Path) -> dict:
+    types, count = quantized_op_types(folder / "model.onnx")
+    return {**record, "libraries": versions(), "quantized_op_types": types,
+            "quantized_count": count}
+
+
+def _load(name: str, reference, folder: Path) -> Scorer:
+    record = json.loads((folder / "recipe.json").read_text("utf-8"))
+    return build_onnx_scorer(name, reference.dimensions, folder / "model.onnx",
+                             reference.batch_size, reference.max_length, "all", "cpu", record)
+
+
+def onnx_fp32(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """Export only: the fp32 ONNX graph (the baseline for the ONNX INT8 recipes)."""
+    reference = require_transformers(reference, "onnx-fp32")
+    return _load(name, reference, fp32_artefact(reference, context))
+
+
+def onnx_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    reference = require_transformers(reference, "onnx-int8-dynamic")
+    source = fp32_artefact(reference, context)
+
+    def build(folder: Path) -> dict:
+        quantize_dynamic(source / "model.onnx", folder / "model.onnx",
+                         weight_type=QuantType.QInt8)
+        _copy_side_files(source, folder)
+        return _finish({"name": "onnx-int8-dynamic",
+                        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights"},
+                       folder)
+
+    key = f"onnx-int8-dynamic-{_key(reference, versions())}"
+    return _load(name, reference, cached_artefact(context, key, build))
+
+
+class CalibrationReader(CalibrationDataReader):
+    """Feeds padded batches of calibration rows to ONNX Runtime's calibrator."""
+
+    def __init__(self, reference, texts: list[str], input_names: list[str]):
+        encodings = reference.encode(texts)
+        order = np.argsort([len(e) for e in encodings], kind="stable")
+        self.batches = []
+        for start in range(0, len(order), CALIBRATION_BATCH):
+            rows = order[start:start + CALIBRATION_BATCH]
+            padded = reference.tokenizer.pad({"input_ids": [encodings[i] for i in rows]},
+                                             return_tensors="np")
+            ids = np.asarray(padded["input_ids"], dtype=np.int64)
+            feed = {"input_ids": ids,
+                    "attention_mask": np.asarray(padded["attention_mask"], dtype=np.int64),
+                    "token_type_ids": np.zeros_like(ids)}
+            self.batches.append({n: feed[n] for n in input_names})
+        self._iter = iter(self.batches)
+
+    def get_next(self):
+        return next(self._iter, None)
+
+    def rewind(self):
+        self._iter = iter(self.batches)
+
+
+def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
+    activations) with ranges calibrated on the configured calibration rows."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    reference = require_transformers(reference, "onnx-int8-static")
+    texts = context.calibration_texts()
+    if len(texts) < MIN_CALIBRATION_ROWS:
+        raise ConfigError(f"{context.key}.calibration: the calibration set has {len(texts)} "
+                          f"rows, fewer than the {MIN_CALIBRATION_ROWS} static quantization "
+                          f"needs")
+    source = fp32_artefact(reference, context)
+    text_hash = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
+
+    def build(folder: Path) -> dict:
+        inputs = [i.name for i in ort.InferenceSession(
+            str(source / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()]
+        reader = CalibrationReader(reference, texts, inputs)
+        with context.progress(f"calibrating {name}", len(texts)) as advance:
+            quantize_static(source / "model.onnx", folder / "model.onnx", reader,
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["MatMul", "Gemm", "Gather"],
+                            calibrate_method=CalibrationMethod.MinMax)
+            advance(len(texts))
+        _copy_side_files(source, folder)
+        return _finish({"name": "onnx-int8-static",
+                        "method": "onnxruntime.quantization.quantize_static, QDQ, MinMax "
+                                  "calibration, per-channel QInt8 weights, QUInt8 "
+                                  "activations; MatMul, Gemm and Gather (embeddings)",
+                        "calibration_rows": len(texts), "calibration_sha256": text_hash},
+                       folder)
+
+    key = f"onnx-int8-static-{_key(reference, versions(), text_hash)}"
+    try:
+        return _load(name, reference, cached_artefact(context, key, build))
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"{context.artefact_dir}: static quantization failed ({exc})") from exc
