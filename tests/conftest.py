@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,36 @@ DIMENSIONS = ["clarity", "persuasiveness", "brand_voice", "grammar", "call_to_ac
               "compliance", "tone"]
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None,
+            env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "validator", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=900)
+                          text=True, cwd=cwd or ROOT, timeout=900,
+                          env={**os.environ, **(env or {})})
+
+
+def tiny_model_dir(path: Path, labels=tuple(DIMENSIONS), vocab_size: int = 30522) -> Path:
+    """A small random BERT regression model saved as a real model directory, with the
+    default encoder's tokenizer beside it."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from validator.scorers.default_model import encoder_dir
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, num_labels=len(labels),
+                        problem_type="regression", max_position_embeddings=128,
+                        id2label={i: label for i, label in enumerate(labels)},
+                        label2id={label: i for i, label in enumerate(labels)})
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        model.classifier.bias.fill_(3.0)  # centre predictions on the rating scale
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        shutil.copyfile(encoder_dir() / name, path / name)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_model_dir as make_tiny_model
 from validator.errors import ModelError
-from validator.scorers.default_model import encoder_dir
 from validator.scorers.recipes import torch_int8_dynamic
 from validator.scorers.transformers_backend import load_transformers_scorer
 
@@ -18,19 +17,7 @@ DIMS = ["clarity", "tone", "compliance"]
 
 
 def tiny_model_dir(path, labels=DIMS):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, num_labels=len(labels),
-                        problem_type="regression",
-                        id2label={i: label for i, label in enumerate(labels)},
-                        label2id={label: i for i, label in enumerate(labels)})
-    BertForSequenceClassification(config).save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
-                 "special_tokens_map.json"):
-        shutil.copyfile(encoder_dir() / name, path / name)
-    return path
+    return make_tiny_model(path, labels)
 
 
 def scorer_config(path, batch_size=4):

@@ -32,15 +32,15 @@ def row_keys(texts: list[str]) -> np.ndarray:
 class ChunkWriter:
     """Buffers scored rows and writes them as content-addressed chunk files."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, flush_rows: int = FLUSH_ROWS):
+        self.folder, self.flush_rows = folder, flush_rows
         self.keys: list[np.ndarray] = []
         self.values: list[np.ndarray] = []
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         self.keys.append(keys)
         self.values.append(values)
-        if sum(len(k) for k in self.keys) >= FLUSH_ROWS:
+        if sum(len(k) for k in self.keys) >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -59,8 +59,9 @@ class ChunkWriter:
 
 
 class PredictionCache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, flush_rows: int = FLUSH_ROWS):
         self.root = root / "predictions"
+        self.flush_rows = flush_rows  # rows per chunk: how much an interruption can lose
 
     def _chunks(self, folder: Path, width: int):
         for path in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
@@ -92,4 +93,4 @@ class PredictionCache:
         return values, found
 
     def writer(self, fingerprint: str) -> ChunkWriter:
-        return ChunkWriter(self.root / fingerprint)
+        return ChunkWriter(self.root / fingerprint, self.flush_rows)

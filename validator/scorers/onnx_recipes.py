@@ -68,6 +68,10 @@ def _export(reference, target: Path) -> None:
     program.save(str(target / "model.onnx"), external_data=False)
     reference.model.config.to_json_file(str(target / "config.json"))
     reference.tokenizer.save_pretrained(str(target))
+    settings_path = target / "tokenizer_config.json"  # the served model truncates alike
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    settings["model_max_length"] = reference.max_length
+    settings_path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     if reference.device != "cpu":
         reference.model.to(reference.device)
 

@@ -1,0 +1,83 @@
+"""The prediction cache: resume after an interruption, with a fake scorer behind the
+scorer interface (deterministic, fast, and able to crash on demand)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from validator.cache import PredictionCache, row_keys
+from validator.sample import Sample
+from validator.scorers.batched import BatchedScorer, TokenCache
+from validator.scoring import score_cached
+from validator.scorers import no_progress
+
+
+class CharTokenizer:
+    """Token ids are character codes; enough to exercise batching and padding."""
+
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __call__(self, texts, truncation=True, max_length=32):
+        return {"input_ids": [[ord(c) for c in t[:max_length]] for t in texts]}
+
+    def pad(self, encoded, return_tensors="np"):
+        ids = encoded["input_ids"]
+        width = max(len(i) for i in ids)
+        return {"input_ids": np.array([i + [0] * (width - len(i)) for i in ids]),
+                "attention_mask": np.array([[1] * len(i) + [0] * (width - len(i)) for i in ids])}
+
+    def get_vocab(self):
+        return {}
+
+
+class FakeScorer(BatchedScorer):
+    backend = "fake"
+
+    def __init__(self, crash_after: int | None = None):
+        super().__init__("fake", ["a", "b"], CharTokenizer(), [0, 1], batch_size=4,
+                         max_length=32)
+        self.crash_after, self.batches = crash_after, 0
+
+    def run_batch(self, batch):
+        self.batches += 1
+        if self.crash_after is not None and self.batches > self.crash_after:
+            raise KeyboardInterrupt
+        ids = batch["input_ids"] * batch["attention_mask"]
+        return np.stack([ids.sum(axis=1) % 5 + 1.0, batch["attention_mask"].sum(axis=1)], axis=1)
+
+    def fingerprint(self):
+        return "fake-model-v1"
+
+
+def sample_of(texts: list[str]) -> Sample:
+    frame = pd.DataFrame({"text": texts}, index=[f"r{i}" for i in range(len(texts))])
+    return Sample(None, "", len(texts), frame, frame, pd.DataFrame(index=frame.index), "text")
+
+
+TEXTS = [f"text number {i} " + "x" * (i % 7) for i in range(40)] + ["repeat", "repeat"]
+
+
+def test_interrupted_run_resumes_from_the_last_chunk(tmp_path):
+    cache = PredictionCache(tmp_path, flush_rows=8)
+    sample = sample_of(TEXTS)
+    expected, _ = score_cached(FakeScorer(), sample, no_progress, TokenCache(), None)
+    with pytest.raises(KeyboardInterrupt):
+        score_cached(FakeScorer(crash_after=3), sample, no_progress, TokenCache(), cache)
+    distinct = list(dict.fromkeys(TEXTS))
+    _, found = cache.lookup("fake-model-v1", row_keys(distinct), 2)
+    assert found.sum() == 8  # one chunk of 8 texts was written before the crash
+    resumed = FakeScorer()
+    values, from_cache = score_cached(resumed, sample, no_progress, TokenCache(), cache)
+    np.testing.assert_array_equal(values, expected)
+    assert from_cache == sum(t in set(np.array(distinct)[found]) for t in TEXTS)
+    assert resumed.batches == -(-(len(distinct) - 8) // 4)  # only the rest was scored
+
+
+def test_duplicate_texts_are_scored_once_and_share_a_value(tmp_path):
+    scorer = FakeScorer()
+    values, _ = score_cached(scorer, sample_of(TEXTS), no_progress, TokenCache(),
+                             PredictionCache(tmp_path))
+    np.testing.assert_array_equal(values[-1], values[-2])
+    assert scorer.batches == -(-41 // 4)

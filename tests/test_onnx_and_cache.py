@@ -1,0 +1,195 @@
+"""ONNX recipes and backend, `validator quantize`, and the prediction cache, on a tiny
+random BERT so that every path runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import DIMENSIONS, ROOT, SAMPLE, run_cli, tiny_model_dir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    frame = pd.read_csv(SAMPLE)
+    subset = pd.concat([frame[frame.split == "validation"].head(240),
+                        frame[frame.split == "calibration"].head(150)])
+    subset.to_parquet(root / "sample.parquet", index=False)
+    return {"root": root, "model": tiny_model_dir(root / "model"),
+            "env": {"SLICE_VALIDATOR_CACHE": str(root / "cache")}}
+
+
+def write_config(tiny, name: str, candidates: list[dict], **sample) -> str:
+    config = {
+        "sample": {"path": str(tiny["root"] / "sample.parquet"),
+                   "where": {"split": "validation"}, **sample},
+        "rubric": {"scale": [1, 5],
+                   "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DIMENSIONS}},
+        "slices": [str(ROOT / "slices" / "content_types.yaml")],
+        "reference": {"name": "fp32", "backend": "transformers", "model": str(tiny["model"]),
+                      "max_length": 64},
+        "candidates": candidates,
+        "gate": {"min_rows": 10, "on_inconclusive": "warn"},
+    }
+    path = tiny["root"] / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+STATIC = {"name": "onnx-int8-static", "from": "reference", "recipe": "onnx-int8-static",
+          "calibration": {"rows": 150}}
+
+
+def run(tiny, config: str, out: str, *extra: str, cache: str | None = None):
+    env = {"SLICE_VALIDATOR_CACHE": str(tiny["root"] / cache)} if cache else tiny["env"]
+    result = run_cli("run", "--config", config, "--out", str(tiny["root"] / out), "--quiet",
+                     *extra, env=env)
+    assert result.returncode in (0, 1), result.stderr
+    summary = json.loads((tiny["root"] / out / "summary.json").read_text())
+    table = pd.read_parquet(tiny["root"] / out / "predictions.parquet")
+    return summary, table
+
+
+def test_quantize_output_gates_with_the_same_predictions_as_the_in_run_recipe(tiny):
+    config = write_config(tiny, "static", [STATIC])
+    shipped = tiny["root"] / "shipped-int8"
+    result = run_cli("quantize", "--config", config, "--recipe", "onnx-int8-static",
+                     "--out", str(shipped), "--quiet", env=tiny["env"])
+    assert result.returncode == 0, result.stderr
+    assert (shipped / "model.onnx").is_file() and (shipped / "recipe.json").is_file()
+    both = write_config(tiny, "both", [STATIC, {"name": "shipped", "backend": "onnxruntime",
+                                                "model": str(shipped)}])
+    summary, table = run(tiny, both, "both")
+    for d in DIMENSIONS:
+        np.testing.assert_array_equal(table[f"onnx-int8-static:{d}"], table[f"shipped:{d}"])
+    recipes = {s["name"]: s["recipe"] for s in summary["scorers"]}
+    assert recipes["shipped"]["calibration_rows"] == 150
+    assert recipes["onnx-int8-static"]["quantized_count"] > 0
+    assert "QuantizeLinear" in recipes["onnx-int8-static"]["quantized_op_types"]
+
+
+def test_every_recipe_runs_and_is_profiled(tiny):
+    candidates = [{"name": r, "from": "reference", "recipe": r}
+                  for r in ("torch-int8-dynamic", "torch-bf16", "onnx-fp32", "onnx-int8-dynamic")]
+    summary, table = run(tiny, write_config(tiny, "all-recipes", candidates), "all-recipes")
+    reference = summary["scorers"][0]
+    for scorer in summary["scorers"][1:]:
+        assert scorer["recipe"]["name"] == scorer["name"]
+        assert scorer["latency_ms_p50"] > 0 and scorer["throughput_rows_per_s"] > 0
+        assert scorer["speedup_vs_reference"] == pytest.approx(
+            reference["latency_ms_p50"] / scorer["latency_ms_p50"])
+        assert scorer["peak_rss_bytes"] > 0 and scorer["parameter_bytes"] > 0
+    # the fp32 export computes the same function as the reference
+    np.testing.assert_allclose(table["onnx-fp32:clarity"], table["fp32:clarity"], atol=1e-4)
+    sizes = {s["name"]: s["size_bytes"] for s in summary["scorers"]}
+    assert sizes["onnx-int8-dynamic"] < sizes["onnx-fp32"] / 2
+
+
+def test_rerun_with_only_the_candidate_changed_rescores_only_the_candidate(tiny):
+    first = [{"name": "int8", "from": "reference", "recipe": "torch-int8-dynamic"}]
+    run(tiny, write_config(tiny, "first", first), "first", cache="fresh-cache")
+    second = [{"name": "bf16", "from": "reference", "recipe": "torch-bf16"}]
+    summary, _ = run(tiny, write_config(tiny, "second", second), "second", cache="fresh-cache")
+    reference, candidate = summary["scorers"]
+    assert reference["rows_from_cache"] == summary["sample"]["rows"]
+    assert reference["rows_scored"] == 0
+    assert candidate["rows_from_cache"] == 0
+
+
+def test_corrupt_cache_entry_is_recomputed_not_used(tiny):
+    config = write_config(tiny, "corrupt", [{"name": "int8", "from": "reference",
+                                             "recipe": "torch-int8-dynamic"}])
+    summary, before = run(tiny, config, "corrupt-a")
+    fingerprint = summary["scorers"][0]["fingerprint"]
+    chunks = sorted((tiny["root"] / "cache" / "predictions" / fingerprint).glob("*.npz"))
+    assert chunks
+    data = bytearray(chunks[0].read_bytes())
+    data[-20] ^= 0xFF
+    chunks[0].write_bytes(bytes(data))
+    summary, after = run(tiny, config, "corrupt-b")
+    assert summary["scorers"][0]["rows_scored"] > 0
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_no_cache_neither_reads_nor_writes(tiny):
+    config = write_config(tiny, "nocache", [{"name": "int8", "from": "reference",
+                                             "recipe": "torch-int8-dynamic"}])
+    cache = tiny["root"] / "cache" / "predictions"
+    entries = sorted(p for p in cache.rglob("*.npz")) if cache.exists() else []
+    summary, _ = run(tiny, config, "nocache", "--no-cache")
+    assert all(s["rows_from_cache"] == 0 for s in summary["scorers"])
+    assert sorted(p for p in cache.rglob("*.npz")) == entries
+
+
+def expect_exit_2(tiny, config: str, *fragments: str, command: str = "run"):
+    args = ["--config", config, "--quiet"]
+    if command == "run":
+        args += ["--out", str(tiny["root"] / "should-not-exist")]
+    result = run_cli(command, *args, env=tiny["env"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
+def onnx_copy(tiny, name: str) -> str:
+    """A private copy of the shipped artefact (written by the quantize test, or now)."""
+    source = tiny["root"] / "shipped-int8"
+    if not source.exists():
+        run_cli("quantize", "--config", write_config(tiny, "static", [STATIC]), "--recipe",
+                "onnx-int8-static", "--out", str(source), "--quiet", env=tiny["env"])
+    target = tiny["root"] / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    return str(target)
+
+
+def onnx_candidate(tiny, name: str, model: str) -> str:
+    return write_config(tiny, name, [{"name": "served", "backend": "onnxruntime",
+                                      "model": model}])
+
+
+def test_missing_onnx_model(tiny):
+    expect_exit_2(tiny, onnx_candidate(tiny, "missing", str(tiny["root"] / "nope.onnx")),
+                  "nope.onnx", "not found")
+
+
+def test_corrupt_onnx_model(tiny):
+    folder = onnx_copy(tiny, "corrupt-onnx")
+    with open(f"{folder}/model.onnx", "r+b") as handle:
+        handle.truncate(1000)
+    expect_exit_2(tiny, onnx_candidate(tiny, "corrupt-onnx", folder),
+                  "model.onnx", "cannot load the ONNX model")
+
+
+def test_output_count_that_does_not_match_the_rubric(tiny):
+    folder = onnx_copy(tiny, "extra-label")
+    config_path = f"{folder}/config.json"
+    config = json.loads(open(config_path).read())
+    config["id2label"]["7"] = "humour"
+    config["label2id"]["humour"] = 7
+    open(config_path, "w").write(json.dumps(config))
+    expect_exit_2(tiny, onnx_candidate(tiny, "extra-label", folder),
+                  "model.onnx", "7 outputs but config.json id2label names 8")
+
+
+def test_tokenizer_that_does_not_match_the_model(tiny):
+    small_vocab = tiny_model_dir(tiny["root"] / "small-vocab", vocab_size=1000)
+    config = write_config(tiny, "small-vocab", [STATIC])
+    raw = yaml.safe_load(open(config))
+    raw["reference"]["model"] = str(small_vocab)
+    open(config, "w").write(yaml.safe_dump(raw))
+    expect_exit_2(tiny, config, "small-vocab", "tokenizer has 30522 tokens",
+                  "vocabulary has 1000")
+
+
+def test_calibration_set_too_small(tiny):
+    config = write_config(tiny, "few", [{**STATIC, "calibration": {
+        "where": {"all": [{"split": "calibration"}, {"content_type": "sms"}]}}}])
+    expect_exit_2(tiny, config, "candidates[0].calibration", "fewer than the 100")
