@@ -19,6 +19,7 @@ from sklearn.metrics import cohen_kappa_score, mean_absolute_error
 from validator.errors import choices_error
 
 ALL_DIMENSIONS = "_all"
+HUMAN_CEILING = "_human_ceiling"  # rater-vs-rater agreement, as a pseudo-scorer
 Scale = tuple[int, int]
 
 
@@ -104,8 +105,10 @@ def pairs(human: pd.DataFrame, predictions: np.ndarray, mask: np.ndarray,
 
 
 def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarray],
-                    masks: pd.DataFrame, scale: Scale) -> pd.DataFrame:
-    """Tidy frame: scorer, slice, dimension, metric, n, value (NaN where undefined)."""
+                    masks: pd.DataFrame, scale: Scale,
+                    raters: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Tidy frame: scorer, slice, dimension, metric, n, value (NaN where undefined),
+    with the human ceiling as scorer ``_human_ceiling`` when ``raters`` are given."""
     records = []
     dimensions = [*human.columns, ALL_DIMENSIONS]
     for scorer, predictions in scorer_predictions.items():
@@ -116,5 +119,45 @@ def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarra
                 for metric_name, metric in METRICS.items():
                     value = metric.fn(h, p, scale) if len(h) else float("nan")
                     records.append((scorer, slice_name, dimension, metric_name, n, value))
+    frame = pd.DataFrame.from_records(
+        records, columns=["scorer", "slice", "dimension", "metric", "n", "value"])
+    if raters is None:
+        return frame
+    return pd.concat([frame, compute_human_ceiling(raters, masks, scale)], ignore_index=True)
+
+
+def rater_pairs(raters: dict[str, np.ndarray], mask: np.ndarray,
+                dimension: str) -> tuple[np.ndarray, np.ndarray]:
+    """(first rater, second rater) over every pair of raters and every row where both
+    rated, for one dimension or pooled over all (``_all``)."""
+    dims = list(raters) if dimension == ALL_DIMENSIONS else [dimension]
+    firsts, seconds = [], []
+    for d in dims:
+        ratings = raters[d][mask]
+        for i in range(ratings.shape[1]):
+            for j in range(i + 1, ratings.shape[1]):
+                both = ~np.isnan(ratings[:, i]) & ~np.isnan(ratings[:, j])
+                firsts.append(ratings[both, i])
+                seconds.append(ratings[both, j])
+    if not firsts:
+        return np.array([]), np.array([])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def compute_human_ceiling(raters: dict[str, np.ndarray], masks: pd.DataFrame,
+                          scale: Scale) -> pd.DataFrame:
+    """Rater-vs-rater agreement per slice and dimension, with the same metrics, where the
+    sample has two or more raters (an empty frame otherwise)."""
+    if all(r.shape[1] < 2 for r in raters.values()):
+        return pd.DataFrame(columns=["scorer", "slice", "dimension", "metric", "n", "value"])
+    records = []
+    for slice_name in masks.columns:
+        mask = masks[slice_name].to_numpy()
+        for dimension in [*raters, ALL_DIMENSIONS]:
+            first, second = rater_pairs(raters, mask, dimension)
+            for metric_name, metric in METRICS.items():
+                value = metric.fn(first, second, scale) if len(first) else float("nan")
+                records.append((HUMAN_CEILING, slice_name, dimension, metric_name,
+                                len(first), value))
     return pd.DataFrame.from_records(
         records, columns=["scorer", "slice", "dimension", "metric", "n", "value"])

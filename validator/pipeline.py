@@ -27,8 +27,8 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     predictions = score_sample(config, sample, progress, use_cache)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}
-    metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale)
-    gate = evaluate_gate(metrics, masks.sum().to_dict(), config)
+    metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters)
+    gate = evaluate_gate(metrics, sample.human, scores, masks, config)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate)
     write_outputs(out_dir, summary, predictions_table(sample, predictions, masks))
     return summary

@@ -34,6 +34,7 @@ class Sample:
     source: pd.DataFrame      # every row of the file (calibration sets come from here)
     human: pd.DataFrame       # gate rows x dimensions: mean rating (NaN: unrated)
     text_column: str
+    raters: dict[str, np.ndarray] | None = None  # dimension -> (rows, raters) ratings
 
     @property
     def texts(self) -> list[str]:
@@ -93,25 +94,28 @@ def _check_ids_and_texts(frame: pd.DataFrame, path: Path, id_col: str, text_col:
                           f"{ids[bad].iloc[0]!r}")
 
 
-def human_ratings(frame: pd.DataFrame, path: Path, config: Config) -> pd.DataFrame:
-    """Mean of the raters per dimension, after checking every rating is on the scale."""
+def human_ratings(frame: pd.DataFrame, path: Path,
+                  config: Config) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """(mean of the raters per dimension, each rater's ratings), after checking every
+    rating is on the scale."""
     low, high = config.rubric.scale
-    means = {}
+    means, raters = {}, {}
     for dimension in config.rubric.dimensions:
         columns = config.rubric.rater_columns(dimension)
-        raters = frame[columns]
         for column in columns:
-            values = pd.to_numeric(raters[column], errors="coerce")
-            not_numeric = values.isna() & raters[column].notna()
+            values = pd.to_numeric(frame[column], errors="coerce")
+            not_numeric = values.isna() & frame[column].notna()
             off_scale = values.notna() & ~values.between(low, high)
             bad = not_numeric | off_scale
             if bad.any():
                 row_id = bad.idxmax()
                 raise SampleError(f"{path}: column {column!r} has rating "
-                                  f"{raters[column][row_id]!r} for id {row_id!r}, "
+                                  f"{frame[column][row_id]!r} for id {row_id!r}, "
                                   f"not a number on the scale [{low}, {high}]")
-        means[dimension] = raters.apply(pd.to_numeric, errors="coerce").mean(axis=1)
-    return pd.DataFrame(means, index=frame.index)
+        numeric = frame[columns].apply(pd.to_numeric, errors="coerce")
+        means[dimension] = numeric.mean(axis=1)
+        raters[dimension] = numeric.to_numpy(dtype=np.float64)
+    return pd.DataFrame(means, index=frame.index), raters
 
 
 def select_rows(frame: pd.DataFrame, where: dict, label: str) -> pd.DataFrame:
@@ -147,7 +151,7 @@ def load_sample(config: Config) -> Sample:
     frame = with_derived_columns(frame.set_index(id_col, drop=False), text_col)
     frame.index = frame.index.astype(str).rename("id")
     gate_rows = select_gate_rows(frame, config, path)
-    human = human_ratings(gate_rows, path, config)
+    human, raters = human_ratings(gate_rows, path, config)
     return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
                   frame=gate_rows, source=frame, human=human.astype(np.float64),
-                  text_column=text_col)
+                  text_column=text_col, raters=raters)

@@ -21,6 +21,8 @@ def render_markdown(summary: dict) -> str:
     gate, counts = summary["gate"], summary["counts"]
     lines = [f"# slice-validator: {summary['verdict'].upper()}", "",
              f"Gate metric **{gate['metric']}** ({gate['unit']}), max_drop {gate['max_drop']:g}, "
+             f"policy {gate['policy']}, {gate['confidence']:.0%} paired bootstrap CIs "
+             f"({gate['bootstrap_resamples']} resamples), correction {gate['correction']}, "
              f"min_rows {gate['min_rows']}, on_inconclusive {gate['on_inconclusive']}. "
              f"Sample `{_cell(summary['sample']['path'])}`: {summary['sample']['rows']} gate rows "
              f"of {summary['sample']['total_rows']}.", "",
@@ -42,11 +44,18 @@ def render_markdown(summary: dict) -> str:
     if problems:
         lines += ["", "## Failing and inconclusive checks", "",
                   "| verdict | candidate | slice | dimension | n | reference | candidate | "
-                  "degradation | max_drop | reason |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+                  "human ceiling | degradation | CI | p (adj.) | detectable | flips -/+ | "
+                  "max_drop | reason |",
+                  "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|---|"]
         for c in problems[:MAX_ROWS]:
-            lines.append(f"| {c['verdict'].upper()} | {_cell(c['candidate'])} | {_cell(c['slice'])} | "
-                         f"{c['dimension']} | {c['n']} | {_num(c['reference'])} | "
-                         f"{_num(c['candidate_value'])} | {_num(c['degradation'])} | "
+            lines.append(f"| {c['verdict'].upper()} | {_cell(c['candidate'])} | "
+                         f"{_cell(c['slice'])} | {c['dimension']} | {c['n']} | "
+                         f"{_num(c['reference'])} | {_num(c['candidate_value'])} | "
+                         f"{_num(c['human_ceiling'])} | {_num(c['degradation'])} | "
+                         f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}] | "
+                         f"{_num(c['p_value'], 3)} ({_num(c['p_value_adjusted'], 3)}) | "
+                         f"{_num(c['detectable_degradation'])} | "
+                         f"{c['flips_to_disagree']}/{c['flips_to_agree']} | "
                          f"{c['max_drop']:g} | {_cell(c['reason'])} |")
         if len(problems) > MAX_ROWS:
             lines.append(f"\n{len(problems) - MAX_ROWS} more in summary.json.")

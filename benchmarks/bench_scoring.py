@@ -1,0 +1,126 @@
+"""Scoring benchmarks on the shipped sample's gate rows (see benchmarks/README.md).
+
+(a) harness scoring vs a bare loop of forward passes over the same padded batches;
+(b) harness vs a naive per-row transformers pipeline loop;
+(c) a re-run with only the candidate changed vs the first run (whole gate);
+(d) every recipe's latency, throughput and size against fp32.
+
+Usage: python benchmarks/bench_scoring.py [--out benchmarks/results-scoring.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from validator.config import DEFAULT_CONFIG, default_config, parse_config, PROJECT_ROOT
+from validator.pipeline import run_gate
+from validator.sample import load_sample
+from validator.scorers.batched import TokenCache
+from validator.scorers import no_progress
+from validator.scoring import build_scorer, score_cached
+
+RECIPES = ["torch-int8-dynamic", "torch-bf16", "onnx-fp32", "onnx-int8-dynamic",
+           "onnx-int8-static"]
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def bare_floor(reference, texts: list[str]) -> float:
+    """Forward passes alone over the harness's own batches, tokenised beforehand."""
+    encodings = reference.encode(texts)
+    order = np.argsort([len(e) for e in encodings], kind="stable")
+    batches = [reference.tokenizer.pad({"input_ids": [encodings[i] for i in order[s:s + 32]]},
+                                       return_tensors="pt")
+               for s in range(0, len(order), 32)]
+    torch.set_num_threads(os.cpu_count() or 1)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            reference.model(**batch)
+    return time.perf_counter() - start
+
+
+def naive_per_row(reference, texts: list[str]) -> float:
+    from transformers import pipeline
+
+    scorer = pipeline("text-classification", model=reference.model,
+                      tokenizer=reference.tokenizer, function_to_apply="none", top_k=None,
+                      device="cpu")
+    start = time.perf_counter()
+    for text in texts:
+        scorer(text, truncation=True, max_length=reference.max_length)
+    return time.perf_counter() - start
+
+
+def config_with(candidates: list[dict]):
+    return parse_config({**DEFAULT_CONFIG, "candidates": candidates}, "<benchmark>",
+                        PROJECT_ROOT)
+
+
+def cached_rerun(out: Path) -> dict:
+    cache = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    os.environ["SLICE_VALIDATOR_CACHE"] = str(cache)
+    config = config_with([{"name": "int8", "from": "reference",
+                           "recipe": "torch-int8-dynamic"}])
+    first, summary = timed(lambda: run_gate(config, out / "first"))
+    # the candidate changed: its cached predictions are gone, the reference's are not
+    shutil.rmtree(cache / "predictions" / summary["scorers"][1]["fingerprint"])
+    second, _ = timed(lambda: run_gate(config, out / "second"))
+    shutil.rmtree(cache)
+    del os.environ["SLICE_VALIDATOR_CACHE"]
+    return {"first_run_s": first, "rerun_candidate_changed_s": second,
+            "ratio": second / first}
+
+
+def recipes(out: Path) -> list[dict]:
+    config = config_with([{"name": r, "from": "reference", "recipe": r} for r in RECIPES])
+    summary = run_gate(config, out / "recipes", use_cache=False)
+    metrics = {(m["scorer"]): m["value"] for m in summary["metrics"]
+               if m["slice"] == "all" and m["dimension"] == "_all"
+               and m["metric"] == "exact_agreement"}
+    keys = ["name", "size_bytes", "latency_ms_p50", "latency_ms_p95", "throughput_rows_per_s",
+            "speedup_vs_reference", "throughput_vs_reference", "size_vs_reference"]
+    return [{**{k: s[k] for k in keys}, "size_reduction": 1 / s["size_vs_reference"]
+             if s["size_vs_reference"] else None, "exact_agreement": metrics[s["name"]]}
+            for s in summary["scorers"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-scoring.json"))
+    args = parser.parse_args()
+    config = default_config()
+    sample = load_sample(config)
+    with tempfile.TemporaryDirectory() as scratch:
+        reference = build_scorer(config.reference, config, None, sample, Path(scratch),
+                                 no_progress)
+        texts = sample.texts
+        reference.score_texts(texts[:64])  # warm-up
+        harness, _ = timed(lambda: score_cached(reference, sample, no_progress, TokenCache(),
+                                                None))
+        floor = bare_floor(reference, list(dict.fromkeys(texts)))
+        naive = naive_per_row(reference, texts)
+        results = {"rows": len(texts), "cores": os.cpu_count(),
+                   "a_harness_s": harness, "a_floor_s": floor, "a_ratio": harness / floor,
+                   "b_naive_per_row_s": naive, "b_speedup": naive / harness}
+        results["c_cached_rerun"] = cached_rerun(Path(scratch))
+        results["d_recipes"] = recipes(Path(scratch))
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
