@@ -114,3 +114,15 @@ def test_slices_check_prints_counts_and_rejects_bad_files(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("slices:\n  - name: x\n    where: {content_type: {in: headline}}\n")
     assert_exit_2(run_cli("slices", "check", str(bad)), str(bad), "'in' takes a non-empty list")
+
+
+def test_existing_run_directory_is_not_overwritten_without_force(tmp_path, good):
+    out = tmp_path / "run"
+    first = run_cli("run", "--config", str(good), "--out", str(out), "--quiet")
+    assert first.returncode == 0, first.stderr
+    before = (out / "summary.json").read_bytes()
+    assert_exit_2(run_cli("run", "--config", str(good), "--out", str(out), "--quiet"),
+                  str(out), "already holds a run", "--force")
+    assert (out / "summary.json").read_bytes() == before
+    again = run_cli("run", "--config", str(good), "--out", str(out), "--quiet", "--force")
+    assert again.returncode == 0, again.stderr

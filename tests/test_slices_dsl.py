@@ -51,6 +51,8 @@ def test_operator_matches_pandas(condition, expected):
     ({"colour": "red"}, "unknown column 'colour'"),
     ({"content_type": {"like": "head%"}}, "unknown operator 'like'"),
     ({"text": {"matches": "(unclosed"}}, "invalid regex"),
+    ({"text": {"matches": "(a+)+$"}}, "could backtrack catastrophically"),
+    ({"text": {"matches": "x" * 501}}, "longer than 500"),
     ({"word_count": {"min": "five"}}, "'min' takes a number"),
     ({"content_type": {"in": []}}, "non-empty list"),
     ({"content_type": None}, "use {is_null: true}"),

@@ -81,6 +81,8 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Run directory for the outputs. Default: "
                                             "report.out/run-YYYYmmdd-HHMMSS."),
+    force: bool = typer.Option(False, "--force",
+                               help="Write into an --out folder that already holds a run."),
     no_cache: bool = typer.Option(False, "--no-cache",
                                   help="Neither read nor write cached predictions; build "
                                        "recipe artefacts afresh."),
@@ -99,6 +101,9 @@ def run(
     with guarded(debug):
         cfg = load_config(config) if config else default_config()
         out_dir = out or default_out_dir(cfg.report.out)
+        if (out_dir / "summary.json").exists() and not force:
+            raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
+                                 f"pass --force to replace it")
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache)
         counts = summary["counts"]
         typer.echo(f"verdict: {summary['verdict'].upper()}  ({counts['fail']} failed, "

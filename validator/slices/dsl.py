@@ -26,6 +26,9 @@ DERIVED_COLUMNS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "char_count": lambda text: text.str.len().fillna(0).astype("int64"),
 }
 MAX_REGEX_LENGTH = 500
+# a quantified group that itself contains a quantifier, e.g. (a+)+ or (\w*)*: such
+# patterns can backtrack catastrophically, so they are refused
+NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
 Scalar = (str, int, float, bool)
 
 
@@ -110,6 +113,10 @@ def _compile_regex(pattern: Any, where: str) -> re.Pattern:
         raise SliceError(f"{where}: 'matches' takes a non-empty regex string, got {pattern!r}")
     if len(pattern) > MAX_REGEX_LENGTH:
         raise SliceError(f"{where}: regex longer than {MAX_REGEX_LENGTH} characters")
+    if NESTED_QUANTIFIER.search(pattern):
+        raise SliceError(f"{where}: regex {pattern!r} nests quantifiers and could backtrack "
+                         f"catastrophically; rewrite it without a repeated group that "
+                         f"itself repeats")
     try:
         return re.compile(pattern)
     except re.error as exc:
