@@ -35,16 +35,25 @@ def test_default_run_decides(default_run):
 def test_default_run_measures_both_real_scorers(default_run):
     _, out = default_run
     summary = json.loads((out / "summary.json").read_text())
-    reference, candidate = summary["scorers"]
+    reference, torch_int8, onnx_int8 = summary["scorers"]
     assert reference["role"] == "reference" and reference["backend"] == "transformers"
-    assert candidate["recipe"]["name"] == "torch-int8-dynamic"
-    assert candidate["recipe"]["quantized_count"] > 0
-    assert candidate["size_bytes"] < reference["size_bytes"]
+    assert torch_int8["recipe"]["name"] == "torch-int8-dynamic"
+    assert onnx_int8["recipe"]["name"] == "onnx-int8-static"
+    assert onnx_int8["backend"] == "onnxruntime"
+    assert onnx_int8["recipe"]["calibration_rows"] == 2000
+    for candidate in (torch_int8, onnx_int8):
+        assert candidate["recipe"]["quantized_count"] > 0
+        assert candidate["size_bytes"] < reference["size_bytes"]
+        assert candidate["latency_ms_p50"] > 0 and candidate["throughput_rows_per_s"] > 0
+        checks = [c for c in summary["checks"] if c["candidate"] == candidate["name"]]
+        assert len(checks) == len(summary["slices"]) * (len(DIMENSIONS) + 1)
+    assert onnx_int8["size_vs_reference"] < 1 / 3.5
     metrics = pd.DataFrame(summary["metrics"])
     overall = metrics[(metrics.slice == "all") & (metrics.dimension == "_all")
                       & (metrics.metric == "exact_agreement")].set_index("scorer").value
     # a trained scorer agrees with humans well above chance (1 in 5) on a 5-point scale
     assert overall["fp32"] > 35 and overall["int8-dynamic"] > 30
+    assert overall["onnx-int8-static"] > 30
     table = pd.read_parquet(out / "predictions.parquet")
     assert len(table) == summary["sample"]["rows"]
     # the quantized twin is a different model: its raw scores move

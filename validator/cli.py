@@ -142,6 +142,23 @@ def quantize(
         typer.echo(f"wrote {recipe} artefact to {written}")
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory (summary.json and "
+                                             "predictions.parquet)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Re-render report.html from a run's summary.json and predictions.parquet, without
+    scoring anything.
+
+    Example: validator report reports/run-20261127-101500
+    """
+    from validator.outputs import rerender_report
+
+    with guarded(debug):
+        typer.echo(f"report: {rerender_report(run_dir)}")
+
+
 @slices_app.command("check")
 def slices_check(
     paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "

@@ -125,8 +125,14 @@ class GateConfig(StrictModel):
         return best
 
 
+class CostConfig(StrictModel):
+    requests_per_month: float = Field(gt=0)
+    instance_cost_per_hour: float = Field(gt=0)
+
+
 class ReportConfig(StrictModel):
     out: Path = Path("reports")
+    cost: CostConfig | None = None  # projected monthly serving cost per scorer
 
 
 class Config(StrictModel):

@@ -35,6 +35,7 @@ class Sample:
     human: pd.DataFrame       # gate rows x dimensions: mean rating (NaN: unrated)
     text_column: str
     raters: dict[str, np.ndarray] | None = None  # dimension -> (rows, raters) ratings
+    checks: tuple[dict, ...] = ()  # the data checks that passed, for the report
 
     @property
     def texts(self) -> list[str]:
@@ -152,6 +153,18 @@ def load_sample(config: Config) -> Sample:
     frame.index = frame.index.astype(str).rename("id")
     gate_rows = select_gate_rows(frame, config, path)
     human, raters = human_ratings(gate_rows, path, config)
+    checks = (
+        {"check": "required columns present", "status": "pass",
+         "detail": ", ".join(required)},
+        {"check": f"ids in {id_col!r} unique and non-empty", "status": "pass",
+         "detail": f"{len(frame)} rows"},
+        {"check": f"texts in {text_col!r} non-empty", "status": "pass",
+         "detail": f"{len(frame)} rows"},
+        {"check": f"ratings numeric and on the scale {list(config.rubric.scale)}",
+         "status": "pass", "detail": f"{len(gate_rows)} gate rows"},
+        {"check": "unrated (row, dimension) pairs", "status": "pass",
+         "detail": f"{int(human.isna().to_numpy().sum())} of {human.size}"},
+    )
     return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
                   frame=gate_rows, source=frame, human=human.astype(np.float64),
-                  text_column=text_col, raters=raters)
+                  text_column=text_col, raters=raters, checks=checks)

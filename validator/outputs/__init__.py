@@ -18,7 +18,6 @@ from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
 
 RENDERERS: dict[str, Callable[[dict], str]] = {
-    "report.html": render_html,
     "junit.xml": render_junit,
     "summary.md": render_markdown,
 }
@@ -27,6 +26,9 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; outputs are for sharing
     try:
         write(Path(temporary))
         os.replace(temporary, path)
@@ -46,4 +48,28 @@ def write_outputs(out_dir: Path, summary: dict, predictions: pd.DataFrame) -> li
     write_text(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     for name, render in RENDERERS.items():
         write_text(out_dir / name, render(summary))
-    return [out_dir / name for name in ("summary.json", "predictions.parquet", *RENDERERS)]
+    write_text(out_dir / "report.html", render_html(summary, predictions))
+    return [out_dir / name
+            for name in ("summary.json", "predictions.parquet", *RENDERERS, "report.html")]
+
+
+def rerender_report(run_dir: Path) -> Path:
+    """``validator report RUN_DIR``: report.html again from summary.json and
+    predictions.parquet, without scoring."""
+    from validator.errors import ValidatorError
+
+    summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
+    for path in (summary_path, table_path):
+        if not path.is_file():
+            raise ValidatorError(f"{path}: not found; is {run_dir} a run directory?")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        predictions = pd.read_parquet(table_path)
+    except (ValueError, OSError) as exc:
+        raise ValidatorError(f"{run_dir}: cannot read the run ({exc})") from exc
+    if summary.get("schema_version") != 1:
+        raise ValidatorError(f"{summary_path}: schema_version "
+                             f"{summary.get('schema_version')!r} is not 1")
+    target = run_dir / "report.html"
+    write_text(target, render_html(summary, predictions))
+    return target

@@ -1,10 +1,22 @@
-"""report.html: a self-contained page (jinja2, autoescaped) rendered from the summary."""
+"""report.html: one self-contained page (jinja2, autoescaped, inline CSS/JS/SVG, no
+network) rendered from the summary and the predictions table."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from validator.outputs import report_view as view
+
+
+def num(value, digits: int = 2, suffix: str = "") -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}{suffix}"
+
+
+def megabytes(value) -> str:
+    return num(None if value is None else value / 1e6, 1)
 
 
 def degradation_grid(summary: dict) -> dict[str, dict[str, dict[str, dict]]]:
@@ -15,22 +27,28 @@ def degradation_grid(summary: dict) -> dict[str, dict[str, dict[str, dict]]]:
     return grid
 
 
-def num(value, digits: int = 2, suffix: str = "") -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}{suffix}"
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("validator.outputs", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=num, mb=megabytes)
+    return env
 
 
-def megabytes(value) -> str:
-    return num(None if value is None else value / 1e6, 1)
-
-
-def render_html(summary: dict) -> str:
-    environment = Environment(loader=PackageLoader("validator.outputs", "templates"),
-                              autoescape=select_autoescape(default=True, default_for_string=True),
-                              trim_blocks=True, lstrip_blocks=True)
-    environment.filters.update(num=num, mb=megabytes)
-    template = environment.get_template("report.html.j2")
-    dimensions = [*summary["rubric"]["dimensions"], "_all"]
+def render_html(summary: dict, predictions: pd.DataFrame | None = None) -> str:
+    grid = degradation_grid(summary)
+    checks = {(c["candidate"], c["slice"], c["dimension"]): c for c in summary["checks"]}
     problems = sorted((c for c in summary["checks"] if c["verdict"] != "pass"),
                       key=lambda c: (c["verdict"] != "fail", -(c["degradation"] or 0)))
-    return template.render(summary=summary, grid=degradation_grid(summary),
-                           dimensions=dimensions, problems=problems)
+    metric_names = list(dict.fromkeys(m["metric"] for m in summary["metrics"]))
+    return environment().get_template("report.html.j2").render(
+        summary=summary, plain=view.plain_summary(summary), grid=grid, problems=problems,
+        dimensions=[*summary["rubric"]["dimensions"], "_all"],
+        slice_rows={s["name"]: s["rows"] for s in summary["slices"]},
+        forests={name: view.forest(summary, name) for name in grid},
+        tables=view.slice_tables(summary), metric_names=metric_names,
+        check_of=lambda scorer, slice_name, dimension: checks.get((scorer, slice_name,
+                                                                   dimension)),
+        anchor=view.check_anchor, colour=view.heat_colour,
+        examples=view.examples(summary, predictions),
+        examples_per_slice=view.EXAMPLES_PER_SLICE)

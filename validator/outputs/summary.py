@@ -34,10 +34,48 @@ def _clean(value):
     return value
 
 
+EVEN, CONCENTRATED = 0.35, 0.6
+
+
+def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
+    """Per candidate and slice: is the loss spread across dimensions or concentrated?
+    concentration = the largest positive degradation / the sum of positive degradations
+    (1/k when k dimensions lose equally, 1.0 when one dimension carries it all)."""
+    grouped: dict = {}
+    for c in checks:
+        if c["dimension"] in dimensions:
+            grouped.setdefault((c["candidate"], c["slice"]), []).append(c["degradation"])
+    out = []
+    for (candidate, slice_name), values in grouped.items():
+        positive = [v for v in values if v is not None and v > 0]
+        total = sum(positive)
+        share = max(positive) / total if total > 0 else None
+        label = ("no loss" if share is None else "even" if share <= EVEN
+                 else "concentrated" if share >= CONCENTRATED else "mixed")
+        out.append({"candidate": candidate, "slice": slice_name, "concentration": share,
+                    "dimensions_degraded": len(positive), "label": label})
+    return out
+
+
+def cost_projection(cost, scorers: list[dict]) -> dict | None:
+    if cost is None:
+        return None
+    per_scorer = {}
+    for s in scorers:
+        rate = s["throughput_rows_per_s"]
+        hours = cost.requests_per_month / rate / 3600 if rate else None
+        per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
+    return {"requests_per_month": cost.requests_per_month,
+            "instance_cost_per_hour": cost.instance_cost_per_hour,
+            "basis": "requests / measured throughput (rows/s) x instance cost per hour",
+            "monthly_cost": per_scorer}
+
+
 def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["pandas", "numpy", "scikit-learn", "scipy", "torch", "transformers", "jinja2"]
+    names = ["slice-validator", "pandas", "numpy", "scikit-learn", "scipy", "statsmodels",
+             "torch", "transformers", "onnx", "onnxruntime", "jinja2", "pyarrow"]
     found = {}
     for name in names:
         try:
@@ -51,6 +89,8 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
                   predictions: Predictions, metrics: pd.DataFrame, gate: GateResult) -> dict:
     metric = METRICS[config.gate.metric]
     counts = {v: len(gate.by_verdict(v)) for v in ("pass", "fail", "inconclusive")}
+    checks = [c.as_dict() for c in gate.checks]
+    scorers = [asdict(info) for info in predictions.scorers]
     return _clean({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "slice-validator", "version": validator.__version__,
@@ -66,19 +106,24 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
                    "where": config.sample.where, "text_column": sample.text_column},
         "rubric": {"scale": list(config.rubric.scale),
                    "dimensions": list(config.rubric.dimensions)},
-        "scorers": [asdict(info) for info in predictions.scorers],
+        "scorers": scorers,
+        "cost": cost_projection(config.report.cost, scorers),
         "speed_probe": {"latency_texts": LATENCY_TEXTS, "latency_batch_size": 1,
                         "throughput_rows": THROUGHPUT_ROWS},
         "slices": [{"name": s.name, "description": s.description, "file": s.file,
-                    "rows": int(masks[s.name].sum())} for s in slice_set.slices],
-        "checks": [c.as_dict() for c in gate.checks],
+                    "rows": int(masks[s.name].sum()), "where": s.where_yaml}
+                   for s in slice_set.slices],
+        "checks": checks,
+        "evenness": evenness(checks, list(config.rubric.dimensions)),
+        "data_checks": sample.checks,
         "metrics": metrics.to_dict(orient="records"),
     })
 
 
 def predictions_table(sample: Sample, predictions: Predictions, masks: pd.DataFrame) -> pd.DataFrame:
-    """One row per gate row: id, human:{dim}, {scorer}:{dim}, slice:{name}."""
+    """One row per gate row: id, text, human:{dim}, {scorer}:{dim}, slice:{name}."""
+    text = sample.frame[[sample.text_column]].set_axis(["text"], axis=1)
     human = sample.human.add_prefix("human:")
     slices = masks.add_prefix("slice:")
-    table = pd.concat([human, predictions.frame, slices], axis=1)
+    table = pd.concat([text, human, predictions.frame, slices], axis=1)
     return table.rename_axis("id").reset_index()

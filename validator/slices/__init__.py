@@ -29,6 +29,7 @@ class SliceDef:
     condition: Condition | None  # None for `all`
     file: str
     where: str  # YAML path of the condition, for error messages
+    where_yaml: str = ""  # the condition as written, for the report
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ def _parse_slice(entry, file: str, index: int) -> SliceDef:
     if not isinstance(description, str):
         raise SliceError(f"{where}.description: must be text")
     return SliceDef(name, description, parse_condition(entry["where"], f"{where}.where"),
-                     file, f"{where}.where")
+                     file, f"{where}.where",
+                     yaml.safe_dump(entry["where"], default_flow_style=True,
+                                    allow_unicode=True, width=1000).strip())
 
 
 def parse_slice_file(path: Path) -> list[SliceDef]:
