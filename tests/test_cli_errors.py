@@ -80,7 +80,8 @@ def test_rating_outside_the_scale(tmp_path, scored_rows):
     for d in DIMENSIONS:
         frame[f"{d}_cand"] = frame[f"{d}_ref"]
     assert_exit_2(run_cli("run", "--config", str(columns_config(tmp_path, frame)), "--quiet"),
-                  "column 'tone_r1'", str(frame.loc[3, "id"]), "[1, 5]")
+                  "column 'tone_r1'", "expect_column_values_to_be_between",
+                  "max_value=5", str(frame.loc[3, "id"]))
 
 
 def test_unknown_recipe_lists_valid_names(tmp_path, good):

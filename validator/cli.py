@@ -186,7 +186,7 @@ def slices_check(
             raise ValidatorError(f"{sample or defaults.sample.path}: missing column "
                                  f"{text_column!r} (--text-column)")
         frame = with_derived_columns(frame, text_column)
-        slice_set = load_slices(paths or defaults.slices, frame.columns)
+        slice_set = load_slices(paths or defaults.slices)
         counts = assign_slices(slice_set, frame).sum()
         width = max(len(name) for name in slice_set.names)
         for definition in slice_set.slices:

@@ -21,11 +21,20 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+class ProductionMix(StrictModel):
+    column: str
+    shares: dict[str, float] = Field(min_length=1)
+    tolerance: float = Field(default=0.05, gt=0, lt=1)
+    severity: Literal["error", "warning"] = "warning"
+
+
 class SampleConfig(StrictModel):
     path: Path
     id_column: str = "id"
     text_column: str = "text"
     where: dict[str, Any] | None = None
+    allowed_values: dict[str, list[str | int | float | bool]] | None = None
+    production_mix: ProductionMix | None = None
 
 
 class RubricConfig(StrictModel):

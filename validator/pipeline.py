@@ -21,8 +21,8 @@ from validator.slices import assign_slices, load_slices
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
              use_cache: bool = True) -> dict:
     """Run the whole gate; returns the summary (also written under ``out_dir``)."""
-    sample = load_sample(config)
-    slice_set = load_slices(config.slices, sample.frame.columns)
+    slice_set = load_slices(config.slices)
+    sample = load_sample(config, slice_set.expectations)
     masks = assign_slices(slice_set, sample.frame)
     predictions = score_sample(config, sample, progress, use_cache)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from validator.config import Config
 from validator.errors import SampleError, ValidatorError
+from validator.expectations import validate_sample
 from validator.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
 
 READERS = {
@@ -35,7 +36,7 @@ class Sample:
     human: pd.DataFrame       # gate rows x dimensions: mean rating (NaN: unrated)
     text_column: str
     raters: dict[str, np.ndarray] | None = None  # dimension -> (rows, raters) ratings
-    checks: tuple[dict, ...] = ()  # the data checks that passed, for the report
+    checks: tuple[dict, ...] = ()  # expectation results (warnings included), for the report
 
     @property
     def texts(self) -> list[str]:
@@ -80,39 +81,13 @@ def _require_columns(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -
                               f"columns present: {', '.join(map(str, frame.columns))}")
 
 
-def _check_ids_and_texts(frame: pd.DataFrame, path: Path, id_col: str, text_col: str) -> None:
-    ids = frame[id_col]
-    if ids.isna().any():
-        position = int(np.argmax(ids.isna().to_numpy()))
-        raise SampleError(f"{path}: column {id_col!r} is empty in data row {position + 1}")
-    duplicated = ids[ids.duplicated()]
-    if not duplicated.empty:
-        raise SampleError(f"{path}: column {id_col!r} has duplicate id {duplicated.iloc[0]!r}")
-    texts = frame[text_col]
-    bad = ~texts.map(lambda t: isinstance(t, str) and t.strip() != "")
-    if bad.any():
-        raise SampleError(f"{path}: column {text_col!r} is empty or not text for id "
-                          f"{ids[bad].iloc[0]!r}")
-
-
-def human_ratings(frame: pd.DataFrame, path: Path,
+def human_ratings(frame: pd.DataFrame,
                   config: Config) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """(mean of the raters per dimension, each rater's ratings), after checking every
-    rating is on the scale."""
-    low, high = config.rubric.scale
+    """(mean of the raters per dimension, each rater's ratings); the expectations
+    have already checked every rating is numeric and on the scale."""
     means, raters = {}, {}
     for dimension in config.rubric.dimensions:
         columns = config.rubric.rater_columns(dimension)
-        for column in columns:
-            values = pd.to_numeric(frame[column], errors="coerce")
-            not_numeric = values.isna() & frame[column].notna()
-            off_scale = values.notna() & ~values.between(low, high)
-            bad = not_numeric | off_scale
-            if bad.any():
-                row_id = bad.idxmax()
-                raise SampleError(f"{path}: column {column!r} has rating "
-                                  f"{frame[column][row_id]!r} for id {row_id!r}, "
-                                  f"not a number on the scale [{low}, {high}]")
         numeric = frame[columns].apply(pd.to_numeric, errors="coerce")
         means[dimension] = numeric.mean(axis=1)
         raters[dimension] = numeric.to_numpy(dtype=np.float64)
@@ -139,7 +114,9 @@ def select_gate_rows(frame: pd.DataFrame, config: Config, path: Path) -> pd.Data
     return selected
 
 
-def load_sample(config: Config) -> Sample:
+def load_sample(config: Config, expectations=()) -> Sample:
+    """Read and validate the sample (great-expectations suite from the config plus
+    ``expectations`` from the slice files), then pick the gate rows."""
     path = config.sample.path
     frame = read_table(path)
     id_col, text_col = config.sample.id_column, config.sample.text_column
@@ -148,23 +125,11 @@ def load_sample(config: Config) -> Sample:
         for column in config.rubric.rater_columns(dimension):
             required[column] = f"rating for dimension {dimension!r}"
     _require_columns(frame, path, required)
-    _check_ids_and_texts(frame, path, id_col, text_col)
+    checks = validate_sample(frame, config, list(expectations))
     frame = with_derived_columns(frame.set_index(id_col, drop=False), text_col)
     frame.index = frame.index.astype(str).rename("id")
     gate_rows = select_gate_rows(frame, config, path)
-    human, raters = human_ratings(gate_rows, path, config)
-    checks = (
-        {"check": "required columns present", "status": "pass",
-         "detail": ", ".join(required)},
-        {"check": f"ids in {id_col!r} unique and non-empty", "status": "pass",
-         "detail": f"{len(frame)} rows"},
-        {"check": f"texts in {text_col!r} non-empty", "status": "pass",
-         "detail": f"{len(frame)} rows"},
-        {"check": f"ratings numeric and on the scale {list(config.rubric.scale)}",
-         "status": "pass", "detail": f"{len(gate_rows)} gate rows"},
-        {"check": "unrated (row, dimension) pairs", "status": "pass",
-         "detail": f"{int(human.isna().to_numpy().sum())} of {human.size}"},
-    )
+    human, raters = human_ratings(gate_rows, config)
     return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
                   frame=gate_rows, source=frame, human=human.astype(np.float64),
-                  text_column=text_col, raters=raters, checks=checks)
+                  text_column=text_col, raters=raters, checks=tuple(checks))

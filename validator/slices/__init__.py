@@ -1,7 +1,8 @@
 """Slices: named subsets of the gate rows, defined in YAML by data teams.
 
-``load_slices`` parses slice files (safe YAML, never executed) into a SliceSet;
-``assign_slices`` evaluates it over the gate rows into one boolean column per slice.
+``load_slices`` parses slice files (safe YAML, never executed) into a SliceSet, with
+any data expectations declared beside the slices; ``assign_slices`` checks the columns
+and evaluates it over the gate rows into one boolean column per slice.
 The slice ``all`` (every gate row) always exists and comes first.
 """
 
@@ -15,6 +16,7 @@ import pandas as pd
 import yaml
 
 from validator.errors import SliceError
+from validator.expectations import Expectation, parse_expectations
 from validator.slices.dsl import Condition, check_columns, evaluate, parse_condition
 
 ALL = "all"
@@ -35,6 +37,7 @@ class SliceDef:
 @dataclass(frozen=True)
 class SliceSet:
     slices: tuple[SliceDef, ...]
+    expectations: tuple[Expectation, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -87,32 +90,43 @@ def _parse_slice(entry, file: str, index: int) -> SliceDef:
                                     allow_unicode=True, width=1000).strip())
 
 
-def parse_slice_file(path: Path) -> list[SliceDef]:
+FILE_KEYS = ("slices", "expectations")
+
+
+def parse_slice_file(path: Path) -> tuple[list[SliceDef], list[Expectation]]:
     document = _read_yaml(path)
-    if not isinstance(document, dict) or set(document) != {"slices"} \
-            or not isinstance(document["slices"], list):
-        raise SliceError(f"{path}: a slice file is a mapping with one key, 'slices', "
-                         f"holding a list")
-    return [_parse_slice(entry, str(path), i) for i, entry in enumerate(document["slices"])]
+    if not isinstance(document, dict) or not document or set(document) - set(FILE_KEYS):
+        raise SliceError(f"{path}: a slice file is a mapping with the keys 'slices' (a list) "
+                         f"and/or 'expectations' (a list)")
+    entries = document.get("slices", [])
+    if not isinstance(entries, list):
+        raise SliceError(f"{path}: 'slices' must be a list")
+    definitions = [_parse_slice(entry, str(path), i) for i, entry in enumerate(entries)]
+    return definitions, parse_expectations(document.get("expectations", []), str(path))
 
 
-def load_slices(paths: list[Path], columns) -> SliceSet:
-    """Parse every slice file and check each condition's columns against ``columns``."""
+def load_slices(paths: list[Path]) -> SliceSet:
+    """Parse every slice file (slices and the expectations declared beside them)."""
     defined: dict[str, SliceDef] = {}
+    expectations: list[Expectation] = []
     for path in slice_files(paths):
-        for definition in parse_slice_file(path):
+        definitions, declared = parse_slice_file(path)
+        expectations += declared
+        for definition in definitions:
             if definition.name in defined:
                 raise SliceError(f"{definition.where.rsplit('.', 1)[0]}.name: slice "
                                  f"{definition.name!r} is already defined in "
                                  f"{defined[definition.name].file}")
-            check_columns(definition.condition, columns)
             defined[definition.name] = definition
     everything = SliceDef(ALL, "Every gate row", None, "(built in)", "")
-    return SliceSet((everything, *defined.values()))
+    return SliceSet((everything, *defined.values()), tuple(expectations))
 
 
 def assign_slices(slice_set: SliceSet, frame: pd.DataFrame) -> pd.DataFrame:
-    """One boolean column per slice, indexed like ``frame`` (derived columns present)."""
+    """One boolean column per slice, indexed like ``frame`` (derived columns present),
+    after checking every condition's columns exist."""
+    for definition in slice_set.slices[1:]:
+        check_columns(definition.condition, frame.columns)
     masks = {s.name: (evaluate(s.condition, frame) if s.condition is not None
                       else [True] * len(frame)) for s in slice_set.slices}
     return pd.DataFrame(masks, index=frame.index, dtype=bool)

@@ -1,0 +1,74 @@
+"""Report benchmark: render report.html for a 20,000-row sample with 30 slices.
+
+The sample is the shipped one resampled to 20,000 rows (new ids), with columns-backend
+predictions for a reference and two candidates; slices: the shipped pack plus one per
+brand and per channel. Times `render_html` alone and reports the page size.
+Usage: python benchmarks/bench_report.py [--rows 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from validator.config import DEFAULT_DIMENSIONS, PROJECT_ROOT, load_config
+from validator.outputs.html import render_html
+from validator.pipeline import run_gate
+
+
+def build(folder: Path, rows: int) -> Path:
+    rng = np.random.default_rng(0)
+    frame = pd.read_csv(PROJECT_ROOT / "fixtures" / "sample.csv")
+    frame = frame.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
+    frame["id"] = [f"row-{i:06d}" for i in range(rows)]
+    for d in DEFAULT_DIMENSIONS:
+        human = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1)
+        frame[f"{d}_ref"] = human + rng.normal(0, 0.5, rows)
+        frame[f"{d}_int8"] = frame[f"{d}_ref"] + rng.normal(0, 0.15, rows)
+        frame[f"{d}_onnx"] = frame[f"{d}_ref"] + rng.normal(0, 0.2, rows)
+    frame.to_parquet(folder / "sample.parquet", index=False)
+    extra = [{"name": f"brand-{i}", "where": {"brand": b}}
+             for i, b in enumerate(sorted(frame.brand.unique()))]
+    extra += [{"name": f"channel-{c}", "where": {"channel": c}}
+              for c in sorted(frame.channel.unique())]
+    (folder / "extra.yaml").write_text(yaml.safe_dump({"slices": extra}))
+    config = {"sample": {"path": "sample.parquet"},
+              "rubric": {"scale": [1, 5], "dimensions": {d: [f"{d}_r1", f"{d}_r2"]
+                                                         for d in DEFAULT_DIMENSIONS}},
+              "slices": [str(PROJECT_ROOT / "slices"), "extra.yaml"],
+              "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
+              "candidates": [{"name": n, "backend": "columns", "columns": f"{{dimension}}_{n}"}
+                             for n in ("int8", "onnx")]}
+    path = folder / "gate.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-report.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        summary = run_gate(load_config(build(folder, args.rows)), folder / "run")
+        predictions = pd.read_parquet(folder / "run" / "predictions.parquet")
+        start = time.perf_counter()
+        html = render_html(summary, predictions)
+        seconds = time.perf_counter() - start
+    result = {"rows": args.rows, "slices": len(summary["slices"]),
+              "checks": len(summary["checks"]), "render_s": round(seconds, 2),
+              "html_bytes": len(html.encode("utf-8"))}
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
