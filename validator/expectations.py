@@ -126,7 +126,22 @@ def _examples(result: dict, id_column: str) -> list[str]:
             shown.append(f"id {row.get(id_column)!r}" + (f" = {value!r}" if values else ""))
     if not shown:
         shown = [repr(v) for v in (result.get("partial_unexpected_list") or [])[:SHOWN_ROWS]]
+    if not shown and "observed_value" in result:
+        shown = [f"observed {result['observed_value']!r}"]
     return shown
+
+
+def _matches(expectation: Expectation, config) -> bool:
+    return expectation.type == config.type and all(
+        config.kwargs.get(k) == v for k, v in expectation.kwargs.items())
+
+
+def _declared(pending: list[Expectation], config) -> Expectation:
+    """The declared expectation a result belongs to (removed from ``pending``)."""
+    for i, expectation in enumerate(pending):
+        if _matches(expectation, config):
+            return pending.pop(i)
+    raise RuntimeError(f"great-expectations returned an undeclared result: {config.type}")
 
 
 def run_suite(frame: pd.DataFrame, expectations: list[Expectation],
@@ -147,8 +162,12 @@ def run_suite(frame: pd.DataFrame, expectations: list[Expectation],
     outcome = batch.validate(suite, result_format={"result_format": "COMPLETE",
                                                    "unexpected_index_column_names":
                                                        index_columns})
+    pending = list(expectations)  # results do not come back in the order declared
+    paired = [(_declared(pending, r.expectation_config), r) for r in outcome.results]
+    order = {id(e): i for i, e in enumerate(expectations)}
+    paired.sort(key=lambda pair: order[id(pair[0])])
     results = []
-    for expectation, result in zip(expectations, outcome.results):
+    for expectation, result in paired:
         failed_to_run = bool(result.exception_info.get("raised_exception"))
         results.append({
             "expectation": expectation.type, "column": expectation.kwargs.get("column"),

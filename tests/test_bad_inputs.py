@@ -1,0 +1,217 @@
+"""Every bad input in the README's table exits 2 with the message the table quotes.
+
+The table (between the ``bad-inputs`` markers in README.md) is the source of truth:
+each row's case id names a builder below, and its message column must appear in the
+one-line error. A row without a builder, or a builder without a row, fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import DIMENSIONS, ROOT, SAMPLE, run_cli, tiny_model_dir
+
+README = ROOT / "README.md"
+
+
+def readme_cases() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- bad-inputs:start -->")[1].split("<!-- bad-inputs:end -->")[0]
+    cases = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0].isdigit():
+            cases[cells[1]] = cells[3].strip("`").replace("\\|", "|")
+    return cases
+
+
+class Setup:
+    """A working columns-backend gate in a temporary folder, to be broken one way."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        frame = pd.read_csv(SAMPLE)
+        frame = frame[frame.split == "validation"].head(300).reset_index(drop=True)
+        for d in DIMENSIONS:
+            frame[f"{d}_ref"] = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1)
+            frame[f"{d}_cand"] = frame[f"{d}_ref"]
+        self.frame = frame
+        self.config = {
+            "sample": {"path": "sample.csv"},
+            "rubric": {"scale": [1, 5],
+                       "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DIMENSIONS}},
+            "slices": [str(ROOT / "slices")],
+            "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
+            "candidates": [{"name": "cand", "backend": "columns",
+                            "columns": "{dimension}_cand"}],
+            "gate": {"min_rows": 10, "on_inconclusive": "warn"}}
+
+    def write(self, frame: pd.DataFrame | None = None, name: str = "sample.csv") -> Path:
+        path = self.folder / name
+        (self.frame if frame is None else frame).to_csv(path, index=False)
+        return path
+
+    def run(self, **changes) -> list[str]:
+        config = {**self.config, **changes}
+        path = self.folder / "gate.yaml"
+        path.write_text(yaml.safe_dump(config))
+        if not (self.folder / "sample.csv").exists():
+            self.write()
+        return ["run", "--config", str(path), "--out", str(self.folder / "out"), "--quiet"]
+
+    def slice_file(self, body: str) -> list[str]:
+        path = self.folder / "extra.yaml"
+        path.write_text(body)
+        return self.run(slices=[str(ROOT / "slices"), str(path)])
+
+    def changed(self, **columns) -> pd.DataFrame:
+        frame = self.frame.copy()
+        for column, (row, value) in columns.items():
+            frame[column] = frame[column].astype(object)
+            frame.loc[row, column] = value
+        return frame
+
+    def transformers_reference(self, model_dir: Path) -> list[str]:
+        return self.run(reference={"name": "ref", "backend": "transformers",
+                                   "model": str(model_dir)})
+
+
+def sample_case(mutate):
+    def build(s: Setup):
+        s.write(mutate(s))
+        return s.run()
+    return build
+
+
+def corrupt_model(s: Setup) -> list[str]:
+    model = tiny_model_dir(s.folder / "model")
+    (model / "model.safetensors").write_bytes(b"\x00" * 64)
+    return s.transformers_reference(model)
+
+
+def pickled_model(s: Setup) -> list[str]:
+    model = tiny_model_dir(s.folder / "model")
+    (model / "model.safetensors").rename(model / "pytorch_model.bin")
+    return s.transformers_reference(model)
+
+
+def existing_run(s: Setup) -> list[str]:
+    args = s.run()
+    (s.folder / "out").mkdir()
+    (s.folder / "out" / "summary.json").write_text("{}")
+    return args
+
+
+BUILDERS = {
+    # config
+    "config-unknown-key": lambda s: s.run(gate={"max_dorp": 2}),
+    "config-wrong-type": lambda s: s.run(gate={"max_drop": "lots"}),
+    "config-not-yaml": lambda s: ["run", "--config", str(write(s, "bad.yaml", "sample: [")),
+                                  "--quiet"],
+    "config-not-a-mapping": lambda s: ["run", "--config", str(write(s, "list.yaml", "- a\n")),
+                                       "--quiet"],
+    "config-missing": lambda s: ["run", "--config", str(s.folder / "nope.yaml"), "--quiet"],
+    "config-unknown-metric": lambda s: s.run(gate={"metric": "accuracy"}),
+    "config-unknown-backend": lambda s: s.run(reference={"name": "ref", "backend": "tensorflow",
+                                                         "model": "x"}),
+    "config-unknown-recipe": lambda s: s.run(candidates=[{"name": "q", "from": "reference",
+                                                          "recipe": "int4-magic"}]),
+    "config-duplicate-scorer": lambda s: s.run(candidates=[{"name": "ref", "backend": "columns",
+                                                            "columns": "{dimension}_cand"}]),
+    "config-override-unknown-slice": lambda s: s.run(gate={"overrides": [
+        {"slice": "headlinez", "max_drop": 2}]}),
+    "config-template-without-dimension": lambda s: s.run(candidates=[
+        {"name": "cand", "backend": "columns", "columns": "clarity_cand"}]),
+    # sample
+    "sample-missing": lambda s: s.run(sample={"path": "missing.csv"}),
+    "sample-unsupported-format": lambda s: s.run(sample={"path": str(write(s, "s.xlsx", "x"))}),
+    "sample-not-utf8": lambda s: s.run(sample={"path": str(write_bytes(
+        s, "latin.csv", "id,text\n1,caf\xe9\n".encode("latin-1")))}),
+    "sample-no-rows": lambda s: s.run(sample={"path": str(s.write(s.frame.head(0),
+                                                                  "empty.csv"))}),
+    "sample-missing-rating-column": sample_case(
+        lambda s: s.frame.drop(columns=["compliance_r2"])),
+    "sample-missing-text-column": sample_case(lambda s: s.frame.drop(columns=["text"])),
+    "sample-duplicate-id": sample_case(lambda s: s.changed(id=(5, s.frame.id[4]))),
+    "sample-blank-text": sample_case(lambda s: s.changed(text=(7, "   "))),
+    "sample-rating-off-scale": sample_case(lambda s: s.changed(tone_r1=(3, 7))),
+    "sample-rating-not-numeric": sample_case(lambda s: s.changed(clarity_r2=(2, "high"))),
+    "sample-where-selects-nothing": lambda s: s.run(sample={"path": "sample.csv",
+                                                            "where": {"split": "test"}}),
+    "sample-value-not-allowed": lambda s: s.run(sample={
+        "path": "sample.csv", "allowed_values": {"channel": ["search", "email"]}}),
+    "sample-prediction-column-missing": sample_case(
+        lambda s: s.frame.drop(columns=["grammar_cand"])),
+    "sample-nan-prediction": sample_case(lambda s: s.changed(tone_cand=(9, float("nan")))),
+    # slices and expectations
+    "slice-unknown-column": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    where: {colour: red}\n"),
+    "slice-unknown-operator": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    where: {word_count: {atmost: 3}}\n"),
+    "slice-bad-regex": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    where: {text: {matches: '(free'}}\n"),
+    "slice-catastrophic-regex": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    where: {text: {matches: '(a+)+b'}}\n"),
+    "slice-wrong-value-type": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    where: {word_count: five}\n"),
+    "slice-duplicate-name": lambda s: s.slice_file(
+        "slices:\n  - name: headlines\n    where: {content_type: headline}\n"),
+    "slice-reserved-name": lambda s: s.slice_file(
+        "slices:\n  - name: all\n    where: {content_type: headline}\n"),
+    "slice-unknown-key": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    when: {content_type: headline}\n"),
+    "slice-file-missing": lambda s: s.run(slices=[str(s.folder / "nope.yaml")]),
+    "expectation-unknown-type": lambda s: s.slice_file(
+        "expectations:\n  - type: expect_the_unexpected\n    kwargs: {column: text}\n"),
+    "expectation-bad-arguments": lambda s: s.slice_file(
+        "expectations:\n  - type: expect_column_values_to_be_in_set\n"
+        "    kwargs: {column: channel, value_sett: [web]}\n"),
+    "expectation-failing-error": lambda s: s.slice_file(
+        "expectations:\n  - type: expect_column_values_to_be_in_set\n"
+        "    kwargs: {column: brand, value_set: [Lumen Bank]}\n"),
+    # models
+    "model-missing": lambda s: s.transformers_reference(s.folder / "no-model"),
+    "model-pickled-weights": pickled_model,
+    "model-corrupt-weights": corrupt_model,
+    "model-wrong-output-count": lambda s: s.transformers_reference(
+        tiny_model_dir(s.folder / "m", labels=("clarity", "tone"))),
+    "model-tokenizer-mismatch": lambda s: s.transformers_reference(
+        tiny_model_dir(s.folder / "m", vocab_size=1000)),
+    # the run
+    "out-already-holds-a-run": existing_run,
+}
+
+
+def write(s: Setup, name: str, text: str) -> Path:
+    (s.folder / name).write_text(text)
+    return s.folder / name
+
+
+def write_bytes(s: Setup, name: str, data: bytes) -> Path:
+    (s.folder / name).write_bytes(data)
+    return s.folder / name
+
+
+CASES = readme_cases()
+
+
+def test_the_table_and_the_builders_name_the_same_cases():
+    assert len(CASES) >= 25
+    assert set(CASES) == set(BUILDERS)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_the_documented_message(case, tmp_path):
+    result = run_cli(*BUILDERS[case](Setup(tmp_path)))
+    assert result.returncode == 2, (case, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert CASES[case] in lines[0], (CASES[case], lines[0])
+    assert not (tmp_path / "out" / "report.html").exists()
