@@ -252,7 +252,13 @@ DEFAULT_DIMENSIONS = ("clarity", "persuasiveness", "brand_voice", "grammar",
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "sample": {"path": "fixtures/sample.csv", "id_column": "id", "text_column": "text",
-               "where": {"split": "validation"}},
+               "where": {"split": "validation"},
+               "production_mix": {  # the shares the shipped sample was drawn to match
+                   "column": "content_type", "tolerance": 0.02, "severity": "warning",
+                   "shares": {"headline": 0.266, "subject_line": 0.245,
+                              "product_description": 0.147, "long_copy": 0.126,
+                              "social_post": 0.077, "push_notification": 0.049,
+                              "cta_button": 0.049, "sms": 0.042}}},
     "rubric": {"scale": [1, 5],
                "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DEFAULT_DIMENSIONS}},
     "slices": ["slices"],

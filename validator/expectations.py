@@ -117,7 +117,7 @@ def _instantiate(expectation: Expectation):
 
 
 def _examples(result: dict, id_column: str) -> list[str]:
-    rows = result.get("unexpected_index_list") or []
+    rows = result.get("partial_unexpected_index_list") or []
     shown = []
     for row in rows[:SHOWN_ROWS]:
         if isinstance(row, dict):
@@ -131,19 +131,6 @@ def _examples(result: dict, id_column: str) -> list[str]:
     return shown
 
 
-def _matches(expectation: Expectation, config) -> bool:
-    return expectation.type == config.type and all(
-        config.kwargs.get(k) == v for k, v in expectation.kwargs.items())
-
-
-def _declared(pending: list[Expectation], config) -> Expectation:
-    """The declared expectation a result belongs to (removed from ``pending``)."""
-    for i, expectation in enumerate(pending):
-        if _matches(expectation, config):
-            return pending.pop(i)
-    raise RuntimeError(f"great-expectations returned an undeclared result: {config.type}")
-
-
 def run_suite(frame: pd.DataFrame, expectations: list[Expectation],
               id_column: str) -> list[dict]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics, no network
@@ -155,19 +142,17 @@ def run_suite(frame: pd.DataFrame, expectations: list[Expectation],
     asset = context.data_sources.add_pandas("sample").add_dataframe_asset("rows")
     batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
         batch_parameters={"dataframe": frame})
-    suite = gx.ExpectationSuite(name="slice-validator")
-    for expectation in expectations:
-        suite.add_expectation(_instantiate(expectation))
     index_columns = [id_column] if id_column in frame.columns else []
-    outcome = batch.validate(suite, result_format={"result_format": "COMPLETE",
-                                                   "unexpected_index_column_names":
-                                                       index_columns})
-    pending = list(expectations)  # results do not come back in the order declared
-    paired = [(_declared(pending, r.expectation_config), r) for r in outcome.results]
-    order = {id(e): i for i, e in enumerate(expectations)}
-    paired.sort(key=lambda pair: order[id(pair[0])])
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_ROWS,
+                     "unexpected_index_column_names": index_columns}
+    instances = [_instantiate(e) for e in expectations]  # every declaration checked first
     results = []
-    for expectation, result in paired:
+    for i, (expectation, instance) in enumerate(zip(expectations, instances)):
+        # one expectation per validation: all at once, great-expectations holds every
+        # intermediate result together (1.7 GB instead of 0.7 GB on 300,000 rows)
+        suite = gx.ExpectationSuite(name=f"slice-validator-{i}")
+        suite.add_expectation(instance)
+        result = batch.validate(suite, result_format=result_format).results[0]
         failed_to_run = bool(result.exception_info.get("raised_exception"))
         results.append({
             "expectation": expectation.type, "column": expectation.kwargs.get("column"),
@@ -210,10 +195,28 @@ def describe_failure(path: Path, result: dict) -> str:
             f"({kwargs}) from {result['source']}: {rows}{examples}")
 
 
+COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
+
+
+def columns_used(expectations: list[Expectation], frame: pd.DataFrame) -> list[str]:
+    """The sample columns the expectations name (great-expectations copies the frame it
+    validates several times, so it gets only these), plus the id for row references."""
+    named = set()
+    for expectation in expectations:
+        for argument in COLUMN_ARGUMENTS:
+            value = expectation.kwargs.get(argument)
+            named.update(value if isinstance(value, list) else [value])
+    return [c for c in frame.columns if c in named]
+
+
 def validate_sample(frame: pd.DataFrame, config: Config,
                     extra: list[Expectation]) -> list[dict]:
     """Run the suite; raise SampleError on the first failing ``error`` expectation."""
-    results = run_suite(frame, suite_from_config(config) + extra, config.sample.id_column)
+    expectations = suite_from_config(config) + extra
+    columns = list(dict.fromkeys([config.sample.id_column,
+                                  *columns_used(expectations, frame)]))
+    results = run_suite(frame[columns] if set(columns) <= set(frame.columns) else frame,
+                        expectations, config.sample.id_column)
     results += production_mix(frame, config)
     for result in results:
         if result["status"] == "fail" and result["severity"] == "error":

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
-from sklearn.metrics import cohen_kappa_score, mean_absolute_error
+from sklearn.metrics import mean_absolute_error
 
 from validator.errors import choices_error
 
@@ -38,12 +38,30 @@ def adjacent_agreement(human: np.ndarray, pred: np.ndarray, scale: Scale) -> flo
                  * 100)
 
 
-def quadratic_kappa(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
-    labels = list(range(scale[0], scale[1] + 1))
+def kappa_from_confusion(observed: np.ndarray) -> np.ndarray:
+    """Quadratic-weighted Cohen's kappa of confusion matrices (..., k, k), as
+    scikit-learn's cohen_kappa_score(weights="quadratic") defines it."""
+    k = observed.shape[-1]
+    total = observed.sum(axis=(-2, -1))[..., None, None]
+    expected = observed.sum(axis=-1)[..., :, None] * observed.sum(axis=-2)[..., None, :] / total
+    grid = np.arange(k)
+    weights = (grid[:, None] - grid[None, :]) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(cohen_kappa_score(round_rating(human, scale).astype(int),
-                                       round_rating(pred, scale).astype(int),
-                                       labels=labels, weights="quadratic"))
+        return 1.0 - (observed * weights).sum(axis=(-2, -1)) / (expected * weights).sum(
+            axis=(-2, -1))
+
+
+def confusion_codes(human: np.ndarray, pred: np.ndarray, scale: Scale) -> np.ndarray:
+    """Cell index (human * k + prediction) of each row in the k x k confusion matrix."""
+    k = scale[1] - scale[0] + 1
+    return ((round_rating(human, scale) - scale[0]) * k
+            + round_rating(pred, scale) - scale[0]).astype(np.int64)
+
+
+def quadratic_kappa(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+    k = scale[1] - scale[0] + 1
+    observed = np.bincount(confusion_codes(human, pred, scale), minlength=k * k)
+    return float(kappa_from_confusion(observed.reshape(k, k).astype(np.float64)))
 
 
 def spearman(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:

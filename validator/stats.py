@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, norm
 
-from validator.metrics import ALL_DIMENSIONS, round_rating
+from validator.metrics import (ALL_DIMENSIONS, confusion_codes, kappa_from_confusion,
+                               round_rating)
 
-MAX_CELLS = 20_000_000  # resample chunk size x pairs held in memory at once
+MAX_CELLS = 4_000_000  # resample chunk size x rows held in memory at once
 POWER = 0.8             # for the detectable degradation
 
 
@@ -40,19 +41,10 @@ def resample_counts(rng: np.random.Generator, n: int, resamples: int):
 # -- metrics that are not row means, from weights: W (B, n), h/p (n,) -------------------
 
 def w_kappa(W, h, p, scale):
-    low, high = scale
-    k = high - low + 1
-    a = (round_rating(h, scale) - low).astype(int)
-    b = (round_rating(p, scale) - low).astype(int)
+    k = scale[1] - scale[0] + 1
     onehot = np.zeros((len(h), k * k))
-    onehot[np.arange(len(h)), a * k + b] = 1.0
-    observed = (W @ onehot).reshape(-1, k, k)
-    total = observed.sum(axis=(1, 2))[:, None, None]
-    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / total
-    grid = np.arange(k)
-    weights = (grid[:, None] - grid[None, :]) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 - (observed * weights).sum(axis=(1, 2)) / (expected * weights).sum(axis=(1, 2))
+    onehot[np.arange(len(h)), confusion_codes(h, p, scale)] = 1.0
+    return kappa_from_confusion((W @ onehot).reshape(-1, k, k))
 
 
 def _weighted_ranks(W, values):

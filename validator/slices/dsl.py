@@ -22,7 +22,9 @@ from validator.errors import SliceError
 OPERATORS = ("in", "not_in", "min", "max", "matches", "contains", "is_null")
 COMBINATORS = ("all", "any", "not")
 DERIVED_COLUMNS: dict[str, Callable[[pd.Series], pd.Series]] = {
-    "word_count": lambda text: text.str.split().str.len().fillna(0).astype("int64"),
+    # one row at a time: str.split() on the whole column would hold every word at once
+    "word_count": lambda text: text.map(lambda t: len(t.split()) if isinstance(t, str) else 0,
+                                        na_action="ignore").fillna(0).astype("int64"),
     "char_count": lambda text: text.str.len().fillna(0).astype("int64"),
 }
 MAX_REGEX_LENGTH = 500

@@ -1,0 +1,73 @@
+"""Scale benchmark: a 1,000,000-row sample (columns backend) validated with
+great-expectations, sliced with the shipped pack and gated, end to end through the
+CLI, with wall time and the peak resident memory of the run.
+
+Usage: python benchmarks/bench_million.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from validator.config import DEFAULT_DIMENSIONS, PROJECT_ROOT
+
+
+def build(folder: Path, rows: int) -> Path:
+    rng = np.random.default_rng(0)
+    source = pd.read_csv(PROJECT_ROOT / "fixtures" / "sample.csv")
+    frame = source.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
+    frame["id"] = [f"row-{i:07d}" for i in range(rows)]
+    for d in DEFAULT_DIMENSIONS:
+        human = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1).to_numpy()
+        frame[f"{d}_ref"] = human + rng.normal(0, 0.5, rows)
+        frame[f"{d}_int8"] = frame[f"{d}_ref"] + rng.normal(0, 0.15, rows)
+    frame.to_parquet(folder / "sample.parquet", index=False)
+    config = {"sample": {"path": "sample.parquet"},
+              "rubric": {"scale": [1, 5], "dimensions": {d: [f"{d}_r1", f"{d}_r2"]
+                                                         for d in DEFAULT_DIMENSIONS}},
+              "slices": [str(PROJECT_ROOT / "slices")],
+              "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
+              "candidates": [{"name": "int8", "backend": "columns",
+                              "columns": "{dimension}_int8"}]}
+    path = folder / "gate.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-million.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        config = build(folder, args.rows)
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "validator", "run", "--config",
+                                 str(config), "--out", str(folder / "run"), "--quiet"],
+                                capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        summary = json.loads((folder / "run" / "summary.json").read_text()) \
+            if result.returncode in (0, 1) else {}
+    report = {"rows": args.rows, "exit_code": result.returncode,
+              "verdict": summary.get("verdict"), "checks": len(summary.get("checks", [])),
+              "wall_s": round(seconds, 1), "peak_rss_bytes": peak,
+              "peak_rss_gb": round(peak / 1e9, 2), "stderr": result.stderr[-500:]}
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
