@@ -16,30 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import yaml
+from synthetic import columns_gate, resampled_sample
 
-from validator.config import DEFAULT_DIMENSIONS, PROJECT_ROOT
+from validator.config import PROJECT_ROOT
 
 
 def build(folder: Path, rows: int) -> Path:
-    rng = np.random.default_rng(0)
-    source = pd.read_csv(PROJECT_ROOT / "fixtures" / "sample.csv")
-    frame = source.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
-    frame["id"] = [f"row-{i:07d}" for i in range(rows)]
-    for d in DEFAULT_DIMENSIONS:
-        human = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1).to_numpy()
-        frame[f"{d}_ref"] = human + rng.normal(0, 0.5, rows)
-        frame[f"{d}_int8"] = frame[f"{d}_ref"] + rng.normal(0, 0.15, rows)
-    frame.to_parquet(folder / "sample.parquet", index=False)
-    config = {"sample": {"path": "sample.parquet"},
-              "rubric": {"scale": [1, 5], "dimensions": {d: [f"{d}_r1", f"{d}_r2"]
-                                                         for d in DEFAULT_DIMENSIONS}},
-              "slices": [str(PROJECT_ROOT / "slices")],
-              "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
-              "candidates": [{"name": "int8", "backend": "columns",
-                              "columns": "{dimension}_int8"}]}
+    resampled_sample(rows, {"int8": 0.15}).to_parquet(folder / "sample.parquet", index=False)
+    config = columns_gate("sample.parquet", ["int8"], [str(PROJECT_ROOT / "slices")])
     path = folder / "gate.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -14,38 +14,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
+from synthetic import columns_gate, resampled_sample
 
-from validator.config import DEFAULT_DIMENSIONS, PROJECT_ROOT, load_config
+from validator.config import PROJECT_ROOT, load_config
 from validator.outputs.html import render_html
 from validator.pipeline import run_gate
 
 
 def build(folder: Path, rows: int) -> Path:
-    rng = np.random.default_rng(0)
-    frame = pd.read_csv(PROJECT_ROOT / "fixtures" / "sample.csv")
-    frame = frame.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
-    frame["id"] = [f"row-{i:06d}" for i in range(rows)]
-    for d in DEFAULT_DIMENSIONS:
-        human = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1)
-        frame[f"{d}_ref"] = human + rng.normal(0, 0.5, rows)
-        frame[f"{d}_int8"] = frame[f"{d}_ref"] + rng.normal(0, 0.15, rows)
-        frame[f"{d}_onnx"] = frame[f"{d}_ref"] + rng.normal(0, 0.2, rows)
+    frame = resampled_sample(rows, {"int8": 0.15, "onnx": 0.2})
     frame.to_parquet(folder / "sample.parquet", index=False)
     extra = [{"name": f"brand-{i}", "where": {"brand": b}}
              for i, b in enumerate(sorted(frame.brand.unique()))]
     extra += [{"name": f"channel-{c}", "where": {"channel": c}}
               for c in sorted(frame.channel.unique())]
     (folder / "extra.yaml").write_text(yaml.safe_dump({"slices": extra}))
-    config = {"sample": {"path": "sample.parquet"},
-              "rubric": {"scale": [1, 5], "dimensions": {d: [f"{d}_r1", f"{d}_r2"]
-                                                         for d in DEFAULT_DIMENSIONS}},
-              "slices": [str(PROJECT_ROOT / "slices"), "extra.yaml"],
-              "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
-              "candidates": [{"name": n, "backend": "columns", "columns": f"{{dimension}}_{n}"}
-                             for n in ("int8", "onnx")]}
+    config = columns_gate("sample.parquet", ["int8", "onnx"],
+                          [str(PROJECT_ROOT / "slices"), "extra.yaml"])
     path = folder / "gate.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

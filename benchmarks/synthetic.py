@@ -1,0 +1,32 @@
+"""Large synthetic gates for the benchmarks: the shipped sample resampled to any size,
+with columns-backend predictions (the reference plus noisier candidates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from validator.config import DEFAULT_DIMENSIONS, PROJECT_ROOT
+
+
+def resampled_sample(rows: int, candidate_noise: dict[str, float], seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.read_csv(PROJECT_ROOT / "fixtures" / "sample.csv")
+    frame = frame.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
+    frame["id"] = [f"row-{i:07d}" for i in range(rows)]
+    for d in DEFAULT_DIMENSIONS:
+        human = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1).to_numpy()
+        frame[f"{d}_ref"] = human + rng.normal(0, 0.5, rows)
+        for name, noise in candidate_noise.items():
+            frame[f"{d}_{name}"] = frame[f"{d}_ref"] + rng.normal(0, noise, rows)
+    return frame
+
+
+def columns_gate(sample: str, candidates: list[str], slices: list[str]) -> dict:
+    return {"sample": {"path": sample},
+            "rubric": {"scale": [1, 5], "dimensions": {d: [f"{d}_r1", f"{d}_r2"]
+                                                       for d in DEFAULT_DIMENSIONS}},
+            "slices": slices,
+            "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
+            "candidates": [{"name": n, "backend": "columns", "columns": f"{{dimension}}_{n}"}
+                           for n in candidates]}
