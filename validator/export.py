@@ -3,15 +3,16 @@ artefact folder that will be served, so the same files can be gated."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
-from validator.config import Config
+from validator.cache import cache_root
+from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError
 from validator.sample import load_sample
 from validator.scorers import ProgressFactory, RECIPES
 from validator.scoring import build_scorer
-from validator.cache import cache_root
 
 WRITABLE = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "torch-bf16")
 
@@ -26,11 +27,10 @@ def write_artefact(config: Config, recipe: str, out: Path, force: bool,
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to replace it)")
     sample = load_sample(config)
-    candidate = config.candidates[0].model_copy(update={"name": recipe, "recipe": recipe,
-                                                        "from_": "reference"})
-    for existing in config.candidates:  # keep a configured candidate's calibration settings
-        if existing.recipe == recipe:
-            candidate = existing
+    configured = [c for c in config.candidates if c.recipe == recipe]
+    # a configured candidate with this recipe keeps its settings (calibration, ...)
+    candidate = configured[0] if configured else ScorerConfig.model_validate(
+        {"name": recipe, "from": "reference", "recipe": recipe})
     reference = build_scorer(config.reference, config, None, sample, cache_root() / "artefacts",
                              progress)
     scorer = build_scorer(candidate, config, reference, sample, cache_root() / "artefacts",
@@ -40,6 +40,7 @@ def write_artefact(config: Config, recipe: str, out: Path, force: bool,
     if recipe == "torch-bf16":
         scorer.model.save_pretrained(staging, safe_serialization=True)
         scorer.tokenizer.save_pretrained(staging)
+        (staging / "recipe.json").write_text(json.dumps(scorer.recipe, indent=2), "utf-8")
     else:
         shutil.copytree(scorer.path, staging)
     shutil.rmtree(out, ignore_errors=True)
