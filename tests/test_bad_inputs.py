@@ -7,8 +7,6 @@ one-line error. A row without a builder, or a builder without a row, fails the t
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import pandas as pd

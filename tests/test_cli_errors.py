@@ -111,7 +111,7 @@ def test_slices_check_prints_counts_and_rejects_bad_files(tmp_path):
     result = run_cli("slices", "check")
     assert result.returncode == 0, result.stderr
     counts = pd.read_csv(ROOT / "fixtures" / "sample.csv").content_type.value_counts()
-    assert f"headlines" in result.stdout and str(counts["headline"]) in result.stdout
+    assert "headlines" in result.stdout and str(counts["headline"]) in result.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("slices:\n  - name: x\n    where: {content_type: {in: headline}}\n")
     assert_exit_2(run_cli("slices", "check", str(bad)), str(bad), "'in' takes a non-empty list")

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import tiny_model_dir as make_tiny_model
 from validator.errors import ModelError
