@@ -3,7 +3,8 @@
 (a) harness scoring vs a bare loop of forward passes over the same padded batches;
 (b) harness vs a naive per-row transformers pipeline loop;
 (c) a re-run with only the candidate changed vs the first run (whole gate);
-(d) every recipe's latency, throughput and size against fp32.
+(d) every recipe's latency, throughput and size against fp32, with the torch models run
+    both as frozen TorchScript traces (the default reference's runtime) and eagerly.
 
 Usage: python benchmarks/bench_scoring.py [--out benchmarks/results-scoring.json]
 """
@@ -28,8 +29,8 @@ from validator.scorers.batched import TokenCache
 from validator.scorers import no_progress
 from validator.scoring import build_scorer, score_cached
 
-RECIPES = ["torch-int8-dynamic", "torch-bf16", "onnx-fp32", "onnx-int8-dynamic",
-           "onnx-int8-static"]
+TORCH_RECIPES = ["torch-int8-dynamic", "torch-bf16"]
+ONNX_RECIPES = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static"]
 
 
 def timed(fn):
@@ -49,7 +50,7 @@ def bare_floor(reference, texts: list[str]) -> float:
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in batches:
-            reference.model(**batch)
+            reference.run_model(dict(batch))
     return time.perf_counter() - start
 
 
@@ -85,17 +86,39 @@ def cached_rerun(out: Path) -> dict:
             "ratio": second / first}
 
 
+def recipe_candidates() -> list[dict]:
+    """Every recipe against the (TorchScript) reference, plus the eager forms of the
+    torch models, so that each torch recipe also has an eager fp32 baseline."""
+    eager_fp32 = {**DEFAULT_CONFIG["reference"], "name": "fp32-eager", "runtime": "eager"}
+    torch_recipes = [{"name": r, "from": "reference", "recipe": r} for r in TORCH_RECIPES]
+    eager = [{**c, "name": f"{c['name']}-eager", "runtime": "eager"} for c in torch_recipes]
+    onnx = [{"name": r, "from": "reference", "recipe": r} for r in ONNX_RECIPES]
+    return [*torch_recipes, eager_fp32, *eager, *onnx]
+
+
+def same_runtime_speedup(rows: list[dict]) -> None:
+    """Each torch row's batch-1 speedup over the fp32 model run the same way."""
+    fp32 = {row["runtime"]: row["latency_ms_p50"] for row in rows
+            if row["name"] in ("fp32", "fp32-eager")}
+    for row in rows:
+        baseline = fp32.get(row["runtime"])
+        row["speedup_vs_fp32_same_runtime"] = (baseline / row["latency_ms_p50"]
+                                               if baseline and row["latency_ms_p50"] else None)
+
+
 def recipes(out: Path) -> list[dict]:
-    config = config_with([{"name": r, "from": "reference", "recipe": r} for r in RECIPES])
+    config = config_with(recipe_candidates())
     summary = run_gate(config, out / "recipes", use_cache=False)
     metrics = {(m["scorer"]): m["value"] for m in summary["metrics"]
                if m["slice"] == "all" and m["dimension"] == "_all"
                and m["metric"] == "exact_agreement"}
-    keys = ["name", "size_bytes", "latency_ms_p50", "latency_ms_p95", "throughput_rows_per_s",
+    keys = ["name", "runtime", "size_bytes", "latency_ms_p50", "latency_ms_p95", "throughput_rows_per_s",
             "speedup_vs_reference", "throughput_vs_reference", "size_vs_reference"]
-    return [{**{k: s[k] for k in keys}, "size_reduction": 1 / s["size_vs_reference"]
+    rows = [{**{k: s[k] for k in keys}, "size_reduction": 1 / s["size_vs_reference"]
              if s["size_vs_reference"] else None, "exact_agreement": metrics[s["name"]]}
             for s in summary["scorers"]]
+    same_runtime_speedup(rows)
+    return rows
 
 
 def main() -> None:

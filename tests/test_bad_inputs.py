@@ -126,6 +126,10 @@ BUILDERS = {
         {"slice": "headlinez", "max_drop": 2}]}),
     "config-template-without-dimension": lambda s: s.run(candidates=[
         {"name": "cand", "backend": "columns", "columns": "clarity_cand"}]),
+    "config-runtime-not-torch": lambda s: s.run(candidates=[
+        {"name": "cand", "backend": "onnxruntime", "model": "m.onnx", "runtime": "torchscript"}]),
+    "config-runtime-onnx-recipe": lambda s: s.run(candidates=[
+        {"name": "q", "from": "reference", "recipe": "onnx-int8-dynamic", "runtime": "eager"}]),
     # sample
     "sample-missing": lambda s: s.run(sample={"path": "missing.csv"}),
     "sample-unsupported-format": lambda s: s.run(sample={"path": str(write(s, "s.xlsx", "x"))}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from conftest import tiny_model_dir as make_tiny_model
 from validator.errors import ModelError
+from validator.scorers import RecipeContext, no_progress
 from validator.scorers.recipes import torch_int8_dynamic
 from validator.scorers.transformers_backend import load_transformers_scorer
 
@@ -19,9 +21,13 @@ def tiny_model_dir(path, labels=DIMS):
     return make_tiny_model(path, labels)
 
 
-def scorer_config(path, batch_size=4):
+def scorer_config(path, batch_size=4, runtime=None):
     return SimpleNamespace(name="tiny", model=str(path), batch_size=batch_size, max_length=64,
-                           key="reference", device="cpu")
+                           key="reference", device="cpu", runtime=runtime)
+
+
+def recipe_context(runtime=None):
+    return RecipeContext("candidates[0]", list, Path("unused"), no_progress, runtime)
 
 
 TEXTS = ["Shop now", "A much longer piece of copy about hiking boots that keep you dry",
@@ -47,7 +53,7 @@ def test_outputs_follow_id2label_not_position(tmp_path):
 
 def test_int8_recipe_quantizes_and_stays_close(tmp_path):
     reference = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS)
-    candidate = torch_int8_dynamic("int8", reference, context=None)
+    candidate = torch_int8_dynamic("int8", reference, recipe_context())
     assert candidate.recipe["quantized_count"] > 0
     assert candidate.size_bytes() < reference.size_bytes()
     difference = np.abs(candidate.score_texts(TEXTS) - reference.score_texts(TEXTS))
@@ -78,3 +84,39 @@ def test_corrupt_weights_name_the_directory(tmp_path):
     (model_dir / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match=str(model_dir)):
         load_transformers_scorer(scorer_config(model_dir), DIMS)
+
+
+def test_torchscript_runtime_gives_the_eager_predictions(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+    eager = load_transformers_scorer(scorer_config(model_dir), DIMS)
+    traced = load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS)
+    assert (eager.runtime, traced.runtime) == ("eager", "torchscript")
+    assert traced.fingerprint() != eager.fingerprint()
+    np.testing.assert_allclose(traced.score_texts(TEXTS), eager.score_texts(TEXTS), atol=1e-6)
+
+
+def test_torch_recipes_inherit_the_reference_runtime_unless_set(tmp_path):
+    reference = load_transformers_scorer(
+        scorer_config(tiny_model_dir(tmp_path), runtime="torchscript"), DIMS)
+    inherited = torch_int8_dynamic("int8", reference, recipe_context())
+    own = torch_int8_dynamic("int8", reference, recipe_context("eager"))
+    assert (inherited.runtime, own.runtime) == ("torchscript", "eager")
+    assert inherited.fingerprint() != own.fingerprint()
+    np.testing.assert_allclose(inherited.score_texts(TEXTS), own.score_texts(TEXTS), atol=1e-6)
+
+
+def test_a_trace_that_differs_from_the_eager_model_is_refused(tmp_path, monkeypatch):
+    import torch
+
+    model_dir = tiny_model_dir(tmp_path)
+    real_trace = torch.jit.trace
+
+    def trace_then_change_the_weights(model, **kwargs):
+        traced = real_trace(model, **kwargs)
+        # the eager model gets new weights; the trace keeps the old ones
+        model.classifier.bias = torch.nn.Parameter(model.classifier.bias.detach() + 1.0)
+        return traced
+
+    monkeypatch.setattr(torch.jit, "trace", trace_then_change_the_weights)
+    with pytest.raises(ModelError, match="does not reproduce the eager model"):
+        load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS)

@@ -73,6 +73,8 @@ class ScorerConfig(StrictModel):
     batch_size: int = Field(default=32, ge=1)
     max_length: int | None = Field(default=None, ge=8)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    runtime: Literal["eager", "torchscript"] | None = None  # torch models; None: eager, or
+                                                           # the reference's for recipes
     graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
     calibration: CalibrationConfig = CalibrationConfig()
     _key: str = PrivateAttr(default="")  # where this scorer sits in the file
@@ -94,6 +96,9 @@ class ScorerConfig(StrictModel):
                              "'{dimension}_pred' or a mapping dimension -> column)")
         elif self.backend != "columns" and self.model is None:
             raise ValueError(f"backend {self.backend!r} needs 'model'")
+        if self.runtime is not None and self.backend in ("onnxruntime", "columns"):
+            raise ValueError(f"'runtime' applies to torch models (backend 'transformers' or "
+                             f"a torch-* recipe), not to backend {self.backend!r}")
         return self
 
 
@@ -262,7 +267,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "rubric": {"scale": [1, 5],
                "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DEFAULT_DIMENSIONS}},
     "slices": ["slices"],
-    "reference": {"name": "fp32", "backend": "transformers", "model": "default"},
+    "reference": {"name": "fp32", "backend": "transformers", "model": "default",
+                  "runtime": "torchscript"},  # as served; torch candidates inherit it
     "candidates": [{"name": "int8-dynamic", "from": "reference",
                     "recipe": "torch-int8-dynamic"},
                    {"name": "onnx-int8-static", "from": "reference",

@@ -33,6 +33,7 @@ class ScorerInfo:
     name: str
     role: str  # reference | candidate
     backend: str
+    runtime: str | None  # torch models: eager | torchscript
     recipe: dict | None
     fingerprint: str | None
     size_bytes: int | None
@@ -106,7 +107,7 @@ def build_scorer(scorer_config: ScorerConfig, config: Config, reference: Scorer 
                           f"{exc.args[0]}") from exc
     context = RecipeContext(scorer_config.key,
                             lambda: calibration_texts(sample, scorer_config, config),
-                            artefact_dir, progress)
+                            artefact_dir, progress, scorer_config.runtime)
     return recipe(scorer_config.name, reference, context)
 
 
@@ -173,9 +174,10 @@ def profile_and_score(scorer: Scorer, role: str, sample: Sample, progress: Progr
         raise ScoringError(f"scorer {scorer.name!r} returned shape {values.shape}, expected "
                            f"{(len(sample.frame), len(scorer.dimensions))}")
     check_finite(values, scorer.name, sample)
-    info = ScorerInfo(scorer.name, role, scorer.backend, scorer.recipe, scorer.fingerprint(),
-                      scorer.size_bytes(), scorer.parameter_bytes(), memory.peak, p50, p95,
-                      throughput, seconds, len(values) - from_cache, from_cache)
+    info = ScorerInfo(scorer.name, role, scorer.backend, scorer.runtime, scorer.recipe,
+                      scorer.fingerprint(), scorer.size_bytes(), scorer.parameter_bytes(),
+                      memory.peak, p50, p95, throughput, seconds, len(values) - from_cache,
+                      from_cache)
     return values, info
 
 

@@ -34,7 +34,8 @@ def render_markdown(summary: dict) -> str:
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary["scorers"]:
         recipe = (s["recipe"] or {}).get("name", "")
-        lines.append(f"| {_cell(s['name'])} | {s['role']} | {s['backend']} | {recipe} | "
+        backend = f"{s['backend']} ({s['runtime']})" if s.get("runtime") else s["backend"]
+        lines.append(f"| {_cell(s['name'])} | {s['role']} | {backend} | {recipe} | "
                      f"{_mb(s['size_bytes'])} | {_mb(s['peak_rss_bytes'])} | "
                      f"{_num(s['latency_ms_p50'], 1)} | {_num(s['latency_ms_p95'], 1)} | "
                      f"{_num(s['throughput_rows_per_s'], 0)} | "

@@ -27,11 +27,12 @@ ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
 @dataclass(frozen=True)
 class RecipeContext:
     """What a recipe may need besides the reference: calibration rows, a place to keep
-    artefacts it builds, progress."""
+    artefacts it builds, progress, the candidate's configured torch runtime."""
     key: str  # where the candidate sits in the config, for error messages
     calibration_texts: Callable[[], list[str]]
     artefact_dir: Path
     progress: "ProgressFactory"
+    runtime: str | None = None  # eager | torchscript; None: the reference's
 
 
 @contextlib.contextmanager
@@ -43,6 +44,7 @@ class Scorer(ABC):
     """Scores gate rows on every rubric dimension, in the rubric's order."""
 
     backend: str = ""
+    runtime: str | None = None  # how a torch model runs: eager | torchscript
 
     def __init__(self, name: str, dimensions: list[str], recipe: dict | None = None):
         self.name = name

@@ -133,6 +133,14 @@ def _finish(record: dict, folder: Path) -> dict:
             "quantized_count": count}
 
 
+def onnx_reference(reference: Scorer, context: RecipeContext, recipe: str):
+    """The transformers reference an ONNX recipe exports; ``runtime`` is a torch setting."""
+    if context.runtime is not None:
+        raise ConfigError(f"{context.key}.runtime: applies to torch models; recipe {recipe!r} "
+                          f"makes an ONNX Runtime model (set graph_optimization instead)")
+    return require_transformers(reference, recipe)
+
+
 def _load(name: str, reference, folder: Path) -> Scorer:
     record = json.loads((folder / "recipe.json").read_text("utf-8"))
     return build_onnx_scorer(name, reference.dimensions, folder / "model.onnx",
@@ -141,7 +149,7 @@ def _load(name: str, reference, folder: Path) -> Scorer:
 
 def onnx_fp32(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
     """Export only: the fp32 ONNX graph (the baseline for the ONNX INT8 recipes)."""
-    reference = require_transformers(reference, "onnx-fp32")
+    reference = onnx_reference(reference, context, "onnx-fp32")
     return _load(name, reference, fp32_artefact(reference, context))
 
 
@@ -149,7 +157,7 @@ def onnx_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> S
     """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    reference = require_transformers(reference, "onnx-int8-dynamic")
+    reference = onnx_reference(reference, context, "onnx-int8-dynamic")
     source = fp32_artefact(reference, context)
 
     def build(folder: Path) -> dict:
@@ -196,7 +204,7 @@ def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Sc
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
-    reference = require_transformers(reference, "onnx-int8-static")
+    reference = onnx_reference(reference, context, "onnx-int8-static")
     texts = context.calibration_texts()
     if len(texts) < MIN_CALIBRATION_ROWS:
         raise ConfigError(f"{context.key}.calibration: the calibration set has {len(texts)} "

@@ -22,15 +22,17 @@ def require_transformers(reference: Scorer, recipe: str):
     return reference
 
 
-def _derive(reference, name: str, model, record: dict, device: str):
+def _derive(reference, name: str, model, record: dict, device: str, context: RecipeContext):
+    """The candidate scorer, run like the reference unless its own ``runtime`` is set."""
     from validator.scorers.transformers_backend import TransformersScorer, library_tag
 
+    runtime = context.runtime or reference.runtime
     return TransformersScorer(name, reference.dimensions, model, reference.tokenizer,
                               reference.output_index, reference.batch_size,
                               reference.max_length, recipe=record, path=reference.path,
-                              fingerprint=reference.derived_fingerprint(record["name"],
-                                                                        library_tag()),
-                              device=device)
+                              fingerprint=reference.derived_fingerprint(
+                                  record["name"], library_tag(), runtime),
+                              device=device, runtime=runtime, label=context.key)
 
 
 def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
@@ -49,7 +51,7 @@ def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> 
               "method": "torch.ao.quantization.quantize_dynamic, qint8 weights",
               "quantized_op_types": sorted({type(m).__name__ for m in quantized}),
               "quantized_count": len(quantized)}
-    return _derive(reference, name, model, record, device="cpu")
+    return _derive(reference, name, model, record, "cpu", context)
 
 
 def torch_bf16(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
@@ -62,4 +64,4 @@ def torch_bf16(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
     record = {"name": "torch-bf16", "library": f"torch {torch.__version__}",
               "method": "module.to(torch.bfloat16)", "quantized_op_types": ["all parameters"],
               "quantized_count": int(converted)}
-    return _derive(reference, name, model, record, device=reference.device)
+    return _derive(reference, name, model, record, reference.device, context)

@@ -33,11 +33,19 @@ class TransformersScorer(BatchedScorer):
 
     def __init__(self, name, dimensions, model, tokenizer, output_index, batch_size,
                  max_length, recipe=None, path: Path | None = None,
-                 fingerprint: str = "", device: str = "cpu"):
+                 fingerprint: str = "", device: str = "cpu", runtime: str = "eager",
+                 label: str = ""):
         super().__init__(name, dimensions, tokenizer, output_index, batch_size, max_length,
                          recipe, path)
-        self.model, self.device = model, device
+        self.model, self.device, self.runtime = model, device, runtime
         self._fingerprint = fingerprint
+        self.run_model = self._eager  # tensors by input name -> logits
+        if runtime == "torchscript":
+            from validator.scorers.torchscript import trace
+            self.run_model = trace(model, tokenizer, device, label or name)
+
+    def _eager(self, inputs: dict):
+        return self.model(**inputs).logits
 
     def set_threads(self, threads: int) -> None:
         import torch
@@ -50,7 +58,7 @@ class TransformersScorer(BatchedScorer):
         inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()
                   if k in self.tokenizer.model_input_names}
         with torch.inference_mode():
-            return self.model(**inputs).logits.float().cpu().numpy()
+            return self.run_model(inputs).float().cpu().numpy()
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -138,8 +146,10 @@ def load_transformers_scorer(scorer_config, dimensions: list[str]) -> Transforme
     max_length = scorer_config.max_length or min(
         tokenizer.model_max_length, getattr(config, "max_position_embeddings", 512))
     device = resolve_device(scorer_config.device, scorer_config.key)
+    runtime = scorer_config.runtime or "eager"
     files = [p for pattern in MODEL_FILES for p in path.glob(pattern)]
-    fingerprint = fingerprint_files(files, library_tag(), str(max_length))
+    fingerprint = fingerprint_files(files, library_tag(), str(max_length), runtime)
     return TransformersScorer(scorer_config.name, dimensions, model.to(device), tokenizer,
                               index, scorer_config.batch_size, max_length, path=path,
-                              fingerprint=fingerprint, device=device)
+                              fingerprint=fingerprint, device=device, runtime=runtime,
+                              label=f"{scorer_config.key} ({path})")
