@@ -112,8 +112,9 @@ def recipes(out: Path) -> list[dict]:
     metrics = {(m["scorer"]): m["value"] for m in summary["metrics"]
                if m["slice"] == "all" and m["dimension"] == "_all"
                and m["metric"] == "exact_agreement"}
-    keys = ["name", "runtime", "size_bytes", "latency_ms_p50", "latency_ms_p95", "throughput_rows_per_s",
-            "speedup_vs_reference", "throughput_vs_reference", "size_vs_reference"]
+    keys = ["name", "runtime", "size_bytes", "latency_ms_p50", "latency_ms_p95",
+            "throughput_rows_per_s", "speedup_vs_reference", "throughput_vs_reference",
+            "size_vs_reference"]
     rows = [{**{k: s[k] for k in keys}, "size_reduction": 1 / s["size_vs_reference"]
              if s["size_vs_reference"] else None, "exact_agreement": metrics[s["name"]]}
             for s in summary["scorers"]]

@@ -120,7 +120,8 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
     })
 
 
-def predictions_table(sample: Sample, predictions: Predictions, masks: pd.DataFrame) -> pd.DataFrame:
+def predictions_table(sample: Sample, predictions: Predictions,
+                      masks: pd.DataFrame) -> pd.DataFrame:
     """One row per gate row: id, text, human:{dim}, {scorer}:{dim}, slice:{name}."""
     text = sample.frame[[sample.text_column]].set_axis(["text"], axis=1)
     human = sample.human.add_prefix("human:")
