@@ -37,6 +37,9 @@ def test_default_run_measures_both_real_scorers(default_run):
     summary = json.loads((out / "summary.json").read_text())
     reference, torch_int8, onnx_int8 = summary["scorers"]
     assert reference["role"] == "reference" and reference["backend"] == "transformers"
+    # the default traces the reference; the torch candidate runs the same way, ONNX is not torch
+    assert (reference["runtime"], torch_int8["runtime"], onnx_int8["runtime"]) == (
+        "torchscript", "torchscript", None)
     assert torch_int8["recipe"]["name"] == "torch-int8-dynamic"
     assert onnx_int8["recipe"]["name"] == "onnx-int8-static"
     assert onnx_int8["backend"] == "onnxruntime"
