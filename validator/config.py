@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from validator.errors import ConfigError
+from validator.errors import ConfigError, first_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,7 +248,7 @@ def load_config(path: Path) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from exc
     return parse_config(raw, str(path), path.resolve().parent)
 
 

@@ -42,3 +42,10 @@ class ScoringError(ValidatorError):
 def choices_error(kind: str, given: object, valid) -> str:
     """The message for an unknown registry name: what was given and what is allowed."""
     return f"unknown {kind} {given!r} (valid: {', '.join(sorted(valid))})"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a third-party error's message (its type name when it has none),
+    for one-line messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from validator.errors import ModelError
+from validator.errors import ModelError, first_line
 from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
                                        output_index)
 
@@ -83,8 +83,8 @@ def open_session(onnx_file: Path, graph_optimization: str, device: str):
     try:
         return ort.InferenceSession(str(onnx_file), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{onnx_file}: cannot load the ONNX model ({first[:300]})") from exc
+        raise ModelError(f"{onnx_file}: cannot load the ONNX model "
+                         f"({first_line(exc)[:300]})") from exc
 
 
 def load_side_files(onnx_file: Path):

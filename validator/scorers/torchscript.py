@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Callable
 
-from validator.errors import ModelError
+from validator.errors import ModelError, first_line
 
 TRACE_TEXTS = ["an example", "a second, longer example text for the padded row"]
 CHECK_BATCHES = [["one"],
@@ -45,9 +45,8 @@ def trace(model, tokenizer, device: str, label: str) -> Forward:
             traced = torch.jit.freeze(torch.jit.trace(model, example_kwarg_inputs=example,
                                                       strict=False).eval())
     except (RuntimeError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{label}: runtime 'torchscript' cannot trace the model ({first}); "
-                         f"use runtime: eager") from exc
+        raise ModelError(f"{label}: runtime 'torchscript' cannot trace the model "
+                         f"({first_line(exc)}); use runtime: eager") from exc
 
     def forward(inputs: dict):
         return _logits(traced(**inputs))

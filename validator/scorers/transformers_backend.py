@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from validator.errors import ConfigError, ModelError
+from validator.errors import ConfigError, ModelError, first_line
 from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
                                        output_index)
 
@@ -116,8 +116,7 @@ def load_model_dir(path: Path):
         model = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load the model ({first})") from exc
+        raise ModelError(f"{path}: cannot load the model ({first_line(exc)})") from exc
     return config, tokenizer, model.eval()
 
 

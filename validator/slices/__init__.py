@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from validator.errors import SliceError
+from validator.errors import SliceError, first_line
 from validator.expectations import Expectation, parse_expectations
 from validator.slices.dsl import Condition, check_columns, evaluate, parse_condition
 
@@ -63,7 +63,7 @@ def _read_yaml(path: Path):
     except (OSError, UnicodeDecodeError) as exc:
         raise SliceError(f"{path}: cannot read ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise SliceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        raise SliceError(f"{path}: not valid YAML ({first_line(exc)})") from exc
 
 
 def _parse_slice(entry, file: str, index: int) -> SliceDef:
