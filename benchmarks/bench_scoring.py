@@ -22,13 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from validator.config import DEFAULT_CONFIG, default_config, parse_config, PROJECT_ROOT
 from validator.pipeline import run_gate
 from validator.sample import load_sample
-from validator.scorers.batched import TokenCache
+from validator.scorers.batched import TokenCache, padded_batches
 from validator.scorers import no_progress
 from validator.scoring import build_scorer, score_cached
 
@@ -44,16 +43,13 @@ def timed(fn):
 
 def bare_floor(reference, texts: list[str]) -> float:
     """Forward passes alone over the harness's own batches, tokenised beforehand."""
-    encodings = reference.encode(texts)
-    order = np.argsort([len(e) for e in encodings], kind="stable")
-    batches = [reference.tokenizer.pad({"input_ids": [encodings[i] for i in order[s:s + 32]]},
-                                       return_tensors="pt")
-               for s in range(0, len(order), 32)]
+    batches = [{k: torch.from_numpy(v) for k, v in batch.items()} for _, batch
+               in padded_batches(reference.tokenizer, reference.encode(texts), 32)]
     torch.set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in batches:
-            reference.run_model(dict(batch))
+            reference.run_model(batch)
     return time.perf_counter() - start
 
 

@@ -11,7 +11,7 @@ import hashlib
 import os
 from abc import abstractmethod
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -70,6 +70,16 @@ def fingerprint_files(paths: list[Path], *extra: str) -> str:
     return digest.hexdigest()
 
 
+def padded_batches(tokenizer, encodings: Encodings,
+                   batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """(row positions, padded int64 inputs) for rows sorted by token length."""
+    order = np.argsort([len(ids) for ids in encodings], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = tokenizer.pad({"input_ids": [encodings[i] for i in rows]}, return_tensors="np")
+        yield rows, {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+
+
 class BatchedScorer(Scorer):
     """A tokenizer plus a model run on padded batches of token ids."""
 
@@ -101,13 +111,9 @@ class BatchedScorer(Scorer):
                 on_batch: BatchCallback | None = None) -> np.ndarray:
         threads = os.cpu_count() or 1
         self.set_threads(threads)
-        order = np.argsort([len(ids) for ids in encodings], kind="stable")
         out = np.empty((len(encodings), len(self.dimensions)), dtype=np.float64)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            batch = self.tokenizer.pad({"input_ids": [encodings[i] for i in rows]},
-                                       return_tensors="np")
-            values = self.run_batch({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
+        for rows, batch in padded_batches(self.tokenizer, encodings, self.batch_size):
+            values = self.run_batch(batch)
             out[rows] = values[:, self.output_index]
             if on_batch is not None:
                 on_batch(rows, out[rows])

@@ -24,6 +24,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from validator.errors import ConfigError, ModelError
 from validator.scorers import RecipeContext, Scorer
+from validator.scorers.batched import padded_batches
 from validator.scorers.onnx_backend import build_onnx_scorer
 from validator.scorers.recipes import require_transformers
 
@@ -176,17 +177,12 @@ class CalibrationReader(CalibrationDataReader):
     """Feeds padded batches of calibration rows to ONNX Runtime's calibrator."""
 
     def __init__(self, reference, texts: list[str], input_names: list[str]):
-        encodings = reference.encode(texts)
-        order = np.argsort([len(e) for e in encodings], kind="stable")
         self.batches = []
-        for start in range(0, len(order), CALIBRATION_BATCH):
-            rows = order[start:start + CALIBRATION_BATCH]
-            padded = reference.tokenizer.pad({"input_ids": [encodings[i] for i in rows]},
-                                             return_tensors="np")
-            ids = np.asarray(padded["input_ids"], dtype=np.int64)
-            feed = {"input_ids": ids,
-                    "attention_mask": np.asarray(padded["attention_mask"], dtype=np.int64),
-                    "token_type_ids": np.zeros_like(ids)}
+        for _, padded in padded_batches(reference.tokenizer, reference.encode(texts),
+                                        CALIBRATION_BATCH):
+            feed = {"input_ids": padded["input_ids"],
+                    "attention_mask": padded["attention_mask"],
+                    "token_type_ids": np.zeros_like(padded["input_ids"])}
             self.batches.append({n: feed[n] for n in input_names})
         self._iter = iter(self.batches)
 
