@@ -92,6 +92,8 @@ def test_torchscript_runtime_gives_the_eager_predictions(tmp_path):
     traced = load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS)
     assert (eager.runtime, traced.runtime) == ("eager", "torchscript")
     assert traced.fingerprint() != eager.fingerprint()
+    # artefacts built from the model (ONNX exports) do not depend on how it runs
+    assert traced.model_fingerprint == eager.model_fingerprint
     np.testing.assert_allclose(traced.score_texts(TEXTS), eager.score_texts(TEXTS), atol=1e-6)
 
 

@@ -102,7 +102,7 @@ def cached_artefact(context: RecipeContext, key: str, build: Callable[[Path], di
 
 
 def _key(reference, *parts) -> str:
-    digest = hashlib.sha256(reference.fingerprint().encode())
+    digest = hashlib.sha256(reference.model_fingerprint.encode())  # whatever its runtime
     for part in parts:
         digest.update(json.dumps(part, sort_keys=True).encode())
     return digest.hexdigest()[:20]

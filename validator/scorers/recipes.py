@@ -30,8 +30,8 @@ def _derive(reference, name: str, model, record: dict, device: str, context: Rec
     return TransformersScorer(name, reference.dimensions, model, reference.tokenizer,
                               reference.output_index, reference.batch_size,
                               reference.max_length, recipe=record, path=reference.path,
-                              fingerprint=reference.derived_fingerprint(
-                                  record["name"], library_tag(), runtime),
+                              model_fingerprint=reference.derived_fingerprint(
+                                  record["name"], library_tag()),
                               device=device, runtime=runtime, label=context.key)
 
 

@@ -33,12 +33,12 @@ class TransformersScorer(BatchedScorer):
 
     def __init__(self, name, dimensions, model, tokenizer, output_index, batch_size,
                  max_length, recipe=None, path: Path | None = None,
-                 fingerprint: str = "", device: str = "cpu", runtime: str = "eager",
+                 model_fingerprint: str = "", device: str = "cpu", runtime: str = "eager",
                  label: str = ""):
         super().__init__(name, dimensions, tokenizer, output_index, batch_size, max_length,
                          recipe, path)
         self.model, self.device, self.runtime = model, device, runtime
-        self._fingerprint = fingerprint
+        self.model_fingerprint = model_fingerprint  # weights and settings, not the runtime
         self.run_model = self._eager  # tensors by input name -> logits
         if runtime == "torchscript":
             from validator.scorers.torchscript import trace
@@ -61,11 +61,13 @@ class TransformersScorer(BatchedScorer):
             return self.run_model(inputs).float().cpu().numpy()
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        """The model and how it runs: what determines the predictions."""
+        return self.derived_fingerprint(self.runtime)
 
     def derived_fingerprint(self, *parts: str) -> str:
-        """The fingerprint of a scorer made from this one by a recipe."""
-        return hashlib.sha256("\0".join([self._fingerprint, *parts]).encode()).hexdigest()
+        """The model fingerprint extended by ``parts`` (a recipe made from this model, the
+        runtime)."""
+        return hashlib.sha256("\0".join([self.model_fingerprint, *parts]).encode()).hexdigest()
 
     def size_bytes(self) -> int:
         if self.recipe is None and self.path is not None:
@@ -147,8 +149,8 @@ def load_transformers_scorer(scorer_config, dimensions: list[str]) -> Transforme
     device = resolve_device(scorer_config.device, scorer_config.key)
     runtime = scorer_config.runtime or "eager"
     files = [p for pattern in MODEL_FILES for p in path.glob(pattern)]
-    fingerprint = fingerprint_files(files, library_tag(), str(max_length), runtime)
+    fingerprint = fingerprint_files(files, library_tag(), str(max_length))
     return TransformersScorer(scorer_config.name, dimensions, model.to(device), tokenizer,
                               index, scorer_config.batch_size, max_length, path=path,
-                              fingerprint=fingerprint, device=device, runtime=runtime,
+                              model_fingerprint=fingerprint, device=device, runtime=runtime,
                               label=f"{scorer_config.key} ({path})")
