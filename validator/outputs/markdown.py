@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from validator.outputs.html import megabytes, num
+
 MAX_ROWS = 50
-
-
-def _num(value, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _mb(value) -> str:
-    return _num(None if value is None else value / 1e6, 1)
 
 
 def _cell(text) -> str:
@@ -36,10 +30,10 @@ def render_markdown(summary: dict) -> str:
         recipe = (s["recipe"] or {}).get("name", "")
         backend = f"{s['backend']} ({s['runtime']})" if s.get("runtime") else s["backend"]
         lines.append(f"| {_cell(s['name'])} | {s['role']} | {backend} | {recipe} | "
-                     f"{_mb(s['size_bytes'])} | {_mb(s['peak_rss_bytes'])} | "
-                     f"{_num(s['latency_ms_p50'], 1)} | {_num(s['latency_ms_p95'], 1)} | "
-                     f"{_num(s['throughput_rows_per_s'], 0)} | "
-                     f"{_num(s['speedup_vs_reference'])} | {_num(s['size_vs_reference'])} |")
+                     f"{megabytes(s['size_bytes'])} | {megabytes(s['peak_rss_bytes'])} | "
+                     f"{num(s['latency_ms_p50'], 1)} | {num(s['latency_ms_p95'], 1)} | "
+                     f"{num(s['throughput_rows_per_s'], 0)} | "
+                     f"{num(s['speedup_vs_reference'])} | {num(s['size_vs_reference'])} |")
     problems = [c for c in summary["checks"] if c["verdict"] != "pass"]
     problems.sort(key=lambda c: (c["verdict"] != "fail", -(c["degradation"] or 0)))
     if problems:
@@ -51,11 +45,11 @@ def render_markdown(summary: dict) -> str:
         for c in problems[:MAX_ROWS]:
             lines.append(f"| {c['verdict'].upper()} | {_cell(c['candidate'])} | "
                          f"{_cell(c['slice'])} | {c['dimension']} | {c['n']} | "
-                         f"{_num(c['reference'])} | {_num(c['candidate_value'])} | "
-                         f"{_num(c['human_ceiling'])} | {_num(c['degradation'])} | "
-                         f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}] | "
-                         f"{_num(c['p_value'], 3)} ({_num(c['p_value_adjusted'], 3)}) | "
-                         f"{_num(c['detectable_degradation'])} | "
+                         f"{num(c['reference'])} | {num(c['candidate_value'])} | "
+                         f"{num(c['human_ceiling'])} | {num(c['degradation'])} | "
+                         f"[{num(c['ci_low'])}, {num(c['ci_high'])}] | "
+                         f"{num(c['p_value'], 3)} ({num(c['p_value_adjusted'], 3)}) | "
+                         f"{num(c['detectable_degradation'])} | "
                          f"{c['flips_to_disagree']}/{c['flips_to_agree']} | "
                          f"{c['max_drop']:g} | {_cell(c['reason'])} |")
         if len(problems) > MAX_ROWS:

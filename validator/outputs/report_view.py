@@ -10,6 +10,8 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from validator.metrics import round_rating
+
 EXAMPLES_PER_SLICE = 20
 EXAMPLES_TOTAL = 1000
 FOREST_WIDTH, FOREST_ROW, FOREST_LEFT = 640, 22, 190
@@ -93,10 +95,6 @@ def slice_tables(summary: dict) -> dict[str, list[dict]]:
     return {name: list(rows.values()) for name, rows in tables.items()}
 
 
-def _rounded(values: np.ndarray, scale) -> np.ndarray:
-    return np.floor(np.clip(values, *scale) + 0.5)
-
-
 def examples(summary: dict, predictions: pd.DataFrame | None) -> list[dict]:
     """Rows whose rounded score changed between reference and candidate, for every
     failing or borderline (degradation above half its threshold) slice and dimension."""
@@ -114,7 +112,7 @@ def examples(summary: dict, predictions: pd.DataFrame | None) -> list[dict]:
         part = predictions[predictions[column]]
         ref = part[f"{reference}:{c['dimension']}"].to_numpy()
         cand = part[f"{c['candidate']}:{c['dimension']}"].to_numpy()
-        changed = np.flatnonzero(_rounded(ref, scale) != _rounded(cand, scale))
+        changed = np.flatnonzero(round_rating(ref, scale) != round_rating(cand, scale))
         changed = changed[np.argsort(-np.abs(ref - cand)[changed], kind="stable")]
         for i in changed[:EXAMPLES_PER_SLICE]:
             record = part.iloc[i]
