@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import yaml
-from synthetic import columns_gate, resampled_sample
+from synthetic import ROOT, columns_gate, resampled_sample
 
-from validator.config import PROJECT_ROOT
 
 
 def build(folder: Path, rows: int) -> Path:
     resampled_sample(rows, {"int8": 0.15}).to_parquet(folder / "sample.parquet", index=False)
-    config = columns_gate("sample.parquet", ["int8"], [str(PROJECT_ROOT / "slices")])
+    config = columns_gate("sample.parquet", ["int8"], [str(ROOT / "slices")])
     path = folder / "gate.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

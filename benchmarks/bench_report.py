@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from synthetic import columns_gate, resampled_sample
+from synthetic import ROOT, columns_gate, resampled_sample
 
-from validator.config import PROJECT_ROOT, load_config
+from validator.config import load_config
 from validator.outputs.html import render_html
 from validator.pipeline import run_gate
 
@@ -32,7 +32,7 @@ def build(folder: Path, rows: int) -> Path:
               for c in sorted(frame.channel.unique())]
     (folder / "extra.yaml").write_text(yaml.safe_dump({"slices": extra}))
     config = columns_gate("sample.parquet", ["int8", "onnx"],
-                          [str(PROJECT_ROOT / "slices"), "extra.yaml"])
+                          [str(ROOT / "slices"), "extra.yaml"])
     path = folder / "gate.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

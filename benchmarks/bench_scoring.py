@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from validator.config import DEFAULT_CONFIG, default_config, parse_config, PROJECT_ROOT
+from validator.config import (DEFAULT_CONFIG, DEFAULT_CONFIG_FILE, default_config,
+                              parse_config)
 from validator.pipeline import run_gate
 from validator.sample import load_sample
 from validator.scorers.batched import TokenCache, padded_batches
@@ -67,7 +68,7 @@ def naive_per_row(reference, texts: list[str]) -> float:
 
 def config_with(candidates: list[dict]):
     return parse_config({**DEFAULT_CONFIG, "candidates": candidates}, "<benchmark>",
-                        PROJECT_ROOT)
+                        DEFAULT_CONFIG_FILE.parent)
 
 
 def cached_rerun(out: Path) -> dict:

@@ -3,15 +3,19 @@ with columns-backend predictions (the reference plus noisier candidates)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from validator.config import DEFAULT_DIMENSIONS, PROJECT_ROOT
+from validator.config import DEFAULT_DIMENSIONS
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 
 def resampled_sample(rows: int, candidate_noise: dict[str, float], seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.read_csv(PROJECT_ROOT / "fixtures" / "sample.csv")
+    frame = pd.read_csv(ROOT / "fixtures" / "sample.csv")
     frame = frame.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
     frame["id"] = [f"row-{i:07d}" for i in range(rows)]
     for d in DEFAULT_DIMENSIONS:

