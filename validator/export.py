@@ -10,6 +10,7 @@ from pathlib import Path
 from validator.cache import cache_root
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError
+from validator.plan import check_config
 from validator.sample import load_sample
 from validator.scorers import ProgressFactory, RECIPES
 from validator.scoring import build_scorer
@@ -26,6 +27,7 @@ def write_artefact(config: Config, recipe: str, out: Path, force: bool,
                           f"(valid: {', '.join(WRITABLE)})")
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to replace it)")
+    check_config(config)
     sample = load_sample(config)
     configured = [c for c in config.candidates if c.recipe == recipe]
     # a configured candidate with this recipe keeps its settings (calibration, ...)

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from validator.config import Config, GateConfig
-from validator.errors import ConfigError
 from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, get_metric
 from validator.stats import PairedStats, slice_rng, slice_stats
 
@@ -126,21 +125,10 @@ def apply_correction(checks: list[Check], gate: GateConfig) -> list[Check]:
     return out
 
 
-def _check_overrides(config: Config, slice_names) -> None:
-    for i, override in enumerate(config.gate.overrides):
-        if override.slice is not None and override.slice not in slice_names:
-            raise ConfigError(f"{config.source}: gate.overrides[{i}].slice: unknown slice "
-                              f"{override.slice!r} (defined: {', '.join(slice_names)})")
-
-
 def build_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
                  masks: pd.DataFrame, config: Config) -> list[Check]:
     gate = config.gate
-    try:
-        metric = get_metric(gate.metric)
-    except KeyError as exc:
-        raise ConfigError(f"{config.source}: gate.metric: {exc.args[0]}") from exc
-    _check_overrides(config, list(masks.columns))
+    metric = get_metric(gate.metric)  # the plan has checked the name and the overrides
     values = metrics[metrics.metric == gate.metric].set_index(["scorer", "slice", "dimension"])
     reference = config.reference.name
     candidates = [c.name for c in config.candidates]

@@ -1,6 +1,7 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
-sample -> slices -> scores -> metrics -> gate -> outputs
+plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
+-> gate -> outputs
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.outputs import write_outputs
 from validator.outputs.summary import build_summary, predictions_table
-from validator.sample import load_sample
+from validator.plan import make_plan
 from validator.scorers import ProgressFactory, no_progress
 from validator.scoring import score_sample
-from validator.slices import assign_slices, load_slices
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
              use_cache: bool = True) -> dict:
     """Run the whole gate; returns the summary (also written under ``out_dir``)."""
-    slice_set = load_slices(config.slices)
-    sample = load_sample(config, slice_set.expectations)
-    masks = assign_slices(slice_set, sample.frame)
+    plan = make_plan(config)
+    sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}

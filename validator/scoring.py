@@ -19,7 +19,7 @@ import pandas as pd
 
 from validator.cache import PredictionCache, cache_root, row_keys
 from validator.config import Config, ScorerConfig
-from validator.errors import ConfigError, ScoringError
+from validator.errors import ScoringError
 from validator.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
@@ -96,15 +96,10 @@ def calibration_texts(sample: Sample, scorer_config: ScorerConfig, config: Confi
 
 def build_scorer(scorer_config: ScorerConfig, config: Config, reference: Scorer | None,
                  sample: Sample, artefact_dir: Path, progress: ProgressFactory) -> Scorer:
-    dimensions = list(config.rubric.dimensions)
-    try:
-        if scorer_config.from_ is None:
-            return get_backend(scorer_config.backend)(scorer_config, dimensions)
-        recipe = get_recipe(scorer_config.recipe)
-    except KeyError as exc:
-        field_name = "recipe" if scorer_config.from_ is not None else "backend"
-        raise ConfigError(f"{config.source}: {scorer_config.key}.{field_name}: "
-                          f"{exc.args[0]}") from exc
+    """The scorer of a planned config (backend and recipe names are checked)."""
+    if scorer_config.from_ is None:
+        return get_backend(scorer_config.backend)(scorer_config, list(config.rubric.dimensions))
+    recipe = get_recipe(scorer_config.recipe)
     context = RecipeContext(scorer_config.key,
                             lambda: calibration_texts(sample, scorer_config, config),
                             artefact_dir, progress, scorer_config.runtime)

@@ -87,32 +87,59 @@ def open_session(onnx_file: Path, graph_optimization: str, device: str):
                          f"({first_line(exc)[:300]})") from exc
 
 
-def load_side_files(onnx_file: Path):
-    """(config dict, tokenizer) from the files beside the .onnx file."""
-    from transformers import AutoTokenizer
-
-    folder = onnx_file.parent
-    config_path = folder / "config.json"
+def read_side_config(onnx_file: Path) -> dict:
+    """The config.json beside the .onnx file, which must name the outputs (id2label)."""
+    config_path = onnx_file.parent / "config.json"
     if not config_path.is_file():
         raise ModelError(f"{config_path}: missing; an ONNX model needs a config.json beside it "
                          f"naming its outputs (id2label)")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
-                                                  trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{folder}: cannot load the tokenizer or config.json ({exc})") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{config_path}: cannot read ({first_line(exc)})") from exc
     if "id2label" not in config:
         raise ModelError(f"{config_path}: no id2label naming the model's outputs")
+    return config
+
+
+def load_side_files(onnx_file: Path):
+    """(config dict, tokenizer) from the files beside the .onnx file."""
+    from transformers import AutoTokenizer
+
+    config = read_side_config(onnx_file)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(onnx_file.parent, local_files_only=True,
+                                                  trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{onnx_file.parent}: cannot load the tokenizer ({exc})") from exc
     return config, tokenizer
 
 
-def check_outputs(onnx_file: Path, session, labels: int) -> None:
-    shape = session.get_outputs()[0].shape
+def check_outputs(onnx_file: Path, shape, labels: int) -> None:
+    """``shape``: the first output's, as ONNX declares it (dimensions may be symbolic)."""
     width = shape[-1] if shape else None
     if isinstance(width, int) and width != labels:
         raise ModelError(f"{onnx_file}: the model has {width} outputs but config.json id2label "
                          f"names {labels}")
+
+
+def inspect_onnx(path: Path, dimensions: list[str]) -> None:
+    """The cheap checks of an ONNX model (the plan step): the graph parses (weights in
+    external files are not read), its output count matches config.json's id2label, and
+    id2label names every dimension."""
+    import onnx
+
+    onnx_file = find_onnx_file(path)
+    config = read_side_config(onnx_file)
+    try:
+        graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    except Exception as exc:  # protobuf raises its own untyped errors for bad files
+        raise ModelError(f"{onnx_file}: cannot load the ONNX model "
+                         f"({first_line(exc)[:300]})") from exc
+    dims = graph.output[0].type.tensor_type.shape.dim if graph.output else []
+    check_outputs(onnx_file, [d.dim_value if d.HasField("dim_value") else d.dim_param
+                              for d in dims], len(config["id2label"]))
+    output_index(onnx_file, config["id2label"], dimensions)
 
 
 def build_onnx_scorer(name: str, dimensions: list[str], onnx_file: Path, batch_size: int,
@@ -122,7 +149,7 @@ def build_onnx_scorer(name: str, dimensions: list[str], onnx_file: Path, batch_s
 
     config, tokenizer = load_side_files(onnx_file)
     session = open_session(onnx_file, graph_optimization, device)
-    check_outputs(onnx_file, session, len(config["id2label"]))
+    check_outputs(onnx_file, session.get_outputs()[0].shape, len(config["id2label"]))
     index = output_index(onnx_file, config["id2label"], dimensions)
     if "vocab_size" in config:
         check_tokenizer_fits(onnx_file.parent, tokenizer, int(config["vocab_size"]))

@@ -135,10 +135,8 @@ def _finish(record: dict, folder: Path) -> dict:
 
 
 def onnx_reference(reference: Scorer, context: RecipeContext, recipe: str):
-    """The transformers reference an ONNX recipe exports; ``runtime`` is a torch setting."""
-    if context.runtime is not None:
-        raise ConfigError(f"{context.key}.runtime: applies to torch models; recipe {recipe!r} "
-                          f"makes an ONNX Runtime model (set graph_optimization instead)")
+    """The transformers reference an ONNX recipe exports (the plan has refused a
+    ``runtime`` on the candidate: that is a torch setting)."""
     return require_transformers(reference, recipe)
 
 

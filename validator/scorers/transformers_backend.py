@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,29 @@ def _check_model_dir(path: Path) -> None:
         pickled = [p.name for p in path.glob("*.bin")]
         hint = f" (found {', '.join(pickled)}: pickled weights are refused)" if pickled else ""
         raise ModelError(f"{path}: no .safetensors weights{hint}")
+
+
+def inspect_model_dir(path: Path, dimensions: list[str]) -> None:
+    """The cheap checks of a model directory, without loading weights (the plan step):
+    safetensors weights whose headers read, and ``id2label`` naming every dimension."""
+    from safetensors import SafetensorError, safe_open
+
+    _check_model_dir(path)
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="numpy"):
+                pass
+        except (OSError, SafetensorError) as exc:
+            raise ModelError(f"{path}: cannot load the model ({weights.name}: "
+                             f"{first_line(exc)})") from exc
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot load the model (config.json: {first_line(exc)})") \
+            from exc
+    labels = config.get("id2label") or {  # transformers' own default labels
+        str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
+    output_index(path, labels, dimensions)
 
 
 def load_model_dir(path: Path):

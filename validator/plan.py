@@ -1,0 +1,104 @@
+"""Plan before work: validate everything that needs no scoring, then hand it on.
+
+    config (metric, backends, recipes, runtime rules, model files)
+      -> slice files -> overrides against the slice names
+      -> sample (read, great-expectations, gate rows) -> slice conditions on its columns
+      -> Plan
+
+Model checks are cheap: files exist, safetensors headers and ONNX graphs read, output
+counts and ``id2label`` match the rubric; no weights are loaded. A bad config therefore
+exits 2 before any prediction is computed or cached, and each error names the config
+file and the key path (``gate.yaml: candidates[1].recipe: unknown recipe ...``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from validator.config import Config, ScorerConfig
+from validator.errors import ConfigError, ModelError, choices_error
+from validator.metrics import METRICS
+from validator.sample import Sample, load_sample
+from validator.scorers import BACKENDS, RECIPES
+from validator.slices import SliceSet, assign_slices, load_slices
+
+TORCH_BACKEND = "transformers"  # the backend every recipe starts from
+INSPECTORS = {  # backend -> its cheap model check (path, dimensions)
+    "transformers": "validator.scorers.transformers_backend:inspect_model_dir",
+    "onnxruntime": "validator.scorers.onnx_backend:inspect_onnx",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the stages after scoring need, all validated."""
+    config: Config
+    slices: SliceSet
+    sample: Sample
+    masks: pd.DataFrame  # gate rows x slices, booleans
+
+
+def check_scorer(scorer: ScorerConfig, config: Config) -> None:
+    where = f"{config.source}: {scorer.key}"
+    if scorer.from_ is None:
+        if scorer.backend not in BACKENDS:
+            raise ConfigError(f"{where}.backend: "
+                              f"{choices_error('backend', scorer.backend, BACKENDS)}")
+        return
+    if scorer.recipe not in RECIPES:
+        raise ConfigError(f"{where}.recipe: {choices_error('recipe', scorer.recipe, RECIPES)}")
+    if scorer.recipe.startswith("onnx-") and scorer.runtime is not None:
+        raise ConfigError(f"{where}.runtime: applies to torch models; recipe {scorer.recipe!r} "
+                          f"makes an ONNX Runtime model (set graph_optimization instead)")
+    if config.reference.backend != TORCH_BACKEND:
+        raise ConfigError(f"{where}.recipe: recipe {scorer.recipe!r} needs a reference with "
+                          f"backend {TORCH_BACKEND!r}, got {config.reference.backend!r}")
+
+
+def check_model(scorer: ScorerConfig, config: Config) -> None:
+    """Cheap checks of a loaded scorer's model files (recipes are built from the reference)."""
+    if scorer.backend not in INSPECTORS:
+        return
+    dimensions = list(config.rubric.dimensions)
+    try:
+        if scorer.model == "default":
+            from validator.scorers.default_model import head_files
+            head_files()
+            return
+        module, attribute = INSPECTORS[scorer.backend].split(":")
+        getattr(importlib.import_module(module), attribute)(Path(scorer.model), dimensions)
+    except ModelError as exc:
+        raise ModelError(f"{config.source}: {scorer.key}.model: {exc}") from exc
+
+
+def check_config(config: Config) -> None:
+    """Everything about the config itself: registries, runtime rules, model files."""
+    if config.gate.metric not in METRICS:
+        raise ConfigError(f"{config.source}: gate.metric: "
+                          f"{choices_error('metric', config.gate.metric, METRICS)}")
+    for scorer in config.scorers:
+        check_scorer(scorer, config)
+    for scorer in config.scorers:
+        check_model(scorer, config)
+
+
+def check_overrides(config: Config, slice_names: list[str]) -> None:
+    for i, override in enumerate(config.gate.overrides):
+        if override.slice is not None and override.slice not in slice_names:
+            raise ConfigError(f"{config.source}: gate.overrides[{i}].slice: unknown slice "
+                              f"{override.slice!r} (defined: {', '.join(slice_names)})")
+
+
+def make_plan(config: Config) -> Plan:
+    """Validate the config, slices and sample; raises a ValidatorError (exit 2) naming
+    the file and key of the first problem."""
+    check_config(config)
+    slice_set = load_slices(config.slices)
+    check_overrides(config, slice_set.names)
+    sample = load_sample(config, slice_set.expectations)
+    masks = assign_slices(slice_set, sample.frame)
+    return Plan(config, slice_set, sample, masks)
