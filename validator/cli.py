@@ -15,13 +15,33 @@ import typer
 
 from validator.errors import ValidatorError
 
-app = typer.Typer(help="A release gate for quantized text scorers, slice by slice.",
-                  add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   no_args_is_help=True)
-slices_app = typer.Typer(help="Work with slice definition files.", no_args_is_help=True)
+slices_app = typer.Typer(help="Work with slice definition files.\n\n"
+                              "Example: validator slices check slices/",
+                         no_args_is_help=True)
 app.add_typer(slices_app, name="slices")
 
 EXIT_COULD_NOT_RUN = 2
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from validator import __version__
+
+        typer.echo(f"slice-validator {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """A release gate for quantized text scorers, slice by slice.
+
+    Example: validator run --config gate.yaml
+    """
 
 
 def fail(message: str, debug: bool) -> None:
@@ -157,6 +177,31 @@ def report(
 
     with guarded(debug):
         typer.echo(f"report: {rerender_report(run_dir)}")
+
+
+@app.command()
+def init(
+    folder: Path = typer.Argument(Path("."), help="Folder for the starter project "
+                                                  "(default: the current one)."),
+    force: bool = typer.Option(False, "--force", help="Replace starter files that exist."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Write a starter project for your own gate.
+
+    It holds a commented gate.yaml (every config key), slices/, ci/ jobs for GitHub
+    Actions and GitLab CI, and the shipped synthetic sample in data/.
+
+    Example: validator init release-gate && validator run --config release-gate/gate.yaml
+
+    Point sample.path and reference.model at your own data and model, then run it.
+    Refuses to replace existing files without --force (exit 2).
+    """
+    from validator.scaffold import write_scaffold
+
+    with guarded(debug):
+        for path in write_scaffold(folder, force):
+            typer.echo(f"wrote {path}")
+        typer.echo(f"next: validator run --config {folder / 'gate.yaml'}")
 
 
 @slices_app.command("check")
