@@ -18,6 +18,9 @@ BAD = {
     "override of an unknown slice": ({"gate": {"overrides": [{"slice": "headlinez",
                                                               "max_drop": 2}]}},
                                      "gate.overrides[0].slice: unknown slice 'headlinez'"),
+    "too few calibration rows": ({"candidates": [{"name": "q", "from": "reference",
+                                                  "recipe": "onnx-int8-static"}]},
+                                 "candidates[0].calibration: the calibration set has 0 rows"),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from validator.cache import cache_root
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError
-from validator.plan import check_config
+from validator.plan import check_calibration, check_config
 from validator.sample import load_sample
 from validator.scorers import ProgressFactory, RECIPES
 from validator.scoring import build_scorer
@@ -33,6 +33,7 @@ def write_artefact(config: Config, recipe: str, out: Path, force: bool,
     # a configured candidate with this recipe keeps its settings (calibration, ...)
     candidate = configured[0] if configured else ScorerConfig.model_validate(
         {"name": recipe, "from": "reference", "recipe": recipe})
+    check_calibration(candidate, config, sample)
     reference = build_scorer(config.reference, config, None, sample, cache_root() / "artefacts",
                              progress)
     scorer = build_scorer(candidate, config, reference, sample, cache_root() / "artefacts",

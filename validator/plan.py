@@ -2,7 +2,8 @@
 
     config (metric, backends, recipes, runtime rules, model files)
       -> slice files -> overrides against the slice names
-      -> sample (read, great-expectations, gate rows) -> slice conditions on its columns
+      -> sample (read, great-expectations, gate rows) -> calibration rows
+      -> slice conditions on the sample's columns
       -> Plan
 
 Model checks are cheap: files exist, safetensors headers and ONNX graphs read, output
@@ -22,11 +23,13 @@ import pandas as pd
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError, ModelError, choices_error
 from validator.metrics import METRICS
-from validator.sample import Sample, load_sample
+from validator.sample import Sample, load_sample, select_rows
 from validator.scorers import BACKENDS, RECIPES
 from validator.slices import SliceSet, assign_slices, load_slices
 
 TORCH_BACKEND = "transformers"  # the backend every recipe starts from
+CALIBRATED_RECIPES = ("onnx-int8-static",)  # recipes that calibrate on sample rows
+MIN_CALIBRATION_ROWS = 100
 INSPECTORS = {  # backend -> its cheap model check (path, dimensions)
     "transformers": "validator.scorers.transformers_backend:inspect_model_dir",
     "onnxruntime": "validator.scorers.onnx_backend:inspect_onnx",
@@ -93,6 +96,18 @@ def check_overrides(config: Config, slice_names: list[str]) -> None:
                               f"{override.slice!r} (defined: {', '.join(slice_names)})")
 
 
+def check_calibration(scorer: ScorerConfig, config: Config, sample: Sample) -> None:
+    """A calibrating recipe's rows exist in the sample file, and are enough."""
+    if scorer.recipe not in CALIBRATED_RECIPES:
+        return
+    label = f"{config.source}: {scorer.key}.calibration"
+    rows = min(len(select_rows(sample.source, scorer.calibration.where, f"{label}.where")),
+               scorer.calibration.rows)
+    if rows < MIN_CALIBRATION_ROWS:
+        raise ConfigError(f"{label}: the calibration set has {rows} rows, fewer than the "
+                          f"{MIN_CALIBRATION_ROWS} static quantization needs")
+
+
 def make_plan(config: Config) -> Plan:
     """Validate the config, slices and sample; raises a ValidatorError (exit 2) naming
     the file and key of the first problem."""
@@ -100,5 +115,7 @@ def make_plan(config: Config) -> Plan:
     slice_set = load_slices(config.slices)
     check_overrides(config, slice_set.names)
     sample = load_sample(config, slice_set.expectations)
+    for scorer in config.candidates:
+        check_calibration(scorer, config, sample)
     masks = assign_slices(slice_set, sample.frame)
     return Plan(config, slice_set, sample, masks)
