@@ -38,8 +38,7 @@ INSPECTORS = {  # backend -> its cheap model check (path, dimensions)
 
 @dataclass(frozen=True)
 class Plan:
-    """What the stages after scoring need, all validated."""
-    config: Config
+    """What the stages after the config need, all validated."""
     slices: SliceSet
     sample: Sample
     masks: pd.DataFrame  # gate rows x slices, booleans
@@ -118,4 +117,4 @@ def make_plan(config: Config) -> Plan:
     for scorer in config.candidates:
         check_calibration(scorer, config, sample)
     masks = assign_slices(slice_set, sample.frame)
-    return Plan(config, slice_set, sample, masks)
+    return Plan(slice_set, sample, masks)
