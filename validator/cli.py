@@ -96,8 +96,8 @@ def default_out_dir(base: Path) -> Path:
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="Config YAML (schema v1). Default: the embedded "
-                                               "default (shipped sample, slices/, default "
-                                               "scorer and its INT8 twin)."),
+                                               "default (shipped sample and slice pack, "
+                                               "default scorer and its INT8 twins)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Run directory for the outputs. Default: "
                                             "report.out/run-YYYYmmdd-HHMMSS."),
@@ -207,7 +207,7 @@ def init(
 @slices_app.command("check")
 def slices_check(
     paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "
-                                                            "(default: slices/)."),
+                                                            "(default: the shipped slice pack)."),
     sample: Optional[Path] = typer.Option(None, "--sample", "-s",
                                           help="Sample file to count rows in (default: the "
                                                "shipped sample)."),
