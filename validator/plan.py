@@ -67,7 +67,7 @@ def check_model(scorer: ScorerConfig, config: Config) -> None:
         return
     dimensions = list(config.rubric.dimensions)
     try:
-        if scorer.model == "default":
+        if scorer.model == "default" and scorer.backend == TORCH_BACKEND:
             from validator.scorers.default_model import head_files
             head_files()
             return
