@@ -12,6 +12,7 @@ from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.outputs import write_outputs
 from validator.outputs.summary import build_summary, predictions_table
+from validator.routing import build_routers
 from validator.sample import load_sample
 from validator.scorers import ProgressFactory, no_progress
 from validator.scoring import score_sample
@@ -22,9 +23,10 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
              use_cache: bool = True) -> dict:
     """Run the whole gate; returns the summary (also written under ``out_dir``)."""
     slice_set = load_slices(config.slices)
+    routers = build_routers(config, slice_set.slices)  # before scoring: errors are exit 2
     sample = load_sample(config, slice_set.expectations)
     masks = assign_slices(slice_set, sample.frame)
-    predictions = score_sample(config, sample, progress, use_cache)
+    predictions = score_sample(config, sample, progress, use_cache, routers)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}
     metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters)
