@@ -91,9 +91,9 @@ class Router:
         return {"routing_version": ROUTING_VERSION, "name": self.name,
                 "text_column": self.text_column, "rules": rules}
 
-    def write(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True,
-                                       width=100), encoding="utf-8")
+    def dump(self) -> str:
+        """The routing file's text (YAML)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
     @classmethod
     def from_dict(cls, document: Any, source: str) -> "Router":
