@@ -29,8 +29,8 @@ import pandas as pd
 import yaml
 
 from validator.errors import ConfigError, first_line
-from validator.slices.dsl import (DERIVED_COLUMNS, Condition, check_columns, comparisons,
-                                  evaluate, parse_condition, with_derived_columns)
+from validator.slices.dsl import (DERIVED_COLUMNS, Condition, comparisons, evaluate,
+                                  parse_condition, with_derived_columns)
 
 ROUTING_VERSION = 1
 RULE_FORMS = "{slice: NAME, to: SCORER} or, last, {default: SCORER}"
@@ -78,11 +78,13 @@ class Router:
         if not isinstance(record.get(self.text_column), str):
             raise ConfigError(f"routing {self.name!r}: the request has no text in "
                               f"{self.text_column!r}")
-        frame = pd.DataFrame([record])
-        for rule in self.rules:
-            if rule.condition is not None:
-                check_columns(rule.condition, frame.columns)
-        return str(self.route_rows(frame)[0])
+        for i, rule in enumerate(self.rules):
+            for cmp in comparisons(rule.condition) if rule.condition is not None else ():
+                if cmp.column not in record and cmp.column not in DERIVED_COLUMNS:
+                    raise ConfigError(f"routing {self.name!r}: the request lacks "
+                                      f"{cmp.column!r}, read by rules[{i}] (slice "
+                                      f"{rule.slice!r})")
+        return str(self.route_rows(pd.DataFrame([record]))[0])
 
     def to_dict(self) -> dict:
         rules = [{"default": rule.to} if rule.slice is None and rule is self.rules[-1]

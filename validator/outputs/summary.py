@@ -14,6 +14,7 @@ import pandas as pd
 
 import validator
 from validator.config import Config
+from validator.evenness import concentration
 from validator.gate import GateResult
 from validator.metrics import METRICS
 from validator.sample import Sample
@@ -48,8 +49,7 @@ def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
     out = []
     for (candidate, slice_name), values in grouped.items():
         positive = [v for v in values if v is not None and v > 0]
-        total = sum(positive)
-        share = max(positive) / total if total > 0 else None
+        share = concentration(values)
         label = ("no loss" if share is None else "even" if share <= EVEN
                  else "concentrated" if share >= CONCENTRATED else "mixed")
         out.append({"candidate": candidate, "slice": slice_name, "concentration": share,
