@@ -36,16 +36,20 @@ def short_copy_run(tmp_path_factory, scored_rows):
 
 def test_recommend_routes_short_copy_and_the_plan_passes_when_gated(short_copy_run):
     tmp, config = short_copy_run
-    result = run_cli("recommend", str(tmp / "run"), "--out", str(tmp / "plan" / "routing.yaml"))
+    result = run_cli("recommend", str(tmp / "run"), "--out", str(tmp / "plan" / "routing.yaml"),
+                     "--route-small")
     assert result.returncode == 0, result.stderr
-    assert "| cand | short_copy | 20.1% | pass | pass (0 failed" in result.stdout
-    assert "recommended: cand with fallback on 20.1% of traffic" in result.stdout
-    assert "too small to decide (< min_rows): non_english" in result.stdout
+    assert "| cand | non_english, short_copy | 20.6% | pass | pass (0 failed" in result.stdout
+    assert "recommended: cand with fallback on 20.6% of traffic" in result.stdout
+    assert "too small to decide (< min_rows): non_english\n" in result.stdout
     router = Router.from_file(tmp / "plan" / "routing.yaml")
-    assert [(r.slice, r.to) for r in router.rules] == [("short_copy", "ref"), (None, "cand")]
+    assert [(r.slice, r.to) for r in router.rules] == [("non_english", "ref"),
+                                                       ("short_copy", "ref"), (None, "cand")]
     table = pd.read_parquet(tmp / "run" / "predictions.parquet")
-    short = table["text"].str.split().str.len() <= 6
-    assert (router.route_rows(table) == np.where(short, "ref", "cand")).all()
+    sample = pd.read_parquet(config.parent / "sample.parquet").set_index("id")
+    rows = sample.loc[table["id"]].reset_index()
+    fallback = (rows["text"].str.split().str.len() <= 6) | (rows["language"] != "en")
+    assert (router.route_rows(rows) == np.where(fallback, "ref", "cand")).all()
     assert "confirmed on the other half" in (tmp / "plan" / "routing.options.md").read_text()
     # gate the written snippet beside the candidate: the routed one has no failing check
     snippet = yaml.safe_load((tmp / "plan" / "routing.candidate.yaml").read_text())
