@@ -63,6 +63,10 @@ class Setup:
             self.write()
         return ["run", "--config", str(path), "--out", str(self.folder / "out"), "--quiet"]
 
+    def routed(self, route: list, **changes) -> list[str]:
+        return self.run(candidates=[*self.config["candidates"],
+                                    {"name": "routed", "route": route}], **changes)
+
     def slice_file(self, body: str) -> list[str]:
         path = self.folder / "extra.yaml"
         path.write_text(body)
@@ -187,6 +191,20 @@ BUILDERS = {
         tiny_model_dir(s.folder / "m", vocab_size=1000)),
     # the run
     "out-already-holds-a-run": existing_run,
+    # routed candidates
+    "route-unknown-scorer": lambda s: s.routed([{"slice": "headlines", "to": "fp16"},
+                                                {"default": "cand"}]),
+    "route-no-default": lambda s: s.routed([{"slice": "headlines", "to": "ref"}]),
+    "route-cycle": lambda s: s.routed([{"slice": "headlines", "to": "routed"},
+                                       {"default": "cand"}]),
+    "route-rating-column": lambda s: s.routed(
+        [{"slice": "well_rated", "to": "ref"}, {"default": "cand"}],
+        slices=[str(ROOT / "slices"), str(write(
+            s, "rated.yaml", "slices:\n  - name: well_rated\n"
+                             "    where: {compliance_r1: {min: 4}}\n"))]),
+    "route-not-serving-column": lambda s: s.routed(
+        [{"slice": "high_stakes", "to": "ref"}, {"default": "cand"}],
+        sample={"path": "sample.csv", "serving_columns": ["channel"]}),
 }
 
 

@@ -204,6 +204,52 @@ def init(
         typer.echo(f"next: validator run --config {folder / 'gate.yaml'}")
 
 
+@app.command()
+def recommend(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (summary.json and "
+                                             "predictions.parquet)."),
+    max_fallback_share: float = typer.Option(0.4, "--max-fallback-share",
+                                             help="Largest share of traffic that may fall "
+                                                  "back to the reference (0-1)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Routing file to write (default: "
+                                            "RUN_DIR/routing.yaml); the gate-config snippet "
+                                            "and options table are written beside it."),
+    route_small: bool = typer.Option(False, "--route-small",
+                                     help="Route slices too small to decide (< min_rows) "
+                                          "to the reference as a precaution."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Find the cheapest routed deployment that passes the run's gate: which slices fall
+    back to the reference, chosen on one half of the gate rows and confirmed on the
+    other. Nothing is re-scored.
+
+    Example: validator recommend reports/run-20261127-101500 --max-fallback-share 0.4
+
+    Exit 0: a confirmed plan exists. 1: none within --max-fallback-share. 2: could not run.
+    """
+    from validator.decide import recommend as plan
+
+    with guarded(debug):
+        run, options, best = plan.recommend(run_dir, max_fallback_share, route_small)
+        written = plan.write_plan(out or run_dir / "routing.yaml", run, options, best,
+                                  max_fallback_share)
+        typer.echo(plan.options_table(options, max_fallback_share), nl=False)
+        small = plan.small_slices(run)
+        if small:
+            typer.echo(f"too small to decide (< min_rows): {', '.join(small)}"
+                       + ("" if route_small else "; --route-small routes them to the "
+                                                  "reference"))
+        if best is None:
+            typer.echo(f"no plan passes within {max_fallback_share:.0%} fallback traffic "
+                       f"on both halves; options: {written[0]}")
+            raise typer.Exit(1)
+        what = best.cost["sentence"] if best.cost else (
+            f"{best.candidate} with fallback on {best.share:.1%} of traffic")
+        typer.echo(f"recommended: {what}")
+        typer.echo(f"wrote: {', '.join(map(str, written))}")
+
+
 @slices_app.command("check")
 def slices_check(
     paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "

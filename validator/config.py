@@ -34,6 +34,7 @@ class SampleConfig(StrictModel):
     where: dict[str, Any] | None = None
     allowed_values: dict[str, list[str | int | float | bool]] | None = None
     production_mix: ProductionMix | None = None
+    serving_columns: list[str] | None = None  # known at request time (routing may read)
 
 
 class RubricConfig(StrictModel):
@@ -76,6 +77,7 @@ class ScorerConfig(StrictModel):
                                                            # the reference's for recipes
     graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
     calibration: CalibrationConfig = CalibrationConfig()
+    route: list[Any] | None = None  # a routed candidate: rules over other scorers
     _key: str = PrivateAttr(default="")  # where this scorer sits in the file
 
     @property
@@ -84,6 +86,12 @@ class ScorerConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ScorerConfig":
+        if self.route is not None:  # the rules are checked by validator.routing
+            if any(v is not None for v in (self.backend, self.model, self.from_,
+                                           self.recipe, self.columns)):
+                raise ValueError("a routed scorer takes 'route' and no 'backend'/'model'/"
+                                 "'from'/'recipe'/'columns'")
+            return self
         if self.from_ is not None:
             if self.recipe is None or self.backend is not None or self.model is not None:
                 raise ValueError("a scorer with 'from' needs 'recipe' and no 'backend'/'model'")
@@ -127,6 +135,7 @@ class GateConfig(StrictModel):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_resamples: int = Field(default=1000, ge=100)
     correction: Literal["none", "holm", "bh"] = "none"
+    max_concentration: float | None = Field(default=None, gt=0, le=1)  # off by default
 
     def max_drop_for(self, candidate: str, slice_name: str, dimension: str) -> float:
         """The most specific matching override wins; among equals, the later one."""
@@ -235,6 +244,9 @@ def parse_config(raw: Any, source: str, base: Path) -> Config:
         suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
         raise ConfigError(f"{source}: {first}{suffix}") from exc
     config._source = source
+    from validator.routing import check_routes
+
+    check_routes(config)
     return config
 
 

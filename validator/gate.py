@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from validator.config import Config, GateConfig
+from validator.evenness import apply_max_concentration
 from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, get_metric
 from validator.stats import PairedStats, slice_rng, slice_stats
 
@@ -177,4 +178,5 @@ def decide(checks: list[Check], on_inconclusive: str) -> GateResult:
 def evaluate_gate(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
                   masks: pd.DataFrame, config: Config) -> GateResult:
     checks = build_checks(metrics, human, scores, masks, config)
+    checks = apply_max_concentration(checks, config.gate, list(human.columns))
     return decide(checks, config.gate.on_inconclusive)

@@ -23,7 +23,7 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     """Run the whole gate; returns the summary (also written under ``out_dir``)."""
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
-    predictions = score_sample(config, sample, progress, use_cache)
+    predictions = score_sample(config, sample, progress, use_cache, plan.routers)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}
     metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters)

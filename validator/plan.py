@@ -23,6 +23,7 @@ import pandas as pd
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError, ModelError, choices_error
 from validator.metrics import METRICS
+from validator.routing import build_routers
 from validator.sample import Sample, load_sample, select_rows
 from validator.scorers import BACKENDS, RECIPES
 from validator.slices import SliceSet, assign_slices, load_slices
@@ -42,10 +43,13 @@ class Plan:
     slices: SliceSet
     sample: Sample
     masks: pd.DataFrame  # gate rows x slices, booleans
+    routers: dict  # routed candidate name -> Router (its rules checked against the slices)
 
 
 def check_scorer(scorer: ScorerConfig, config: Config) -> None:
     where = f"{config.source}: {scorer.key}"
+    if scorer.route is not None:
+        return  # a route's rules are checked against the slices (build_routers)
     if scorer.from_ is None:
         if scorer.backend not in BACKENDS:
             raise ConfigError(f"{where}.backend: "
@@ -113,8 +117,9 @@ def make_plan(config: Config) -> Plan:
     check_config(config)
     slice_set = load_slices(config.slices)
     check_overrides(config, slice_set.names)
+    routers = build_routers(config, slice_set.slices)
     sample = load_sample(config, slice_set.expectations)
     for scorer in config.candidates:
         check_calibration(scorer, config, sample)
     masks = assign_slices(slice_set, sample.frame)
-    return Plan(slice_set, sample, masks)
+    return Plan(slice_set, sample, masks, routers)

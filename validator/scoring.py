@@ -48,6 +48,7 @@ class ScorerInfo:
     speedup_vs_reference: float | None = None      # reference p50 latency / this one's
     throughput_vs_reference: float | None = None   # this throughput / reference's
     size_vs_reference: float | None = None         # this size on disk / reference's
+    traffic: dict[str, float] | None = None        # share of traffic per model scorer
 
 
 @dataclass
@@ -189,8 +190,41 @@ def add_ratios(infos: list[ScorerInfo]) -> None:
         info.size_vs_reference = _ratio(info.size_bytes, reference.size_bytes)
 
 
+def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
+               infos: list[ScorerInfo]) -> None:
+    """Routed candidates: each row takes the routed-to scorer's prediction (no
+    re-scoring); speed figures are the traffic-weighted mix (validator.decide.mix)."""
+    from dataclasses import asdict
+
+    from validator.decide.mix import mix_speed, row_weights, traffic
+    from validator.routing import resolve_rows
+
+    weights = row_weights(sample.frame, config.sample.production_mix)
+    columns["traffic_weight"] = weights
+    for info in infos:
+        info.traffic = {info.name: 1.0}
+    measured = {info.name: asdict(info) for info in infos}
+    for name, router in routers.items():
+        choice = resolve_rows(routers, name, sample.frame)
+        for dimension in config.rubric.dimensions:
+            picked = np.empty(len(choice))
+            for target in set(choice):
+                rows = choice == target
+                picked[rows] = columns[f"{target}:{dimension}"][rows]
+            columns[f"{name}:{dimension}"] = picked
+        columns[f"route:{name}"] = choice.astype(str)
+        shares = traffic(choice, weights)
+        speed = mix_speed(shares, measured)
+        infos.append(ScorerInfo(name, "candidate", "route", None,
+                                {"name": "route", "rules": router.to_dict()["rules"]},
+                                None, speed["size_bytes"], speed["parameter_bytes"],
+                                speed["peak_rss_bytes"], speed["latency_ms_p50"],
+                                speed["latency_ms_p95"], speed["throughput_rows_per_s"],
+                                0.0, 0, 0, traffic=shares))
+
+
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,
-                 use_cache: bool = True) -> Predictions:
+                 use_cache: bool = True, routers: dict | None = None) -> Predictions:
     from validator.scorers.batched import TokenCache
 
     cache = PredictionCache(cache_root()) if use_cache else None
@@ -198,7 +232,7 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
         tokens, columns, infos = TokenCache(), {}, []
         reference = None
-        for scorer_config in config.scorers:
+        for scorer_config in (s for s in config.scorers if s.route is None):
             scorer = build_scorer(scorer_config, config, reference, sample, artefacts, progress)
             reference = reference or scorer
             role = "reference" if scorer is reference else "candidate"
@@ -206,5 +240,6 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
             infos.append(info)
             for j, dimension in enumerate(scorer.dimensions):
                 columns[f"{scorer.name}:{dimension}"] = values[:, j]
+    add_routed(config, sample, routers or {}, columns, infos)
     add_ratios(infos)
     return Predictions(pd.DataFrame(columns, index=sample.ids), infos)

@@ -14,6 +14,7 @@ import pandas as pd
 
 import validator
 from validator.config import Config
+from validator.evenness import concentration
 from validator.gate import GateResult
 from validator.metrics import METRICS
 from validator.sample import Sample
@@ -48,8 +49,7 @@ def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
     out = []
     for (candidate, slice_name), values in grouped.items():
         positive = [v for v in values if v is not None and v > 0]
-        total = sum(positive)
-        share = max(positive) / total if total > 0 else None
+        share = concentration(values)
         label = ("no loss" if share is None else "even" if share <= EVEN
                  else "concentrated" if share >= CONCENTRATED else "mixed")
         out.append({"candidate": candidate, "slice": slice_name, "concentration": share,
@@ -65,10 +65,21 @@ def cost_projection(cost, scorers: list[dict]) -> dict | None:
         rate = s["throughput_rows_per_s"]
         hours = cost.requests_per_month / rate / 3600 if rate else None
         per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
-    return {"requests_per_month": cost.requests_per_month,
-            "instance_cost_per_hour": cost.instance_cost_per_hour,
-            "basis": "requests / measured throughput (rows/s) x instance cost per hour",
-            "monthly_cost": per_scorer}
+    projection = {"requests_per_month": cost.requests_per_month,
+                  "instance_cost_per_hour": cost.instance_cost_per_hour,
+                  "basis": "requests / measured throughput (rows/s) x instance cost per hour",
+                  "monthly_cost": per_scorer}
+    return {**projection, "deployments": deployments(projection, scorers)}
+
+
+def deployments(cost: dict, scorers: list[dict]) -> list[dict]:
+    """Each candidate's traffic mix, instances, monthly cost and saving (decide.mix)."""
+    from validator.decide.mix import deployment_cost
+
+    by_name = {s["name"]: s for s in scorers}
+    found = [deployment_cost(s["name"], s["traffic"] or {s["name"]: 1.0}, by_name, cost,
+                             scorers[0]["name"]) for s in scorers[1:]]
+    return [d for d in found if d is not None]
 
 
 def library_versions() -> dict[str, str]:

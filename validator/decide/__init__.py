@@ -1,0 +1,1 @@
+"""Decisions taken after the verdict, from a run directory (no re-scoring)."""

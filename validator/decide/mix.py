@@ -1,0 +1,103 @@
+"""Traffic, speed, capacity and cost of a mix of scorers (a routed deployment).
+
+Traffic shares come from the gate rows, each row weighted so that the rows match
+``sample.production_mix`` when it is given (share of its value / rows with that
+value), else equally. For a mix with shares s_i over scorers i:
+
+- latency p50 / p95: the traffic-weighted mean of each scorer's p50 / p95 (the
+  expected value of that percentile for a request, not the percentile of the mix);
+- throughput: 1 / sum(s_i / throughput_i), since a row's time adds up;
+- size and weights in memory: the sum over the scorers that take traffic (all are
+  deployed); peak resident memory: the largest (they were measured in one process);
+- instances: per scorer, ceil(requests per second x s_i / throughput_i), the average
+  load over a 730-hour month;
+- monthly cost: requests x sum(s_i / throughput_i) / 3600 x instance cost per hour,
+  the basis of the per-scorer cost in ``summary.json`` (busy instance-hours).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+HOURS_PER_MONTH = 730
+
+
+def row_weights(frame: pd.DataFrame, production_mix) -> np.ndarray:
+    """A traffic weight per gate row, summing to 1."""
+    if production_mix is None or production_mix.column not in frame.columns:
+        return np.full(len(frame), 1.0 / max(len(frame), 1))
+    values = frame[production_mix.column].astype(str)
+    counts = values.map(values.value_counts())
+    shares = values.map({str(k): v for k, v in production_mix.shares.items()}).fillna(0.0)
+    weights = (shares / counts).to_numpy(dtype=float)
+    total = weights.sum()
+    return weights / total if total > 0 else np.full(len(frame), 1.0 / len(frame))
+
+
+def traffic(choice: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """The share of traffic each scorer answers, largest first."""
+    shares = pd.Series(weights).groupby(pd.Series(choice, dtype=object)).sum()
+    return {str(k): float(v) for k, v in shares.sort_values(ascending=False).items() if v > 0}
+
+
+def _weighted(shares: dict[str, float], scorers: dict[str, dict], key: str) -> float | None:
+    values = [scorers[name].get(key) for name in shares]
+    if any(v is None for v in values):
+        return None
+    return float(sum(share * v for share, v in zip(shares.values(), values)))
+
+
+def _seconds_per_row(shares: dict[str, float], scorers: dict[str, dict]) -> float | None:
+    rates = [scorers[name].get("throughput_rows_per_s") for name in shares]
+    if any(not rate for rate in rates):
+        return None
+    return sum(share / rate for share, rate in zip(shares.values(), rates))
+
+
+def mix_speed(shares: dict[str, float], scorers: dict[str, dict]) -> dict:
+    """Speed figures of a deployment from its scorers' (dicts of ScorerInfo fields)."""
+    per_row = _seconds_per_row(shares, scorers)
+    sizes = [scorers[name].get("size_bytes") for name in shares]
+    params = [scorers[name].get("parameter_bytes") for name in shares]
+    return {
+        "latency_ms_p50": _weighted(shares, scorers, "latency_ms_p50"),
+        "latency_ms_p95": _weighted(shares, scorers, "latency_ms_p95"),
+        "throughput_rows_per_s": None if not per_row else 1.0 / per_row,
+        "size_bytes": None if None in sizes else int(sum(sizes)),
+        "parameter_bytes": None if None in params else int(sum(params)),
+        "peak_rss_bytes": int(max(scorers[name].get("peak_rss_bytes") or 0 for name in shares)),
+    }
+
+
+def money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict], cost: dict,
+                    reference: str) -> dict | None:
+    """Instances and monthly cost of a deployment, and its saving against the reference
+    on all traffic; None when a throughput is unknown."""
+    per_row = _seconds_per_row(shares, scorers)
+    full = _seconds_per_row({reference: 1.0}, scorers)
+    if per_row is None or full is None:
+        return None
+    requests, rate = cost["requests_per_month"], cost["instance_cost_per_hour"]
+    per_second = requests / (HOURS_PER_MONTH * 3600)
+    monthly = requests * per_row / 3600 * rate
+    baseline = requests * full / 3600 * rate
+    fallback = shares.get(reference, 0.0)
+    what = (f"{name} with fallback on {fallback:.0%} of traffic" if fallback > 0
+            else f"{name} on all traffic")
+    return {
+        "candidate": name, "traffic": shares, "fallback_share": fallback,
+        "instances": {s: math.ceil(per_second * share / scorers[s]["throughput_rows_per_s"])
+                      for s, share in shares.items()},
+        "monthly_cost": monthly, "reference_monthly_cost": baseline,
+        "saving": baseline - monthly,
+        "sentence": f"{what}: {money(monthly)}/month vs {money(baseline)} for {reference} on "
+                    f"all traffic, {'saves' if baseline >= monthly else 'costs'} "
+                    f"{money(abs(baseline - monthly))}",
+    }

@@ -1,0 +1,46 @@
+"""Evenness of a slice's loss across rubric dimensions, and the optional gate on it.
+
+concentration = the largest positive degradation / the sum of positive degradations
+(1/k when k dimensions lose equally, 1.0 when one dimension carries all the loss;
+undefined when nothing degrades). With ``gate.max_concentration`` a slice whose loss
+is more concentrated than that fails: its ``_all`` check becomes a failure naming the
+dimension, unless its slice has fewer than ``gate.min_rows`` rated rows or it already
+failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+ALL_DIMENSIONS = "_all"
+
+
+def concentration(degradations) -> float | None:
+    positive = [v for v in degradations if v is not None and v == v and v > 0]
+    total = sum(positive)
+    return max(positive) / total if total > 0 else None
+
+
+def apply_max_concentration(checks: list, gate, dimensions: list[str]) -> list:
+    """Fail the ``_all`` check of every candidate x slice whose loss is concentrated
+    beyond ``gate.max_concentration`` (checks as the gate builds them; unchanged when
+    it is not set)."""
+    limit = gate.max_concentration
+    if limit is None:
+        return checks
+    grouped: dict = {}
+    for check in checks:
+        if check.dimension in dimensions:
+            grouped.setdefault((check.candidate, check.slice), []).append(check)
+    out = []
+    for check in checks:
+        parts = grouped.get((check.candidate, check.slice), [])
+        share = concentration([c.degradation for c in parts])
+        if check.dimension == ALL_DIMENSIONS and check.verdict != "fail" \
+                and check.n >= gate.min_rows and share is not None and share > limit:
+            worst = max(parts, key=lambda c: c.degradation)
+            check = replace(check, verdict="fail",
+                            reason=f"loss concentrated in {worst.dimension}: concentration "
+                                   f"{share:.2f} exceeds max_concentration {limit:g}")
+        out.append(check)
+    return out
