@@ -12,6 +12,7 @@ from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.outputs import write_outputs
 from validator.outputs.summary import build_summary, predictions_table
+from validator.record import RunRecord
 from validator.sample import load_sample
 from validator.scorers import ProgressFactory, no_progress
 from validator.scoring import score_sample
@@ -19,8 +20,8 @@ from validator.slices import assign_slices, load_slices
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
-             use_cache: bool = True) -> dict:
-    """Run the whole gate; returns the summary (also written under ``out_dir``)."""
+             use_cache: bool = True) -> RunRecord:
+    """Run the whole gate; returns the run record (also written under ``out_dir``)."""
     slice_set = load_slices(config.slices)
     sample = load_sample(config, slice_set.expectations)
     masks = assign_slices(slice_set, sample.frame)
