@@ -70,16 +70,18 @@ def resolve_outputs(path: Path, id2label: dict, dimensions: list[str], scorer_co
     if not mapping and len(names) != len(dimensions):
         raise ModelError(f"{path}: the model has {len(names)} outputs but the rubric has "
                          f"{len(dimensions)} dimensions ({', '.join(dimensions)})")
-    unmatched = [d for d in dimensions if d not in mapping and d not in names]
+    mapped = {d: _target_index(target, names, len(names), path, f"{key}.outputs.{d}")
+              for d, target in mapping.items()}
+    unmatched = [d for d in dimensions if d not in mapped and d not in names]
     if unmatched:
-        used = {mapping.get(d, d) for d in dimensions}
-        unused = [label for label in names if label not in used]
+        used = set(mapped.values()) | {names[d] for d in dimensions
+                                       if d in names and d not in mapped}
+        unused = [label for label, i in names.items() if i not in used]
         raise ModelError(f"{path}: config.json id2label does not name dimension "
                          f"{unmatched[0]!r} (labels: {', '.join(names)}); map dimensions to "
                          f"outputs with {key}.outputs, e.g. outputs: "
                          f"{_suggestion(unmatched, unused)}")
-    index = [_target_index(mapping.get(d, d), names, len(names), path,
-                           f"{key}.outputs.{d}") for d in dimensions]
+    index = [mapped[d] if d in mapped else names[d] for d in dimensions]
     for i, d in enumerate(dimensions):
         first = index.index(index[i])
         if first != i:
