@@ -45,14 +45,6 @@ def test_summary_json_is_the_record_byte_for_byte(run_dir):
     assert set(json.loads(text)) == set(RunRecord.model_fields)  # every key is declared
 
 
-def test_report_rerenders_the_same_page_from_the_record(run_dir, tmp_path):
-    copy = edited(run_dir, tmp_path, lambda text: text)
-    (copy / "report.html").unlink()
-    result = run_cli("report", str(copy))
-    assert result.returncode == 0, result.stderr
-    assert (copy / "report.html").read_bytes() == (run_dir / "report.html").read_bytes()
-
-
 def _set_check_verdict(text: str) -> str:
     data = json.loads(text)
     data["checks"][3]["verdict"] = "passed"

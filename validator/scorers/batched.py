@@ -12,7 +12,7 @@ import hashlib
 import os
 from abc import abstractmethod
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
