@@ -13,7 +13,7 @@ import pytest
 from conftest import DIMENSIONS, columns_config, run_cli
 from validator.errors import ValidatorError
 from validator.outputs import rerender_report
-from validator.record import RunRecord, read_record
+from validator.record import RunRecord, build_record, read_record
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,13 @@ def test_summary_json_is_the_record_byte_for_byte(run_dir):
     assert isinstance(record, RunRecord) and record.to_json() == text
     assert record.counts.fail == sum(c.verdict == "fail" for c in record.checks) > 0
     assert set(json.loads(text)) == set(RunRecord.model_fields)  # every key is declared
+
+
+def test_a_key_the_record_does_not_declare_is_refused_on_write(run_dir):
+    data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    data["checks"][0]["rows_needed"] = 120  # a new key is declared in record.py first
+    with pytest.raises(ValidatorError, match=re.escape("checks[0].rows_needed: unknown key")):
+        build_record(data)
 
 
 def _set_check_verdict(text: str) -> str:
