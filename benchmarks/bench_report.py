@@ -50,8 +50,8 @@ def main() -> None:
         start = time.perf_counter()
         html = render_html(summary, predictions)
         seconds = time.perf_counter() - start
-    result = {"rows": args.rows, "slices": len(summary["slices"]),
-              "checks": len(summary["checks"]), "render_s": round(seconds, 2),
+    result = {"rows": args.rows, "slices": len(summary.slices),
+              "checks": len(summary.checks), "render_s": round(seconds, 2),
               "html_bytes": len(html.encode("utf-8"))}
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -79,9 +79,15 @@ class Setup:
             frame.loc[row, column] = value
         return frame
 
-    def transformers_reference(self, model_dir: Path) -> list[str]:
+    def transformers_reference(self, model_dir: Path, **settings) -> list[str]:
         return self.run(reference={"name": "ref", "backend": "transformers",
-                                   "model": str(model_dir)})
+                                   "model": str(model_dir), **settings})
+
+    def generic_labels_reference(self, **settings) -> list[str]:
+        """A model whose outputs say LABEL_0..LABEL_6, as the reference."""
+        labels = tuple(f"LABEL_{i}" for i in range(len(DIMENSIONS)))
+        return self.transformers_reference(tiny_model_dir(self.folder / "m", labels=labels),
+                                           **settings)
 
 
 def sample_case(mutate):
@@ -134,6 +140,10 @@ BUILDERS = {
         {"name": "cand", "backend": "onnxruntime", "model": "m.onnx", "runtime": "torchscript"}]),
     "config-runtime-onnx-recipe": lambda s: s.run(candidates=[
         {"name": "q", "from": "reference", "recipe": "onnx-int8-dynamic", "runtime": "eager"}]),
+    "config-outputs-on-recipe": lambda s: s.run(candidates=[
+        {"name": "q", "from": "reference", "recipe": "torch-bf16", "outputs": {"tone": 0}}]),
+    "config-output-scale-not-increasing": lambda s: s.run(reference={
+        "name": "ref", "backend": "transformers", "model": "m", "output_scale": [1, 0]}),
     # sample
     "sample-missing": lambda s: s.run(sample={"path": "missing.csv"}),
     "sample-unsupported-format": lambda s: s.run(sample={"path": str(write(s, "s.xlsx", "x"))}),
@@ -189,6 +199,12 @@ BUILDERS = {
         tiny_model_dir(s.folder / "m", labels=("clarity", "tone"))),
     "model-tokenizer-mismatch": lambda s: s.transformers_reference(
         tiny_model_dir(s.folder / "m", vocab_size=1000)),
+    "model-labels-not-dimensions": lambda s: s.generic_labels_reference(),
+    "outputs-unknown-dimension": lambda s: s.generic_labels_reference(
+        outputs={"valence": "LABEL_0"}),
+    "outputs-index-out-of-range": lambda s: s.generic_labels_reference(outputs={"clarity": 9}),
+    "outputs-duplicate-target": lambda s: s.generic_labels_reference(
+        outputs={**{d: f"LABEL_{i}" for i, d in enumerate(DIMENSIONS)}, "tone": 0}),
     # the run
     "out-already-holds-a-run": existing_run,
     # routed candidates

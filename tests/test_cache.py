@@ -4,14 +4,13 @@ scorer interface (deterministic, fast, and able to crash on demand)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from validator.cache import PredictionCache, row_keys
-from validator.sample import Sample
-from validator.scorers.batched import BatchedScorer, TokenCache
-from validator.scoring import score_cached
 from validator.scorers import no_progress
+from validator.scorers.batched import BatchedScorer
+from validator.scorers.output_map import OutputMap
+from validator.scoring import score_cached
 
 
 class CharTokenizer:
@@ -36,7 +35,7 @@ class FakeScorer(BatchedScorer):
     backend = "fake"
 
     def __init__(self, crash_after: int | None = None):
-        super().__init__("fake", ["a", "b"], CharTokenizer(), [0, 1], batch_size=4,
+        super().__init__("fake", ["a", "b"], CharTokenizer(), OutputMap((0, 1)), batch_size=4,
                          max_length=32)
         self.crash_after, self.batches = crash_after, 0
 
@@ -51,25 +50,19 @@ class FakeScorer(BatchedScorer):
         return "fake-model-v1"
 
 
-def sample_of(texts: list[str]) -> Sample:
-    frame = pd.DataFrame({"text": texts}, index=[f"r{i}" for i in range(len(texts))])
-    return Sample(None, "", len(texts), frame, frame, pd.DataFrame(index=frame.index), "text")
-
-
 TEXTS = [f"text number {i} " + "x" * (i % 7) for i in range(40)] + ["repeat", "repeat"]
 
 
 def test_interrupted_run_resumes_from_the_last_chunk(tmp_path):
     cache = PredictionCache(tmp_path, flush_rows=8)
-    sample = sample_of(TEXTS)
-    expected, _ = score_cached(FakeScorer(), sample, no_progress, TokenCache(), None)
+    expected, _ = score_cached(FakeScorer(), TEXTS, no_progress, None)
     with pytest.raises(KeyboardInterrupt):
-        score_cached(FakeScorer(crash_after=3), sample, no_progress, TokenCache(), cache)
+        score_cached(FakeScorer(crash_after=3), TEXTS, no_progress, cache)
     distinct = list(dict.fromkeys(TEXTS))
     _, found = cache.lookup("fake-model-v1", row_keys(distinct), 2)
     assert found.sum() == 8  # one chunk of 8 texts was written before the crash
     resumed = FakeScorer()
-    values, from_cache = score_cached(resumed, sample, no_progress, TokenCache(), cache)
+    values, from_cache = score_cached(resumed, TEXTS, no_progress, cache)
     np.testing.assert_array_equal(values, expected)
     assert from_cache == sum(t in set(np.array(distinct)[found]) for t in TEXTS)
     assert resumed.batches == -(-(len(distinct) - 8) // 4)  # only the rest was scored
@@ -77,7 +70,6 @@ def test_interrupted_run_resumes_from_the_last_chunk(tmp_path):
 
 def test_duplicate_texts_are_scored_once_and_share_a_value(tmp_path):
     scorer = FakeScorer()
-    values, _ = score_cached(scorer, sample_of(TEXTS), no_progress, TokenCache(),
-                             PredictionCache(tmp_path))
+    values, _ = score_cached(scorer, TEXTS, no_progress, PredictionCache(tmp_path))
     np.testing.assert_array_equal(values[-1], values[-2])
     assert scorer.batches == -(-41 // 4)

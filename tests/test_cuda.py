@@ -29,8 +29,9 @@ TEXTS = ["Shop now", "A much longer piece of copy about hiking boots that keep y
 
 def load(model_dir: Path, device: str, runtime: str = "eager"):
     config = SimpleNamespace(name=f"tiny-{device}", model=str(model_dir), batch_size=4,
-                             max_length=64, key="reference", device=device, runtime=runtime)
-    return load_transformers_scorer(config, DIMS)
+                             max_length=64, key="reference", device=device, runtime=runtime,
+                             outputs=None, output_scale=None)
+    return load_transformers_scorer(config, DIMS, (1, 5))
 
 
 def context(tmp_path: Path) -> RecipeContext:
@@ -50,7 +51,7 @@ def on_cuda(scorer) -> bool:
 def test_auto_runs_on_cuda_and_matches_the_cpu(model_dir, runtime):
     gpu, cpu = load(model_dir, "auto", runtime), load(model_dir, "cpu", runtime)
     assert gpu.device == "cuda" and on_cuda(gpu)
-    np.testing.assert_allclose(gpu.score_texts(TEXTS), cpu.score_texts(TEXTS), atol=1e-4)
+    np.testing.assert_allclose(gpu.predict(TEXTS), cpu.predict(TEXTS), atol=1e-4)
 
 
 def test_int8_from_a_cuda_reference_runs_on_the_cpu(model_dir, tmp_path):
@@ -58,7 +59,7 @@ def test_int8_from_a_cuda_reference_runs_on_the_cpu(model_dir, tmp_path):
     candidate = torch_int8_dynamic("int8", reference, context(tmp_path))
     from_cpu = torch_int8_dynamic("int8", load(model_dir, "cpu"), context(tmp_path))
     assert candidate.device == "cpu" and on_cuda(reference)
-    np.testing.assert_allclose(candidate.score_texts(TEXTS), from_cpu.score_texts(TEXTS),
+    np.testing.assert_allclose(candidate.predict(TEXTS), from_cpu.predict(TEXTS),
                                atol=1e-5)
 
 
@@ -67,7 +68,7 @@ def test_bf16_from_a_cuda_reference_stays_on_cuda(model_dir, tmp_path):
     candidate = torch_bf16("bf16", reference, context(tmp_path))
     assert candidate.device == "cuda" and on_cuda(candidate)
     assert next(candidate.model.parameters()).dtype == torch.bfloat16
-    difference = np.abs(candidate.score_texts(TEXTS) - reference.score_texts(TEXTS))
+    difference = np.abs(candidate.predict(TEXTS) - reference.predict(TEXTS))
     assert difference.max() < 0.1
 
 
@@ -77,5 +78,5 @@ def test_onnx_export_from_a_cuda_reference_leaves_it_on_cuda(model_dir, tmp_path
     reference = load(model_dir, "auto")
     candidate = onnx_fp32("onnx", reference, context(tmp_path))
     assert on_cuda(reference)
-    np.testing.assert_allclose(candidate.score_texts(TEXTS), reference.score_texts(TEXTS),
+    np.testing.assert_allclose(candidate.predict(TEXTS), reference.predict(TEXTS),
                                atol=1e-4)

@@ -193,3 +193,28 @@ def test_calibration_set_too_small(tiny):
     config = write_config(tiny, "few", [{**STATIC, "calibration": {
         "where": {"all": [{"split": "calibration"}, {"content_type": "sms"}]}}}])
     expect_exit_2(tiny, config, "candidates[0].calibration", "fewer than the 100")
+
+
+def test_outputs_map_an_onnx_model_with_generic_labels(tiny):
+    from types import SimpleNamespace
+
+    from validator.scorers.onnx_backend import load_onnx_scorer
+
+    named, generic = onnx_copy(tiny, "named-labels"), onnx_copy(tiny, "generic-labels")
+    config_path = f"{generic}/config.json"
+    config = json.loads(open(config_path).read())
+    config["id2label"] = {str(i): f"LABEL_{i}" for i in range(len(DIMENSIONS))}
+    config["label2id"] = {f"LABEL_{i}": i for i in range(len(DIMENSIONS))}
+    open(config_path, "w").write(json.dumps(config))
+    swap = {0: 1, 1: 0}  # clarity reads persuasiveness's output, by index, and back
+    outputs = {d: swap.get(i, f"LABEL_{i}") for i, d in enumerate(DIMENSIONS)}
+
+    def load(folder: str, outputs: dict | None):
+        scorer = SimpleNamespace(name="served", model=folder, batch_size=8, max_length=64,
+                                 graph_optimization="all", device="cpu", key="candidates[0]",
+                                 outputs=outputs, output_scale=None)
+        return load_onnx_scorer(scorer, DIMENSIONS, (1, 5))
+
+    texts = pd.read_parquet(tiny["root"] / "sample.parquet").text.head(40).tolist()
+    expected = load(named, None).predict(texts)[:, [1, 0, *range(2, len(DIMENSIONS))]]
+    np.testing.assert_array_equal(load(generic, outputs).predict(texts), expected)

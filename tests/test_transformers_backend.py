@@ -15,6 +15,7 @@ from validator.scorers.recipes import torch_int8_dynamic
 from validator.scorers.transformers_backend import load_transformers_scorer
 
 DIMS = ["clarity", "tone", "compliance"]
+SCALE = (1, 5)
 
 
 def tiny_model_dir(path, labels=DIMS):
@@ -23,7 +24,8 @@ def tiny_model_dir(path, labels=DIMS):
 
 def scorer_config(path, batch_size=4, runtime=None):
     return SimpleNamespace(name="tiny", model=str(path), batch_size=batch_size, max_length=64,
-                           key="reference", device="cpu", runtime=runtime)
+                           key="reference", device="cpu", runtime=runtime,
+                           outputs=None, output_scale=None)
 
 
 def recipe_context(runtime=None):
@@ -36,75 +38,75 @@ TEXTS = ["Shop now", "A much longer piece of copy about hiking boots that keep y
 
 
 def test_batched_scores_equal_one_at_a_time_in_original_order(tmp_path):
-    scorer = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS)
-    batched = scorer.score_texts(TEXTS)
-    single = np.vstack([scorer.score_texts([t]) for t in TEXTS])
+    scorer = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS, SCALE)
+    batched = scorer.predict(TEXTS)
+    single = np.vstack([scorer.predict([t]) for t in TEXTS])
     assert batched.shape == (len(TEXTS), 3)
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
 def test_outputs_follow_id2label_not_position(tmp_path):
     model_dir = tiny_model_dir(tmp_path)
-    in_model_order = load_transformers_scorer(scorer_config(model_dir), DIMS).score_texts(TEXTS)
+    in_model_order = load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE).predict(TEXTS)
     swapped = load_transformers_scorer(scorer_config(model_dir),
-                                       ["compliance", "clarity", "tone"]).score_texts(TEXTS)
+                                       ["compliance", "clarity", "tone"], SCALE).predict(TEXTS)
     np.testing.assert_allclose(swapped, in_model_order[:, [2, 0, 1]], atol=1e-6)
 
 
 def test_int8_recipe_quantizes_and_stays_close(tmp_path):
-    reference = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS)
+    reference = load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path)), DIMS, SCALE)
     candidate = torch_int8_dynamic("int8", reference, recipe_context())
     assert candidate.recipe["quantized_count"] > 0
     assert candidate.size_bytes() < reference.size_bytes()
-    difference = np.abs(candidate.score_texts(TEXTS) - reference.score_texts(TEXTS))
+    difference = np.abs(candidate.predict(TEXTS) - reference.predict(TEXTS))
     assert 0 < difference.max() < 0.5
 
 
 def test_output_count_must_match_the_rubric(tmp_path):
     with pytest.raises(ModelError, match="2 outputs but the rubric has 3 dimensions"):
         load_transformers_scorer(scorer_config(tiny_model_dir(tmp_path, ["clarity", "tone"])),
-                                 DIMS)
+                                 DIMS, SCALE)
 
 
 def test_labels_must_name_the_dimensions(tmp_path):
     model_dir = tiny_model_dir(tmp_path, ["LABEL_0", "LABEL_1", "LABEL_2"])
     with pytest.raises(ModelError, match="id2label does not name dimension 'clarity'"):
-        load_transformers_scorer(scorer_config(model_dir), DIMS)
+        load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)
 
 
 def test_pickled_weights_are_refused(tmp_path):
     model_dir = tiny_model_dir(tmp_path)
     (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
     with pytest.raises(ModelError, match="pickled weights are refused"):
-        load_transformers_scorer(scorer_config(model_dir), DIMS)
+        load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)
 
 
 def test_corrupt_weights_name_the_directory(tmp_path):
     model_dir = tiny_model_dir(tmp_path)
     (model_dir / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match=str(model_dir)):
-        load_transformers_scorer(scorer_config(model_dir), DIMS)
+        load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)
 
 
 def test_torchscript_runtime_gives_the_eager_predictions(tmp_path):
     model_dir = tiny_model_dir(tmp_path)
-    eager = load_transformers_scorer(scorer_config(model_dir), DIMS)
-    traced = load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS)
+    eager = load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)
+    traced = load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS, SCALE)
     assert (eager.runtime, traced.runtime) == ("eager", "torchscript")
     assert traced.fingerprint() != eager.fingerprint()
     # artefacts built from the model (ONNX exports) do not depend on how it runs
     assert traced.model_fingerprint == eager.model_fingerprint
-    np.testing.assert_allclose(traced.score_texts(TEXTS), eager.score_texts(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(traced.predict(TEXTS), eager.predict(TEXTS), atol=1e-6)
 
 
 def test_torch_recipes_inherit_the_reference_runtime_unless_set(tmp_path):
     reference = load_transformers_scorer(
-        scorer_config(tiny_model_dir(tmp_path), runtime="torchscript"), DIMS)
+        scorer_config(tiny_model_dir(tmp_path), runtime="torchscript"), DIMS, SCALE)
     inherited = torch_int8_dynamic("int8", reference, recipe_context())
     own = torch_int8_dynamic("int8", reference, recipe_context("eager"))
     assert (inherited.runtime, own.runtime) == ("torchscript", "eager")
     assert inherited.fingerprint() != own.fingerprint()
-    np.testing.assert_allclose(inherited.score_texts(TEXTS), own.score_texts(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(inherited.predict(TEXTS), own.predict(TEXTS), atol=1e-6)
 
 
 def test_a_trace_that_differs_from_the_eager_model_is_refused(tmp_path, monkeypatch):
@@ -121,4 +123,4 @@ def test_a_trace_that_differs_from_the_eager_model_is_refused(tmp_path, monkeypa
 
     monkeypatch.setattr(torch.jit, "trace", trace_then_change_the_weights)
     with pytest.raises(ModelError, match="does not reproduce the eager model"):
-        load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS)
+        load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS, SCALE)

@@ -125,11 +125,11 @@ def run(
             raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
                                  f"pass --force to replace it")
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache)
-        counts = summary["counts"]
-        typer.echo(f"verdict: {summary['verdict'].upper()}  ({counts['fail']} failed, "
-                   f"{counts['inconclusive']} inconclusive, {counts['pass']} passed checks)")
+        counts = summary.counts
+        typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
+                   f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
         typer.echo(f"report: {out_dir / 'report.html'}")
-        raise typer.Exit(summary["exit_code"])
+        raise typer.Exit(summary.exit_code)
 
 
 @app.command()
@@ -169,7 +169,8 @@ def report(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Re-render report.html from a run's summary.json and predictions.parquet, without
-    scoring anything.
+    scoring anything. summary.json is validated first: a hand-edited or truncated file
+    exits 2 naming the field.
 
     Example: validator report reports/run-20261127-101500
     """

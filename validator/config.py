@@ -6,11 +6,13 @@ folder (the embedded default, ``assets/default.yaml``, against the installed pac
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
+                      field_validator, model_validator)
 
 from validator.assets import asset
 from validator.errors import ConfigError, first_line
@@ -78,11 +80,22 @@ class ScorerConfig(StrictModel):
     graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
     calibration: CalibrationConfig = CalibrationConfig()
     route: list[Any] | None = None  # a routed candidate: rules over other scorers
+    # dimension -> the model's id2label name or output index (default: the dimension's name)
+    outputs: dict[str, str | Annotated[int, Field(ge=0)]] | None = None
+    output_scale: tuple[float, float] | None = None  # model range mapped onto rubric.scale
     _key: str = PrivateAttr(default="")  # where this scorer sits in the file
 
     @property
     def key(self) -> str:
         return self._key
+
+    @field_validator("output_scale")
+    @classmethod
+    def _increasing(cls, scale):
+        if scale is not None and not (math.isfinite(scale[0]) and math.isfinite(scale[1])
+                                      and scale[0] < scale[1]):
+            raise ValueError(f"must be [low, high] with low < high, got {list(scale)}")
+        return scale
 
     @model_validator(mode="after")
     def _check(self) -> "ScorerConfig":
@@ -92,6 +105,10 @@ class ScorerConfig(StrictModel):
                 raise ValueError("a routed scorer takes 'route' and no 'backend'/'model'/"
                                  "'from'/'recipe'/'columns'")
             return self
+        if (self.outputs is not None or self.output_scale is not None) and \
+                (self.from_ is not None or self.backend == "columns"):
+            raise ValueError("'outputs' and 'output_scale' apply to model backends "
+                             "(transformers, onnxruntime); a recipe uses its reference's")
         if self.from_ is not None:
             if self.recipe is None or self.backend is not None or self.model is not None:
                 raise ValueError("a scorer with 'from' needs 'recipe' and no 'backend'/'model'")

@@ -14,13 +14,14 @@ from validator.metrics import compute_metrics
 from validator.outputs import write_outputs
 from validator.outputs.summary import build_summary, predictions_table
 from validator.plan import make_plan
+from validator.record import RunRecord
 from validator.scorers import ProgressFactory, no_progress
 from validator.scoring import score_sample
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
-             use_cache: bool = True) -> dict:
-    """Run the whole gate; returns the summary (also written under ``out_dir``)."""
+             use_cache: bool = True) -> RunRecord:
+    """Run the whole gate; returns the run record (also written under ``out_dir``)."""
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers)

@@ -76,9 +76,12 @@ def check_model(scorer: ScorerConfig, config: Config) -> None:
             head_files()
             return
         module, attribute = INSPECTORS[scorer.backend].split(":")
-        getattr(importlib.import_module(module), attribute)(Path(scorer.model), dimensions)
+        getattr(importlib.import_module(module), attribute)(Path(scorer.model), dimensions,
+                                                            scorer, config.rubric.scale)
     except ModelError as exc:
         raise ModelError(f"{config.source}: {scorer.key}.model: {exc}") from exc
+    except ConfigError as exc:  # an ``outputs`` mapping that does not fit the model
+        raise ConfigError(f"{config.source}: {exc}") from exc
 
 
 def check_config(config: Config) -> None:

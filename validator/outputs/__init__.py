@@ -5,7 +5,6 @@ reader never sees half a file.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -16,8 +15,9 @@ import pandas as pd
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
+from validator.record import RunRecord, read_record
 
-RENDERERS: dict[str, Callable[[dict], str]] = {
+RENDERERS: dict[str, Callable[[RunRecord], str]] = {
     "junit.xml": render_junit,
     "summary.md": render_markdown,
 }
@@ -41,11 +41,11 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def write_outputs(out_dir: Path, summary: dict, predictions: pd.DataFrame) -> list[Path]:
+def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(out_dir / "predictions.parquet",
                   lambda p: predictions.to_parquet(p, index=False))
-    write_text(out_dir / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    write_text(out_dir / "summary.json", summary.to_json())
     for name, render in RENDERERS.items():
         write_text(out_dir / name, render(summary))
     write_text(out_dir / "report.html", render_html(summary, predictions))
@@ -54,22 +54,19 @@ def write_outputs(out_dir: Path, summary: dict, predictions: pd.DataFrame) -> li
 
 
 def rerender_report(run_dir: Path) -> Path:
-    """``validator report RUN_DIR``: report.html again from summary.json and
-    predictions.parquet, without scoring."""
+    """``validator report RUN_DIR``: report.html again from summary.json (validated
+    against the run record) and predictions.parquet, without scoring."""
     from validator.errors import ValidatorError
 
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     for path in (summary_path, table_path):
         if not path.is_file():
             raise ValidatorError(f"{path}: not found; is {run_dir} a run directory?")
+    summary = read_record(summary_path)
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
         predictions = pd.read_parquet(table_path)
     except (ValueError, OSError) as exc:
-        raise ValidatorError(f"{run_dir}: cannot read the run ({exc})") from exc
-    if summary.get("schema_version") != 1:
-        raise ValidatorError(f"{summary_path}: schema_version "
-                             f"{summary.get('schema_version')!r} is not 1")
+        raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
     target = run_dir / "report.html"
     write_text(target, render_html(summary, predictions))
     return target

@@ -9,6 +9,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from validator.outputs import report_view as view
+from validator.record import CheckRecord, RunRecord
 
 
 def num(value, digits: int = 2, suffix: str = "") -> str:
@@ -19,11 +20,11 @@ def megabytes(value) -> str:
     return num(None if value is None else value / 1e6, 1)
 
 
-def degradation_grid(summary: dict) -> dict[str, dict[str, dict[str, dict]]]:
+def degradation_grid(summary: RunRecord) -> dict[str, dict[str, dict[str, CheckRecord]]]:
     """candidate -> slice -> dimension -> check, in the summary's order."""
     grid: dict = defaultdict(lambda: defaultdict(dict))
-    for check in summary["checks"]:
-        grid[check["candidate"]][check["slice"]][check["dimension"]] = check
+    for check in summary.checks:
+        grid[check.candidate][check.slice][check.dimension] = check
     return grid
 
 
@@ -35,16 +36,15 @@ def environment() -> Environment:
     return env
 
 
-def render_html(summary: dict, predictions: pd.DataFrame | None = None) -> str:
+def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> str:
     grid = degradation_grid(summary)
-    checks = {(c["candidate"], c["slice"], c["dimension"]): c for c in summary["checks"]}
-    problems = sorted((c for c in summary["checks"] if c["verdict"] != "pass"),
-                      key=lambda c: (c["verdict"] != "fail", -(c["degradation"] or 0)))
-    metric_names = list(dict.fromkeys(m["metric"] for m in summary["metrics"]))
+    checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
+    problems = view.problems(summary)
+    metric_names = list(dict.fromkeys(m.metric for m in summary.metrics))
     return environment().get_template("report.html.j2").render(
         summary=summary, plain=view.plain_summary(summary), grid=grid, problems=problems,
-        dimensions=[*summary["rubric"]["dimensions"], "_all"],
-        slice_rows={s["name"]: s["rows"] for s in summary["slices"]},
+        dimensions=[*summary.rubric.dimensions, "_all"],
+        slice_rows={s.name: s.rows for s in summary.slices},
         forests={name: view.forest(summary, name) for name in grid},
         tables=view.slice_tables(summary), metric_names=metric_names,
         check_of=lambda scorer, slice_name, dimension: checks.get((scorer, slice_name,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from validator.outputs.html import megabytes, num
+from validator.outputs.report_view import problems as problem_checks
+from validator.record import RunRecord
 
 MAX_ROWS = 50
 
@@ -11,31 +13,30 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(summary: dict) -> str:
-    gate, counts = summary["gate"], summary["counts"]
-    lines = [f"# slice-validator: {summary['verdict'].upper()}", "",
-             f"Gate metric **{gate['metric']}** ({gate['unit']}), max_drop {gate['max_drop']:g}, "
-             f"policy {gate['policy']}, {gate['confidence']:.0%} paired bootstrap CIs "
-             f"({gate['bootstrap_resamples']} resamples), correction {gate['correction']}, "
-             f"min_rows {gate['min_rows']}, on_inconclusive {gate['on_inconclusive']}. "
-             f"Sample `{_cell(summary['sample']['path'])}`: {summary['sample']['rows']} gate rows "
-             f"of {summary['sample']['total_rows']}.", "",
-             f"Checks: {counts['fail']} failed, {counts['inconclusive']} inconclusive, "
-             f"{counts['pass']} passed.", "",
+def render_markdown(summary: RunRecord) -> str:
+    gate, counts, sample = summary.gate, summary.counts, summary.sample
+    lines = [f"# slice-validator: {summary.verdict.upper()}", "",
+             f"Gate metric **{gate.metric}** ({gate.unit}), max_drop {gate.max_drop:g}, "
+             f"policy {gate.policy}, {gate.confidence:.0%} paired bootstrap CIs "
+             f"({gate.bootstrap_resamples} resamples), correction {gate.correction}, "
+             f"min_rows {gate.min_rows}, on_inconclusive {gate.on_inconclusive}. "
+             f"Sample `{_cell(sample.path)}`: {sample.rows} gate rows "
+             f"of {sample.total_rows}.", "",
+             f"Checks: {counts.fail} failed, {counts.inconclusive} inconclusive, "
+             f"{counts.passed} passed.", "",
              "## Scorers", "",
              "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
              "| rows/s | speedup | size ratio |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in summary["scorers"]:
-        recipe = (s["recipe"] or {}).get("name", "")
-        backend = f"{s['backend']} ({s['runtime']})" if s.get("runtime") else s["backend"]
-        lines.append(f"| {_cell(s['name'])} | {s['role']} | {backend} | {recipe} | "
-                     f"{megabytes(s['size_bytes'])} | {megabytes(s['peak_rss_bytes'])} | "
-                     f"{num(s['latency_ms_p50'], 1)} | {num(s['latency_ms_p95'], 1)} | "
-                     f"{num(s['throughput_rows_per_s'], 0)} | "
-                     f"{num(s['speedup_vs_reference'])} | {num(s['size_vs_reference'])} |")
-    problems = [c for c in summary["checks"] if c["verdict"] != "pass"]
-    problems.sort(key=lambda c: (c["verdict"] != "fail", -(c["degradation"] or 0)))
+    for s in summary.scorers:
+        recipe = (s.recipe or {}).get("name", "")
+        backend = f"{s.backend} ({s.runtime})" if s.runtime else s.backend
+        lines.append(f"| {_cell(s.name)} | {s.role} | {backend} | {recipe} | "
+                     f"{megabytes(s.size_bytes)} | {megabytes(s.peak_rss_bytes)} | "
+                     f"{num(s.latency_ms_p50, 1)} | {num(s.latency_ms_p95, 1)} | "
+                     f"{num(s.throughput_rows_per_s, 0)} | "
+                     f"{num(s.speedup_vs_reference)} | {num(s.size_vs_reference)} |")
+    problems = problem_checks(summary)
     if problems:
         lines += ["", "## Failing and inconclusive checks", "",
                   "| verdict | candidate | slice | dimension | n | reference | candidate | "
@@ -43,15 +44,15 @@ def render_markdown(summary: dict) -> str:
                   "max_drop | reason |",
                   "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|---|"]
         for c in problems[:MAX_ROWS]:
-            lines.append(f"| {c['verdict'].upper()} | {_cell(c['candidate'])} | "
-                         f"{_cell(c['slice'])} | {c['dimension']} | {c['n']} | "
-                         f"{num(c['reference'])} | {num(c['candidate_value'])} | "
-                         f"{num(c['human_ceiling'])} | {num(c['degradation'])} | "
-                         f"[{num(c['ci_low'])}, {num(c['ci_high'])}] | "
-                         f"{num(c['p_value'], 3)} ({num(c['p_value_adjusted'], 3)}) | "
-                         f"{num(c['detectable_degradation'])} | "
-                         f"{c['flips_to_disagree']}/{c['flips_to_agree']} | "
-                         f"{c['max_drop']:g} | {_cell(c['reason'])} |")
+            lines.append(f"| {c.verdict.upper()} | {_cell(c.candidate)} | "
+                         f"{_cell(c.slice)} | {c.dimension} | {c.n} | "
+                         f"{num(c.reference)} | {num(c.candidate_value)} | "
+                         f"{num(c.human_ceiling)} | {num(c.degradation)} | "
+                         f"[{num(c.ci_low)}, {num(c.ci_high)}] | "
+                         f"{num(c.p_value, 3)} ({num(c.p_value_adjusted, 3)}) | "
+                         f"{num(c.detectable_degradation)} | "
+                         f"{c.flips_to_disagree}/{c.flips_to_agree} | "
+                         f"{c.max_drop:g} | {_cell(c.reason)} |")
         if len(problems) > MAX_ROWS:
             lines.append(f"\n{len(problems) - MAX_ROWS} more in summary.json.")
     return "\n".join(lines) + "\n"

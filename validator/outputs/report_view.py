@@ -11,42 +11,49 @@ import numpy as np
 import pandas as pd
 
 from validator.metrics import round_rating
+from validator.record import CheckRecord, RunRecord
 
 EXAMPLES_PER_SLICE = 20
 EXAMPLES_TOTAL = 1000
 FOREST_WIDTH, FOREST_ROW, FOREST_LEFT = 640, 22, 190
 
 
-def plain_summary(summary: dict) -> str:
-    counts, gate = summary["counts"], summary["gate"]
-    candidates = [s["name"] for s in summary["scorers"] if s["role"] == "candidate"]
-    slices = len(summary["slices"])
-    head = (f"The gate {summary['verdict'].upper()}ED" if summary["verdict"] != "inconclusive"
+def plain_summary(summary: RunRecord) -> str:
+    counts, gate = summary.counts, summary.gate
+    candidates = [s.name for s in summary.candidates]
+    slices = len(summary.slices)
+    head = (f"The gate {summary.verdict.upper()}ED" if summary.verdict != "inconclusive"
             else "The gate could not decide (INCONCLUSIVE)")
     text = (f"{head}. {len(candidates)} candidate(s) ({', '.join(candidates)}) were compared "
-            f"with the reference {summary['scorers'][0]['name']} on {summary['sample']['rows']} "
-            f"gate rows, {slices} slices and {len(summary['rubric']['dimensions'])} rubric "
-            f"dimensions, using {gate['metric']} with a {gate['policy']} policy. "
-            f"{counts['fail']} checks failed, {counts['inconclusive']} were inconclusive and "
-            f"{counts['pass']} passed.")
+            f"with the reference {summary.reference.name} on {summary.sample.rows} "
+            f"gate rows, {slices} slices and {len(summary.rubric.dimensions)} rubric "
+            f"dimensions, using {gate.metric} with a {gate.policy} policy. "
+            f"{counts.fail} checks failed, {counts.inconclusive} were inconclusive and "
+            f"{counts.passed} passed.")
     for name in candidates:
-        checks = [c for c in summary["checks"] if c["candidate"] == name
-                  and c["degradation"] is not None]
-        overall = next((c for c in checks if c["slice"] == "all"
-                        and c["dimension"] == "_all"), None)
-        worst = max(checks, key=lambda c: c["degradation"] / max(c["max_drop"], 1e-9),
+        checks = [c for c in summary.checks if c.candidate == name
+                  and c.degradation is not None]
+        overall = next((c for c in checks if c.slice == "all"
+                        and c.dimension == "_all"), None)
+        worst = max(checks, key=lambda c: c.degradation / max(c.max_drop, 1e-9),
                     default=None)
         if overall is not None and worst is not None:
-            text += (f" {name} loses {overall['degradation']:.2f} {gate['unit']} overall; its "
-                     f"worst check is {worst['slice']} / {worst['dimension']} at "
-                     f"{worst['degradation']:.2f} (threshold {worst['max_drop']:g}).")
+            text += (f" {name} loses {overall.degradation:.2f} {gate.unit} overall; its "
+                     f"worst check is {worst.slice} / {worst.dimension} at "
+                     f"{worst.degradation:.2f} (threshold {worst.max_drop:g}).")
     return text
 
 
-def heat_colour(check: dict) -> str:
+def problems(summary: RunRecord) -> list[CheckRecord]:
+    """Failing, then inconclusive checks, the largest degradation first."""
+    return sorted((c for c in summary.checks if c.verdict != "pass"),
+                  key=lambda c: (c.verdict != "fail", -(c.degradation or 0)))
+
+
+def heat_colour(check: CheckRecord) -> str:
     """Background for a heatmap cell: green below zero, amber up to the threshold, red
     beyond it (the cell also states its verdict in words)."""
-    degradation, limit = check["degradation"], check["max_drop"]
+    degradation, limit = check.degradation, check.max_drop
     if degradation is None:
         return "#e5e5e5"
     ratio = degradation / limit if limit > 0 else (math.inf if degradation > 0 else 0.0)
@@ -57,17 +64,17 @@ def heat_colour(check: dict) -> str:
     return f"hsl(0, 75%, {max(50, 85 - 8 * min(ratio, 4.4)):.0f}%)"
 
 
-def check_anchor(check: dict) -> str:
-    return f"check-{check['candidate']}-{check['slice']}-{check['dimension']}"
+def check_anchor(check: CheckRecord) -> str:
+    return f"check-{check.candidate}-{check.slice}-{check.dimension}"
 
 
-def forest(summary: dict, candidate: str) -> dict:
+def forest(summary: RunRecord, candidate: str) -> dict:
     """Geometry of a forest plot: one row per slice (dimension _all) with the
     degradation, its CI and the slice's threshold, on a shared x axis."""
-    rows = [c for c in summary["checks"]
-            if c["candidate"] == candidate and c["dimension"] == "_all"]
-    values = [v for c in rows for v in (c["ci_low"], c["ci_high"], c["degradation"],
-                                        c["max_drop"], 0.0) if v is not None]
+    rows = [c for c in summary.checks
+            if c.candidate == candidate and c.dimension == "_all"]
+    values = [v for c in rows for v in (c.ci_low, c.ci_high, c.degradation,
+                                        c.max_drop, 0.0) if v is not None]
     low, high = min(values, default=-1.0), max(values, default=1.0)
     span = (high - low) or 1.0
     low, high = low - 0.05 * span, high + 0.05 * span
@@ -75,50 +82,50 @@ def forest(summary: dict, candidate: str) -> dict:
     plotted = []
     for i, c in enumerate(rows):
         y = 20 + i * FOREST_ROW
-        plotted.append({"check": c, "y": y, "threshold_x": scale(c["max_drop"]),
-                        "x": None if c["degradation"] is None else scale(c["degradation"]),
-                        "x_low": None if c["ci_low"] is None else scale(c["ci_low"]),
-                        "x_high": None if c["ci_high"] is None else scale(c["ci_high"])})
+        plotted.append({"check": c, "y": y, "threshold_x": scale(c.max_drop),
+                        "x": None if c.degradation is None else scale(c.degradation),
+                        "x_low": None if c.ci_low is None else scale(c.ci_low),
+                        "x_high": None if c.ci_high is None else scale(c.ci_high)})
     ticks = [{"x": scale(v), "label": f"{v:.3g}"} for v in np.linspace(low, high, 5)]
     return {"rows": plotted, "zero_x": scale(0.0), "ticks": ticks, "width": FOREST_WIDTH,
             "height": 40 + len(rows) * FOREST_ROW, "axis_y": 20 + len(rows) * FOREST_ROW}
 
 
-def slice_tables(summary: dict) -> dict[str, list[dict]]:
+def slice_tables(summary: RunRecord) -> dict[str, list[dict]]:
     """slice -> rows of (scorer, dimension, metric values) incl. the human ceiling."""
     tables: dict = defaultdict(dict)
-    for m in summary["metrics"]:
-        key = (m["scorer"], m["dimension"])
-        row = tables[m["slice"]].setdefault(key, {"scorer": m["scorer"],
-                                                  "dimension": m["dimension"], "n": m["n"]})
-        row[m["metric"]] = m["value"]
+    for m in summary.metrics:
+        key = (m.scorer, m.dimension)
+        row = tables[m.slice].setdefault(key, {"scorer": m.scorer,
+                                               "dimension": m.dimension, "n": m.n})
+        row[m.metric] = m.value
     return {name: list(rows.values()) for name, rows in tables.items()}
 
 
-def examples(summary: dict, predictions: pd.DataFrame | None) -> list[dict]:
+def examples(summary: RunRecord, predictions: pd.DataFrame | None) -> list[dict]:
     """Rows whose rounded score changed between reference and candidate, for every
     failing or borderline (degradation above half its threshold) slice and dimension."""
     if predictions is None or "text" not in predictions.columns:
         return []
-    scale = tuple(summary["rubric"]["scale"])
-    reference = summary["scorers"][0]["name"]
-    wanted = [c for c in summary["checks"] if c["dimension"] != "_all" and (
-        c["verdict"] != "pass" or (c["degradation"] or 0) > c["max_drop"] / 2)]
+    scale = summary.rubric.scale
+    reference = summary.reference.name
+    wanted = [c for c in summary.checks if c.dimension != "_all" and (
+        c.verdict != "pass" or (c.degradation or 0) > c.max_drop / 2)]
     rows, total = [], 0
-    for c in sorted(wanted, key=lambda c: -(c["degradation"] or 0)):
-        column = f"slice:{c['slice']}"
+    for c in sorted(wanted, key=lambda c: -(c.degradation or 0)):
+        column = f"slice:{c.slice}"
         if column not in predictions.columns:
             continue
         part = predictions[predictions[column]]
-        ref = part[f"{reference}:{c['dimension']}"].to_numpy()
-        cand = part[f"{c['candidate']}:{c['dimension']}"].to_numpy()
+        ref = part[f"{reference}:{c.dimension}"].to_numpy()
+        cand = part[f"{c.candidate}:{c.dimension}"].to_numpy()
         changed = np.flatnonzero(round_rating(ref, scale) != round_rating(cand, scale))
         changed = changed[np.argsort(-np.abs(ref - cand)[changed], kind="stable")]
         for i in changed[:EXAMPLES_PER_SLICE]:
             record = part.iloc[i]
-            rows.append({"candidate": c["candidate"], "slice": c["slice"],
-                         "dimension": c["dimension"], "id": record["id"],
-                         "text": record["text"], "human": record[f"human:{c['dimension']}"],
+            rows.append({"candidate": c.candidate, "slice": c.slice,
+                         "dimension": c.dimension, "id": record["id"],
+                         "text": record["text"], "human": record[f"human:{c.dimension}"],
                          "reference": ref[i], "candidate_value": cand[i]})
             total += 1
             if total >= EXAMPLES_TOTAL:

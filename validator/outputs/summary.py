@@ -1,4 +1,5 @@
-"""summary.json (schema v1) and the predictions table: the two records of a run.
+"""summary.json (schema v1, typed by ``validator.record``) and the predictions table:
+the two records of a run.
 
 Every other output (report.html, junit.xml, summary.md) is rendered from the
 summary alone, so every figure they show can be traced back to it.
@@ -17,11 +18,11 @@ from validator.config import Config
 from validator.evenness import concentration
 from validator.gate import GateResult
 from validator.metrics import METRICS
+from validator.profile import LATENCY_TEXTS, THROUGHPUT_ROWS
+from validator.record import SCHEMA_VERSION, RunRecord, build_record
 from validator.sample import Sample
-from validator.scoring import LATENCY_TEXTS, THROUGHPUT_ROWS, Predictions
+from validator.scoring import Predictions
 from validator.slices import SliceSet
-
-SCHEMA_VERSION = 1
 
 
 def _clean(value):
@@ -97,12 +98,14 @@ def library_versions() -> dict[str, str]:
 
 
 def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd.DataFrame,
-                  predictions: Predictions, metrics: pd.DataFrame, gate: GateResult) -> dict:
+                  predictions: Predictions, metrics: pd.DataFrame,
+                  gate: GateResult) -> RunRecord:
+    """The run record, validated before anything is written."""
     metric = METRICS[config.gate.metric]
     counts = {v: len(gate.by_verdict(v)) for v in ("pass", "fail", "inconclusive")}
     checks = [c.as_dict() for c in gate.checks]
     scorers = [asdict(info) for info in predictions.scorers]
-    return _clean({
+    return build_record(_clean({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "slice-validator", "version": validator.__version__,
                  "python": platform.python_version(), "libraries": library_versions()},
@@ -128,7 +131,7 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "evenness": evenness(checks, list(config.rubric.dimensions)),
         "data_checks": sample.checks,
         "metrics": metrics.to_dict(orient="records"),
-    })
+    }))
 
 
 def predictions_table(sample: Sample, predictions: Predictions,

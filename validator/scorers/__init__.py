@@ -1,9 +1,11 @@
-"""Scorers: texts in, one score per rubric dimension out.
+"""Scorers: texts in, one score per rubric dimension out (``Scorer.predict``).
 
-Backends load a scorer from config (``transformers``, ``onnxruntime``, ``columns``);
-recipes make a candidate from the reference (``torch-int8-dynamic``, ``torch-bf16``,
-``onnx-fp32``, ``onnx-int8-dynamic``, ``onnx-int8-static``). Both are registries mapping
-a name to ``"module:attribute"`` so heavy libraries load only when used.
+Backends load a scorer from config (``transformers``, ``onnxruntime``), or, for
+``columns``, a source of predictions already in the sample (``ColumnPredictions``,
+which reads them instead of predicting); recipes make a candidate from the reference
+(``torch-int8-dynamic``, ``torch-bf16``, ``onnx-fp32``, ``onnx-int8-dynamic``,
+``onnx-int8-static``). Both are registries mapping a name to ``"module:attribute"``
+so heavy libraries load only when used.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Callable, ContextManager, Iterator
 import numpy as np
 
 from validator.errors import choices_error
-from validator.sample import Sample
 
 # progress(description, total) -> context manager yielding advance(n_done)
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+# on_batch(row_positions, values): called as rows are predicted (progress, checkpoints)
+BatchCallback = Callable[[np.ndarray, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def no_progress(description: str, total: int) -> Iterator[Callable[[int], None]]
 
 
 class Scorer(ABC):
-    """Scores gate rows on every rubric dimension, in the rubric's order."""
+    """A model that scores texts on every rubric dimension, in the rubric's order."""
 
     backend: str = ""
     runtime: str | None = None  # how a torch model runs: eager | torchscript
@@ -52,14 +55,9 @@ class Scorer(ABC):
         self.recipe = recipe  # what the recipe did, or None for a loaded scorer
 
     @abstractmethod
-    def score(self, sample: Sample, progress: ProgressFactory = no_progress,
-              tokens=None) -> np.ndarray:
-        """An array of shape (rows, dimensions), raw (unrounded) predictions.
-        ``tokens`` is a shared TokenCache for scorers that tokenise."""
-
-    def score_texts(self, texts: list[str]) -> np.ndarray | None:
-        """Score bare texts (speed probes); None for scorers that need sample columns."""
-        return None
+    def predict(self, texts: list[str], on_batch: BatchCallback | None = None) -> np.ndarray:
+        """Raw (unrounded) predictions on the rubric's scale, shape (texts, dimensions).
+        ``on_batch(rows, values)`` is called as each batch of rows is done."""
 
     def fingerprint(self) -> str | None:
         """A hash of everything that determines the predictions (None: never cached)."""
@@ -77,7 +75,7 @@ class Scorer(ABC):
 BACKENDS = {
     "transformers": "validator.scorers.transformers_backend:load_transformers_scorer",
     "onnxruntime": "validator.scorers.onnx_backend:load_onnx_scorer",
-    "columns": "validator.scorers.columns_backend:ColumnsScorer",
+    "columns": "validator.scorers.columns_backend:ColumnPredictions",
 }
 
 RECIPES = {

@@ -2,7 +2,8 @@
 
 Rows are sorted by token length so each batch pads little, scored batch by batch
 (only one batch of tensors is alive at a time), and written back in their original
-order. Scorers that use the same tokenizer share one tokenisation (TokenCache).
+order. A reference and the candidates made from it share one tokenisation
+(TokenCache).
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ import hashlib
 import os
 from abc import abstractmethod
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from validator.errors import ModelError
-from validator.sample import Sample
-from validator.scorers import ProgressFactory, Scorer, no_progress
+from validator.scorers import BatchCallback, Scorer
+from validator.scorers.output_map import OutputMap
 
 Encodings = list[list[int]]
-# on_batch(row_positions, values): called after each batch, e.g. to checkpoint
-BatchCallback = Callable[[np.ndarray, np.ndarray], None]
 
 
 class TokenCache:
@@ -36,19 +35,6 @@ class TokenCache:
         if key not in self._store:
             self._store[key] = scorer.encode(texts)
         return self._store[key]
-
-
-def output_index(path: Path, id2label: dict, dimensions: list[str]) -> list[int]:
-    """The model output column of each rubric dimension, matched by label name."""
-    labels = {str(label): int(index) for index, label in id2label.items()}
-    if len(labels) != len(dimensions):
-        raise ModelError(f"{path}: the model has {len(labels)} outputs but the rubric has "
-                         f"{len(dimensions)} dimensions ({', '.join(dimensions)})")
-    missing = [d for d in dimensions if d not in labels]
-    if missing:
-        raise ModelError(f"{path}: config.json id2label does not name dimension "
-                         f"{missing[0]!r} (labels: {', '.join(labels)})")
-    return [labels[d] for d in dimensions]
 
 
 def check_tokenizer_fits(path: Path, tokenizer, vocab_size: int) -> None:
@@ -83,13 +69,15 @@ def padded_batches(tokenizer, encodings: Encodings,
 class BatchedScorer(Scorer):
     """A tokenizer plus a model run on padded batches of token ids."""
 
-    def __init__(self, name, dimensions, tokenizer, output_index, batch_size, max_length,
-                 recipe=None, path: Path | None = None):
+    def __init__(self, name, dimensions, tokenizer, outputs: OutputMap, batch_size,
+                 max_length, recipe=None, path: Path | None = None,
+                 tokens: TokenCache | None = None):
         super().__init__(name, dimensions, recipe)
         self.tokenizer = tokenizer
-        self.output_index = output_index  # model output column for each dimension
+        self.outputs = outputs  # model outputs -> rubric dimensions
         self.batch_size, self.max_length = batch_size, max_length
         self.path = path
+        self.tokens = tokens or TokenCache()  # shared with the candidates made from it
         self._tokenizer_key: str | None = None
 
     @property
@@ -107,28 +95,15 @@ class BatchedScorer(Scorer):
     def encode(self, texts: list[str]) -> Encodings:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
-    def forward(self, encodings: Encodings, advance: Callable[[int], None] = lambda n: None,
-                on_batch: BatchCallback | None = None) -> np.ndarray:
-        threads = os.cpu_count() or 1
-        self.set_threads(threads)
+    def predict(self, texts: list[str], on_batch: BatchCallback | None = None) -> np.ndarray:
+        encodings = self.tokens.encode(self, texts)
+        self.set_threads(os.cpu_count() or 1)
         out = np.empty((len(encodings), len(self.dimensions)), dtype=np.float64)
         for rows, batch in padded_batches(self.tokenizer, encodings, self.batch_size):
-            values = self.run_batch(batch)
-            out[rows] = values[:, self.output_index]
+            out[rows] = self.outputs.apply(self.run_batch(batch))
             if on_batch is not None:
                 on_batch(rows, out[rows])
-            advance(len(rows))
         return out
 
     def set_threads(self, threads: int) -> None:
         """Use every core (overridden by backends with their own thread settings)."""
-
-    def score(self, sample: Sample, progress: ProgressFactory = no_progress,
-              tokens: TokenCache | None = None) -> np.ndarray:
-        texts = sample.texts
-        encodings = (tokens or TokenCache()).encode(self, texts)
-        with progress(f"scoring {self.name}", len(encodings)) as advance:
-            return self.forward(encodings, advance)
-
-    def score_texts(self, texts: list[str]) -> np.ndarray:
-        return self.forward(self.encode(texts))

@@ -1,5 +1,6 @@
 """The ``columns`` backend: predictions already in the sample (bring your own scores).
 
+Not a model: nothing is predicted, the gate rows' prediction columns are read.
 ``columns`` is a template such as ``"{dimension}_fp32"`` or a mapping
 dimension -> column.
 """
@@ -11,15 +12,17 @@ import pandas as pd
 
 from validator.errors import ConfigError, SampleError
 from validator.sample import Sample
-from validator.scorers import ProgressFactory, Scorer, no_progress
 
 
-class ColumnsScorer(Scorer):
+class ColumnPredictions:
+    """Ready predictions: one sample column per rubric dimension."""
+
     backend = "columns"
 
-    def __init__(self, scorer_config, dimensions: list[str]):
-        super().__init__(scorer_config.name, dimensions)
-        self.key = scorer_config.key
+    def __init__(self, scorer_config, dimensions: list[str], scale: tuple[int, int]):
+        """``scale``: the rubric's, on which the columns already are (read as given)."""
+        self.name, self.key = scorer_config.name, scorer_config.key
+        self.dimensions = list(dimensions)
         self.columns = self._columns(scorer_config.columns, dimensions)
 
     def _columns(self, spec, dimensions: list[str]) -> list[str]:
@@ -33,8 +36,8 @@ class ColumnsScorer(Scorer):
             raise ConfigError(f"{self.key}.columns: no column given for dimension {missing[0]!r}")
         return [spec[d] for d in dimensions]
 
-    def score(self, sample: Sample, progress: ProgressFactory = no_progress,
-              tokens=None) -> np.ndarray:
+    def read(self, sample: Sample) -> np.ndarray:
+        """The gate rows' predictions, shape (rows, dimensions), as floats."""
         for column in self.columns:
             if column not in sample.frame.columns:
                 raise SampleError(f"{sample.path}: missing column {column!r} "
@@ -45,7 +48,5 @@ class ColumnsScorer(Scorer):
                 raise SampleError(f"{sample.path}: column {column!r} holds non-numeric value "
                                   f"{sample.frame[column][bad].iloc[0]!r} for id "
                                   f"{bad.idxmax()!r}")
-        with progress(f"reading {self.name}", len(sample.frame)) as advance:
-            values = sample.frame[self.columns].apply(pd.to_numeric, errors="coerce")
-            advance(len(values))
+        values = sample.frame[self.columns].apply(pd.to_numeric, errors="coerce")
         return values.to_numpy(dtype=np.float64)

@@ -1,9 +1,10 @@
 """The ``onnxruntime`` backend: a ``.onnx`` file (fp32 or quantized) plus its tokenizer.
 
 ``model`` names the ``.onnx`` file or a folder holding exactly one. The tokenizer files
-and a ``config.json`` naming the outputs (``id2label``) sit beside it, as
-``validator quantize`` writes them. ``graph_optimization`` (disabled, basic, extended,
-all) is applied to the session and recorded, since it can move quantized accuracy.
+and a ``config.json`` naming the outputs (``id2label``, or mapped by the scorer's
+``outputs``) sit beside it, as ``validator quantize`` writes them.
+``graph_optimization`` (disabled, basic, extended, all) is applied to the session and
+recorded, since it can move quantized accuracy.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from validator.errors import ModelError, first_line
-from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
-                                       output_index)
+from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
+from validator.scorers.output_map import OutputMap, resolve_outputs
 
 GRAPH_OPTIMIZATION = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                       "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -27,11 +29,11 @@ SIDE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.t
 class OnnxScorer(BatchedScorer):
     backend = "onnxruntime"
 
-    def __init__(self, name, dimensions, session, tokenizer, output_index, batch_size,
+    def __init__(self, name, dimensions, session, tokenizer, outputs, batch_size,
                  max_length, onnx_file: Path, graph_optimization: str, fingerprint: str,
-                 recipe=None):
-        super().__init__(name, dimensions, tokenizer, output_index, batch_size, max_length,
-                         recipe, onnx_file.parent)
+                 recipe=None, tokens=None):
+        super().__init__(name, dimensions, tokenizer, outputs, batch_size, max_length,
+                         recipe, onnx_file.parent, tokens)
         self.session, self.onnx_file = session, onnx_file
         self.graph_optimization = graph_optimization
         self.input_names = [i.name for i in session.get_inputs()]
@@ -123,10 +125,11 @@ def check_outputs(onnx_file: Path, shape, labels: int) -> None:
                          f"names {labels}")
 
 
-def inspect_onnx(path: Path, dimensions: list[str]) -> None:
+def inspect_onnx(path: Path, dimensions: list[str], scorer_config,
+                 scale: tuple[int, int]) -> None:
     """The cheap checks of an ONNX model (the plan step): the graph parses (weights in
     external files are not read), its output count matches config.json's id2label, and
-    id2label names every dimension."""
+    id2label maps onto every dimension."""
     import onnx
 
     onnx_file = find_onnx_file(path)
@@ -139,33 +142,38 @@ def inspect_onnx(path: Path, dimensions: list[str]) -> None:
     dims = graph.output[0].type.tensor_type.shape.dim if graph.output else []
     check_outputs(onnx_file, [d.dim_value if d.HasField("dim_value") else d.dim_param
                               for d in dims], len(config["id2label"]))
-    output_index(onnx_file, config["id2label"], dimensions)
+    resolve_outputs(onnx_file, config["id2label"], dimensions, scorer_config, scale)
 
 
 def build_onnx_scorer(name: str, dimensions: list[str], onnx_file: Path, batch_size: int,
                       max_length: int | None, graph_optimization: str, device: str,
-                      recipe: dict | None = None) -> OnnxScorer:
+                      map_outputs: Callable[[dict], OutputMap], recipe: dict | None = None,
+                      tokens=None) -> OnnxScorer:
+    """``map_outputs(id2label)`` gives the output map (a recipe's: its reference's)."""
     import onnxruntime as ort
 
     config, tokenizer = load_side_files(onnx_file)
     session = open_session(onnx_file, graph_optimization, device)
     check_outputs(onnx_file, session.get_outputs()[0].shape, len(config["id2label"]))
-    index = output_index(onnx_file, config["id2label"], dimensions)
+    outputs = map_outputs(config["id2label"])
     if "vocab_size" in config:
         check_tokenizer_fits(onnx_file.parent, tokenizer, int(config["vocab_size"]))
     length = max_length or min(tokenizer.model_max_length,
                                config.get("max_position_embeddings", 512))
     side = [onnx_file.parent / f for f in SIDE_FILES if (onnx_file.parent / f).is_file()]
     fingerprint = fingerprint_files([onnx_file, *side], f"onnxruntime {ort.__version__}",
-                                    graph_optimization, str(length))
-    return OnnxScorer(name, dimensions, session, tokenizer, index, batch_size, length,
-                      onnx_file, graph_optimization, fingerprint, recipe)
+                                    graph_optimization, str(length), outputs.key)
+    return OnnxScorer(name, dimensions, session, tokenizer, outputs, batch_size, length,
+                      onnx_file, graph_optimization, fingerprint, recipe, tokens)
 
 
-def load_onnx_scorer(scorer_config, dimensions: list[str]) -> OnnxScorer:
+def load_onnx_scorer(scorer_config, dimensions: list[str],
+                     scale: tuple[int, int]) -> OnnxScorer:
     onnx_file = find_onnx_file(Path(scorer_config.model))
     recipe_file = onnx_file.parent / "recipe.json"
     recipe = json.loads(recipe_file.read_text("utf-8")) if recipe_file.is_file() else None
-    return build_onnx_scorer(scorer_config.name, dimensions, onnx_file,
-                             scorer_config.batch_size, scorer_config.max_length,
-                             scorer_config.graph_optimization, scorer_config.device, recipe)
+    return build_onnx_scorer(
+        scorer_config.name, dimensions, onnx_file, scorer_config.batch_size,
+        scorer_config.max_length, scorer_config.graph_optimization, scorer_config.device,
+        lambda labels: resolve_outputs(onnx_file, labels, dimensions, scorer_config, scale),
+        recipe)

@@ -142,7 +142,8 @@ def onnx_reference(reference: Scorer, context: RecipeContext, recipe: str):
 def _load(name: str, reference, folder: Path) -> Scorer:
     record = json.loads((folder / "recipe.json").read_text("utf-8"))
     return build_onnx_scorer(name, reference.dimensions, folder / "model.onnx",
-                             reference.batch_size, reference.max_length, "all", "cpu", record)
+                             reference.batch_size, reference.max_length, "all", "cpu",
+                             lambda labels: reference.outputs, record, reference.tokens)
 
 
 def onnx_fp32(name: str, reference: Scorer, context: RecipeContext) -> Scorer:

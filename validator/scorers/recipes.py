@@ -1,7 +1,8 @@
 """Torch recipes: make a candidate from a ``transformers`` reference, in memory.
 
-Each recipe returns a new scorer and records what it did (library versions, what it
-converted) under ``recipe`` for the summary.
+Each recipe returns a new scorer (with the reference's output map and tokenisation)
+and records what it did (library versions, what it converted) under ``recipe`` for
+the summary.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ def _derive(reference, name: str, model, record: dict, device: str, context: Rec
 
     runtime = context.runtime or reference.runtime
     return TransformersScorer(name, reference.dimensions, model, reference.tokenizer,
-                              reference.output_index, reference.batch_size,
+                              reference.outputs, reference.batch_size,
                               reference.max_length, recipe=record, path=reference.path,
                               model_fingerprint=reference.derived_fingerprint(
                                   record["name"], library_tag()),
-                              device=device, runtime=runtime, label=context.key)
+                              device=device, runtime=runtime, label=context.key,
+                              tokens=reference.tokens)
 
 
 def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:

@@ -2,7 +2,8 @@
 
 Loads from safetensors only (pickled ``.bin`` weights are refused), never with
 ``trust_remote_code``, never from the network. Outputs are matched to rubric
-dimensions by the model's ``id2label`` names. ``device: auto`` uses CUDA when present.
+dimensions by the model's ``id2label`` names, or by the scorer's ``outputs`` map
+(output_map.py). ``device: auto`` uses CUDA when present.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from validator.errors import ConfigError, ModelError, first_line
-from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
-                                       output_index)
+from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
+from validator.scorers.output_map import resolve_outputs
 
 MODEL_FILES = ("*.safetensors", "config.json", "tokenizer*.json", "vocab.txt", "*.model",
                "merges.txt", "special_tokens_map.json")
@@ -32,12 +33,12 @@ def library_tag() -> str:
 class TransformersScorer(BatchedScorer):
     backend = "transformers"
 
-    def __init__(self, name, dimensions, model, tokenizer, output_index, batch_size,
+    def __init__(self, name, dimensions, model, tokenizer, outputs, batch_size,
                  max_length, recipe=None, path: Path | None = None,
                  model_fingerprint: str = "", device: str = "cpu", runtime: str = "eager",
-                 label: str = ""):
-        super().__init__(name, dimensions, tokenizer, output_index, batch_size, max_length,
-                         recipe, path)
+                 label: str = "", tokens=None):
+        super().__init__(name, dimensions, tokenizer, outputs, batch_size, max_length,
+                         recipe, path, tokens)
         self.model, self.device, self.runtime = model, device, runtime
         self.model_fingerprint = model_fingerprint  # weights and settings, not the runtime
         self.run_model = self._eager  # tensors by input name -> logits
@@ -62,8 +63,9 @@ class TransformersScorer(BatchedScorer):
             return self.run_model(inputs).float().cpu().numpy()
 
     def fingerprint(self) -> str:
-        """The model and how it runs: what determines the predictions."""
-        return self.derived_fingerprint(self.runtime)
+        """The model, how it runs and how its outputs map: what determines the
+        predictions."""
+        return self.derived_fingerprint(self.runtime, self.outputs.key)
 
     def derived_fingerprint(self, *parts: str) -> str:
         """The model fingerprint extended by ``parts`` (a recipe made from this model, the
@@ -103,9 +105,11 @@ def _check_model_dir(path: Path) -> None:
         raise ModelError(f"{path}: no .safetensors weights{hint}")
 
 
-def inspect_model_dir(path: Path, dimensions: list[str]) -> None:
+def inspect_model_dir(path: Path, dimensions: list[str], scorer_config,
+                      scale: tuple[int, int]) -> None:
     """The cheap checks of a model directory, without loading weights (the plan step):
-    safetensors weights whose headers read, and ``id2label`` naming every dimension."""
+    safetensors weights whose headers read, and ``id2label`` mapped onto every dimension
+    (by name, or through the scorer's ``outputs``)."""
     from safetensors import SafetensorError, safe_open
 
     _check_model_dir(path)
@@ -123,7 +127,7 @@ def inspect_model_dir(path: Path, dimensions: list[str]) -> None:
             from exc
     labels = config.get("id2label") or {  # transformers' own default labels
         str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
-    output_index(path, labels, dimensions)
+    resolve_outputs(path, labels, dimensions, scorer_config, scale)
 
 
 def load_model_dir(path: Path):
@@ -163,10 +167,11 @@ def model_dir_of(scorer_config) -> Path:
     return Path(scorer_config.model)
 
 
-def load_transformers_scorer(scorer_config, dimensions: list[str]) -> TransformersScorer:
+def load_transformers_scorer(scorer_config, dimensions: list[str],
+                             scale: tuple[int, int]) -> TransformersScorer:
     path = model_dir_of(scorer_config)
     config, tokenizer, model = load_model_dir(path)
-    index = output_index(path, config.id2label, dimensions)
+    outputs = resolve_outputs(path, config.id2label, dimensions, scorer_config, scale)
     check_tokenizer_fits(path, tokenizer, config.vocab_size)
     max_length = scorer_config.max_length or min(
         tokenizer.model_max_length, getattr(config, "max_position_embeddings", 512))
@@ -175,6 +180,6 @@ def load_transformers_scorer(scorer_config, dimensions: list[str]) -> Transforme
     files = [p for pattern in MODEL_FILES for p in path.glob(pattern)]
     fingerprint = fingerprint_files(files, library_tag(), str(max_length))
     return TransformersScorer(scorer_config.name, dimensions, model.to(device), tokenizer,
-                              index, scorer_config.batch_size, max_length, path=path,
+                              outputs, scorer_config.batch_size, max_length, path=path,
                               model_fingerprint=fingerprint, device=device, runtime=runtime,
                               label=f"{scorer_config.key} ({path})")

@@ -1,0 +1,239 @@
+"""The typed run record: summary.json, schema v1.
+
+Every key of the file is declared here, in the order it is written; unknown keys are
+an error, so a record is validated when it is built (before it is written) and when a
+run directory is read back (``validator report``). Adding a key to summary.json is one
+line in the model that holds it (new keys take a default, so older files still read);
+keys are never renamed. The gate section is the gate config as run (``GateConfig``)
+plus the metric's unit and direction, so a config key added there is recorded too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from validator.config import GateConfig
+from validator.errors import ValidatorError
+
+SCHEMA_VERSION = 1
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Tool(Record):
+    name: str
+    version: str
+    python: str
+    libraries: dict[str, str]
+
+
+class Counts(Record):
+    passed: int = Field(alias="pass")
+    fail: int
+    inconclusive: int
+
+
+class ConfigRecord(Record):
+    source: str
+    seed: int
+
+
+class GateRecord(GateConfig):
+    unit: str
+    higher_is_better: bool
+
+
+class SampleRecord(Record):
+    path: str
+    rows: int
+    total_rows: int
+    sha256: str
+    where: dict[str, Any] | None
+    text_column: str
+
+
+class Rubric(Record):
+    scale: tuple[int, int]
+    dimensions: list[str]
+
+
+class ScorerRecord(Record):
+    name: str
+    role: Literal["reference", "candidate"]
+    backend: str
+    runtime: str | None
+    recipe: dict[str, Any] | None  # what the recipe did, or None for a loaded scorer
+    fingerprint: str | None
+    size_bytes: int | None
+    parameter_bytes: int | None
+    peak_rss_bytes: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    throughput_rows_per_s: float | None
+    scoring_seconds: float
+    rows_scored: int
+    rows_from_cache: int
+    speedup_vs_reference: float | None
+    throughput_vs_reference: float | None
+    size_vs_reference: float | None
+    traffic: dict[str, float] | None = None  # share of traffic per model scorer
+
+
+class Deployment(Record):
+    """A candidate's traffic mix and what serving it costs (validator.decide.mix)."""
+    candidate: str
+    traffic: dict[str, float]
+    fallback_share: float
+    instances: dict[str, int]
+    monthly_cost: float
+    reference_monthly_cost: float
+    saving: float
+    sentence: str
+
+
+class Cost(Record):
+    requests_per_month: float
+    instance_cost_per_hour: float
+    basis: str
+    monthly_cost: dict[str, float | None]
+    deployments: list[Deployment] = []
+
+
+class SpeedProbe(Record):
+    latency_texts: int
+    latency_batch_size: int
+    throughput_rows: int
+
+
+class SliceRecord(Record):
+    name: str
+    description: str
+    file: str
+    rows: int
+    where: str
+
+
+class CheckRecord(Record):
+    candidate: str
+    slice: str
+    dimension: str
+    metric: str
+    n: int
+    reference: float | None
+    candidate_value: float | None
+    degradation: float | None
+    ci_low: float | None
+    ci_high: float | None
+    max_drop: float
+    verdict: Verdict
+    reason: str
+    p_value: float | None
+    p_value_adjusted: float | None
+    detectable_degradation: float | None
+    flips_to_disagree: int
+    flips_to_agree: int
+    human_ceiling: float | None
+
+
+class Evenness(Record):
+    candidate: str
+    slice: str
+    concentration: float | None
+    dimensions_degraded: int
+    label: Literal["no loss", "even", "mixed", "concentrated"]
+
+
+class DataCheck(Record):
+    expectation: str
+    column: str | None
+    kwargs: dict[str, Any]
+    severity: Literal["error", "warning"]
+    source: str
+    status: Literal["pass", "fail"]
+    unexpected_count: int | None
+    examples: list[str]
+    detail: str | None
+
+
+class MetricValue(Record):
+    scorer: str
+    slice: str
+    dimension: str
+    metric: str
+    n: int
+    value: float | None
+
+
+class RunRecord(Record):
+    schema_version: Literal[1]
+    tool: Tool
+    verdict: Verdict
+    exit_code: Literal[0, 1]
+    counts: Counts
+    config: ConfigRecord
+    gate: GateRecord
+    sample: SampleRecord
+    rubric: Rubric
+    scorers: list[ScorerRecord] = Field(min_length=2)
+    cost: Cost | None
+    speed_probe: SpeedProbe
+    slices: list[SliceRecord]
+    checks: list[CheckRecord]
+    evenness: list[Evenness]
+    data_checks: list[DataCheck]
+    metrics: list[MetricValue]
+
+    @property
+    def reference(self) -> ScorerRecord:
+        return self.scorers[0]
+
+    @property
+    def candidates(self) -> list[ScorerRecord]:
+        return [s for s in self.scorers if s.role == "candidate"]
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2,
+                          ensure_ascii=False)
+
+
+def field_path(location: tuple) -> str:
+    """pydantic's error location as the file's key path: ``checks[3].verdict``."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def describe(error: dict) -> str:
+    message = {"extra_forbidden": "unknown key",
+               "missing": "required key is missing"}.get(error["type"], error["msg"])
+    return f"{field_path(error['loc'])}: {message}"
+
+
+def build_record(data: dict, source: str = "the run record") -> RunRecord:
+    """The record from plain data, validated; ValidatorError naming the first bad field."""
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValidatorError(f"{source}: {describe(errors[0])}{more}") from exc
+
+
+def read_record(path: Path) -> RunRecord:
+    """summary.json read back and validated (hand-edited or truncated files exit 2)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidatorError(f"{path}: cannot read the run record ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ValidatorError(f"{path}: not valid JSON, truncated or hand-edited? "
+                             f"({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+    return build_record(data, str(path))
