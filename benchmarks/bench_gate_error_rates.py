@@ -187,9 +187,12 @@ def main() -> None:
                         default=Path(__file__).with_name("results-gate-error-rates.json"))
     args = parser.parse_args()
     start = time.perf_counter()
-    results = [measure(args.runs, args.mode),
-               *(measure(args.compare_runs, args.mode, {"policy": policy, "correction": "none"})
-                 for policy in ("confident", "point"))]
+    results = []
+    for runs, gate in ((args.runs, None),
+                       (args.compare_runs, {"policy": "confident", "correction": "none"}),
+                       (args.compare_runs, {"policy": "point", "correction": "none"})):
+        results.append(measure(runs, args.mode, gate))
+        print(json.dumps(results[-1]), flush=True)
     report = {"mode": args.mode, "results": results,
               "seconds": round(time.perf_counter() - start, 1)}
     args.out.write_text(json.dumps(report, indent=2))
