@@ -1,9 +1,10 @@
 """Agreement metrics per scorer x slice x dimension, as a tidy DataFrame.
 
-Every metric is a plain ``f(human, prediction, scale)`` over the rows of one slice
-and dimension, with the exact definitions of DESIGN.md: predictions are clipped to
-the scale and rounded half up; the human rating is the raters' mean, rounded the
-same way. The dimension ``_all`` pools every (row, dimension) pair of the slice.
+Every metric is one registered ``Metric`` carrying every form the gate needs of it
+(its value, per-row values or a resampled form for the bootstrap, direction, unit),
+with the exact definitions of DESIGN.md: predictions are clipped to the scale and
+rounded half up; the human rating is the raters' mean, rounded the same way. The
+dimension ``_all`` pools every (row, dimension) pair of the slice.
 """
 
 from __future__ import annotations

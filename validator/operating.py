@@ -24,10 +24,12 @@ import pandas as pd
 from validator.config import GateConfig
 from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, corrected_verdicts,
                             policy_verdicts, run_verdicts)
+from validator.metrics import ALL_DIMENSIONS, get_metric
 from validator.stats import adjust_p_values, p_exceeds
 
 RUNS = 1000            # simulated runs per scenario: Monte Carlo SE <= 1.6 points
 EFFECT_MULTIPLE = 6    # the drop planted on the smallest gated slice, in max_drops
+FLIP_SIZE = 100.0      # how far one flipped row moves an agreement metric's row value
 
 
 def _fixed_verdicts(checks: list[Check], slice_rows: dict[str, int],
@@ -59,22 +61,39 @@ def _errors(checks: list[Check], resamples: list[np.ndarray], rng: np.random.Gen
     return errors
 
 
+def widening(checks: list[Check], truth: np.ndarray, flips: bool) -> np.ndarray:
+    """How much a planted drop widens each check's sampling error. An agreement metric
+    loses points by rows flipping (a row's value moves by 100), which adds the variance
+    of those flips, truth * (100 - truth) / rated pairs, to the bootstrap's; a drop in
+    any other metric is taken as a shift that adds none."""
+    sd = np.nan_to_num([c.bootstrap_sd for c in checks])
+    if not flips:
+        return np.ones(len(checks))
+    dimensions = len({c.dimension for c in checks} - {ALL_DIMENSIONS})
+    pairs = np.array([c.n * (dimensions if c.dimension == ALL_DIMENSIONS else 1)
+                      for c in checks], dtype=float)
+    theta = np.clip(truth, 0, FLIP_SIZE)
+    added = np.where(pairs > 0, theta * (FLIP_SIZE - theta) / np.maximum(pairs, 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, np.sqrt(sd ** 2 + added) / sd, 1.0)
+
+
 def simulate(checks: list[Check], errors: np.ndarray, truth: np.ndarray,
-             fixed: np.ndarray, gate: GateConfig) -> dict:
+             fixed: np.ndarray, gate: GateConfig, flips: bool) -> dict:
     """Shares of simulated runs the gate fails, leaves inconclusive and passes when each
     check's true degradation is ``truth``."""
-    observed = np.array([c.degradation for c in checks])
-    low = np.array([c.ci_low for c in checks])
-    high = np.array([c.ci_high for c in checks])
-    estimate = np.nan_to_num(truth + errors)
-    shift = estimate - np.nan_to_num(observed)
-    verdicts = policy_verdicts(gate.policy, estimate, low + shift, high + shift,
-                               np.array([c.detectable_degradation for c in checks]),
+    observed = np.nan_to_num([c.degradation for c in checks])
+    wider = widening(checks, truth, flips)
+    below = (observed - np.array([c.ci_low for c in checks])) * wider
+    above = (np.array([c.ci_high for c in checks]) - observed) * wider
+    estimate = np.nan_to_num(truth + errors * wider)
+    verdicts = policy_verdicts(gate.policy, estimate, estimate - below, estimate + above,
+                               np.array([c.detectable_degradation for c in checks]) * wider,
                                np.array([c.max_drop for c in checks])).astype(object)
     verdicts = np.where(fixed != "", fixed, verdicts)
     tested = ~np.isnan([c.p_value_max_drop for c in checks])
-    p = np.where(tested, p_exceeds(estimate, [c.bootstrap_sd for c in checks],
-                                   [c.max_drop for c in checks]), np.nan)
+    sd = np.array([c.bootstrap_sd for c in checks]) * wider
+    p = np.where(tested, p_exceeds(estimate, sd, [c.max_drop for c in checks]), np.nan)
     verdicts = corrected_verdicts(verdicts, adjust_p_values(p, gate.correction),
                                   np.array([c.n for c in checks]), gate)
     runs = run_verdicts(verdicts, gate.on_inconclusive)
@@ -114,11 +133,12 @@ def operating_characteristics(gate_result: GateResult, masks: pd.DataFrame,
          f"slice, {target} (diluted in the slices that overlap it)", target, effect,
          first * effect * diluted),
     ]
+    flips = get_metric(gate.metric).flip_tolerance is not None
     results = []
     for name, description, slice_name, drop, truth in scenarios:
         results.append({"name": name, "description": description, "slice": slice_name,
                         "slice_rows": None if slice_name is None else slice_rows[slice_name],
-                        "drop": drop, **simulate(checks, errors, truth, fixed, gate)})
+                        "drop": drop, **simulate(checks, errors, truth, fixed, gate, flips)})
     lossless = results[0]
     return {"runs": RUNS, "method": "simulated from this run's paired bootstrap: "
                                     "observed degradations as the truth, one resample per "

@@ -1,4 +1,5 @@
-"""Paired uncertainty for every check: bootstrap CIs, McNemar, flips, detectability.
+"""Paired uncertainty for every check: bootstrap CIs, McNemar, flips, detectability,
+the threshold p-value, Holm/BH adjustment and the rows a check needs to decide.
 
 Rows of a slice are resampled with replacement, and reference and candidate are
 always scored on the same resample (paired), so the interval is that of the
