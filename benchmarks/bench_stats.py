@@ -59,7 +59,7 @@ def main() -> None:
     metrics = compute_metrics(human, scores, masks, (1, 5))
     metrics_s = time.perf_counter() - start
     start = time.perf_counter()
-    checks = build_checks(metrics, human, scores, masks, config)
+    checks, _ = build_checks(metrics, human, scores, masks, config)
     stats_s = time.perf_counter() - start
     result = {"rows": args.rows, "slices": args.slices, "dimensions": len(DIMENSIONS),
               "candidates": 2, "resamples": args.resamples, "checks": len(checks),

@@ -9,6 +9,10 @@ import numpy as np
 
 from conftest import DIMENSIONS, columns_config, human_mean, run_cli
 
+# The tests below pin the point policy: every measured drop beyond max_drop blocks.
+POINT = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50, "policy": "point",
+         "correction": "none"}
+
 
 def test_candidate_equal_to_reference_passes(tmp_path, scored_rows):
     frame = scored_rows.copy()
@@ -43,7 +47,7 @@ def test_candidate_worse_only_on_headlines_fails_exactly_the_headline_checks(tmp
                                                                             scored_rows):
     frame = degrade_headlines(scored_rows.copy(), share=0.03)
     out = tmp_path / "run"
-    result = run_cli("run", "--config", str(columns_config(tmp_path, frame)),
+    result = run_cli("run", "--config", str(columns_config(tmp_path, frame, gate=POINT)),
                      "--out", str(out), "--quiet")
     assert result.returncode == 1, result.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -95,8 +99,7 @@ def test_configured_slice_with_zero_rows_fails(tmp_path, scored_rows):
 
 def test_override_raises_threshold_for_one_slice(tmp_path, scored_rows):
     frame = degrade_headlines(scored_rows.copy(), share=0.03)
-    gate = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,
-            "overrides": [{"slice": "headlines", "max_drop": 5.0}]}
+    gate = {**POINT, "overrides": [{"slice": "headlines", "max_drop": 5.0}]}
     result = run_cli("run", "--config", str(columns_config(tmp_path, frame, gate=gate)),
                      "--out", str(tmp_path / "run"), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -80,3 +80,48 @@ def test_summary_metrics_match_sklearn_on_predictions_parquet(tmp_path, scored_r
                                                                       dimension, metric)
                     checked += 1
     assert checked == 2 * 3 * 8 * 5
+
+
+def test_a_metric_registered_once_works_through_the_whole_gate(tmp_path, scored_rows, request):
+    """One registration: the metric table, the paired bootstrap, the checks, the operating
+    characteristics and every output pick it up."""
+    from validator.config import load_config
+    from validator.metrics import Metric, register_metric
+    from validator.pipeline import run_gate
+
+    metric = register_metric(Metric(
+        "within_half_point", True, "percentage points",
+        "percent of rows whose clipped prediction is within 0.5 of the human mean",
+        row_value=lambda h, p, scale: (np.abs(np.clip(p, *scale) - h) <= 0.5) * 100.0))
+    request.addfinalizer(lambda: METRICS.pop(metric.name))
+    frame = scored_rows.copy()
+    for d in DIMENSIONS:
+        frame[f"{d}_cand"] = frame[f"{d}_ref"] + frame.content_type.eq("headline") * 0.6
+    gate = {"metric": "within_half_point", "max_drop": 1.0, "min_rows": 50}
+    out = tmp_path / "run"
+    run_gate(load_config(columns_config(tmp_path, frame, gate=gate)), out)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["gate"]["unit"] == "percentage points"
+    assert {c["metric"] for c in summary["checks"]} == {"within_half_point"}
+    failed = {c["slice"] for c in summary["checks"] if c["verdict"] == "fail"}
+    assert "headlines" in failed and summary["verdict"] == "fail"
+    table = pd.read_parquet(out / "predictions.parquet")
+    rows = table[table["slice:headlines"]]
+    expected = {scorer: np.mean(np.abs(np.clip(rows[f"{scorer}:clarity"], 1, 5)
+                                       - rows["human:clarity"]) <= 0.5) * 100
+                for scorer in ("ref", "cand")}
+    check = next(c for c in summary["checks"]
+                 if c["slice"] == "headlines" and c["dimension"] == "clarity")
+    assert check["reference"] == pytest.approx(expected["ref"])
+    assert check["degradation"] == pytest.approx(expected["ref"] - expected["cand"])
+    assert check["ci_low"] <= check["degradation"] <= check["ci_high"]
+    assert summary["gate"]["operating_characteristics"]["scenarios"][0]["name"] == "lossless"
+    assert "within_half_point" in (out / "report.html").read_text()
+    assert "within_half_point" in (out / "summary.md").read_text()
+
+
+def test_a_metric_needs_exactly_one_resampled_form():
+    from validator.metrics import Metric
+
+    with pytest.raises(ValueError, match="exactly one of row_value, resampled"):
+        Metric("broken", True, "points", "no form for the bootstrap", aggregate=mae)

@@ -22,7 +22,9 @@ def run_dir(tmp_path_factory, scored_rows) -> Path:
     frame = scored_rows.copy()
     for d in DIMENSIONS:
         frame[f"{d}_cand"] = frame[f"{d}_ref"] + (frame.content_type == "headline") * 0.6
-    result = run_cli("run", "--config", str(columns_config(folder, frame)), "--out",
+    point = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,  # every drop fails
+             "policy": "point", "correction": "none"}
+    result = run_cli("run", "--config", str(columns_config(folder, frame, gate=point)), "--out",
                      str(folder / "run"), "--quiet")
     assert result.returncode == 1, result.stderr
     return folder / "run"
@@ -47,8 +49,8 @@ def test_summary_json_is_the_record_byte_for_byte(run_dir):
 
 def test_a_key_the_record_does_not_declare_is_refused_on_write(run_dir):
     data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    data["checks"][0]["rows_needed"] = 120  # a new key is declared in record.py first
-    with pytest.raises(ValidatorError, match=re.escape("checks[0].rows_needed: unknown key")):
+    data["checks"][0]["rows_wanted"] = 120  # a new key is declared in record.py first
+    with pytest.raises(ValidatorError, match=re.escape("checks[0].rows_wanted: unknown key")):
         build_record(data)
 
 

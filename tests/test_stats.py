@@ -6,16 +6,17 @@ import json
 
 import numpy as np
 import pytest
-from scipy.stats import bootstrap, spearmanr
+from scipy.stats import bootstrap, norm, spearmanr
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
 from conftest import DIMENSIONS, columns_config, human_mean, run_cli
 from validator.config import GateConfig
-from validator.gate import FAIL, INCONCLUSIVE, PASS, Check, apply_correction, judge
-from validator.metrics import exact_agreement, quadratic_kappa
-from validator.stats import (mcnemar_exact, resample_counts, slice_rng, slice_stats, w_kappa,
-                             w_spearman)
+from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, apply_correction, judge,
+                            rows_needed)
+from validator.metrics import METRICS, exact_agreement, quadratic_kappa, w_kappa, w_spearman
+from validator.stats import (adjust_p_values, mcnemar_exact, p_exceeds, resample_counts,
+                             slice_rng, slice_stats)
 
 SCALE = (1, 5)
 
@@ -25,7 +26,7 @@ def test_ci_matches_scipy_bootstrap_with_the_same_resamples():
     human = rng.integers(1, 6, 300).astype(float)
     ref = human + rng.normal(0, 0.6, 300)
     cand = ref + rng.normal(0, 0.3, 300)
-    stats = slice_stats("exact_agreement", True, human[:, None], ref[:, None],
+    stats = slice_stats(METRICS["exact_agreement"], human[:, None], ref[:, None],
                         {"c": cand[:, None]}, ["d"], SCALE, 0.95, 1000, slice_rng(5, "s"))
     agree = lambda p: (np.floor(np.clip(p, 1, 5) + 0.5) == human) * 100.0
     expected = bootstrap((agree(ref), agree(cand)), lambda a, b, axis: a.mean(axis) - b.mean(axis),
@@ -87,15 +88,55 @@ def test_policies(policy, fields, verdict):
     assert judge(check_with(**fields), 400, gate)[0] == verdict
 
 
-def test_correction_adjusts_p_values_and_downgrades_insignificant_failures():
-    checks = [check_with(verdict=FAIL, p_value=p) for p in (0.001, 0.02, 0.03, 0.5)]
-    corrected = apply_correction(checks, GateConfig(correction="holm"))
-    expected = multipletests([0.001, 0.02, 0.03, 0.5], method="holm")[1]
-    assert [c.p_value_adjusted for c in corrected] == pytest.approx(list(expected))
+def test_correction_tests_the_threshold_null_and_downgrades_insignificant_failures():
+    thresholds = (0.001, 0.02, 0.03, 0.5)
+    checks = [check_with(verdict=FAIL, p_value=0.9, p_value_max_drop=p) for p in thresholds]
+    corrected = apply_correction(checks, GateConfig(correction="holm", false_fail_budget=0.05))
+    expected = multipletests(thresholds, method="holm")[1]          # 0.004, 0.06, 0.06, 0.5
+    assert [c.p_value_max_drop_adjusted for c in corrected] == pytest.approx(list(expected))
+    assert [c.p_value_adjusted for c in corrected] == [1.0] * 4  # "no change", for information
     assert [c.verdict for c in corrected] == [FAIL, INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE]
-    assert "holm" in corrected[1].reason
-    unchanged = apply_correction(checks, GateConfig())
-    assert [c.verdict for c in unchanged] == [FAIL] * 4
+    assert "holm" in corrected[1].reason and "false-fail budget" in corrected[1].reason
+    looser = apply_correction(checks, GateConfig(correction="holm", false_fail_budget=0.1))
+    assert [c.verdict for c in looser] == [FAIL, FAIL, FAIL, INCONCLUSIVE]
+    bh = apply_correction(checks, GateConfig(correction="bh"))
+    assert [c.p_value_max_drop_adjusted for c in bh] == pytest.approx(
+        list(multipletests(thresholds, method="fdr_bh")[1]))
+    assert [c.verdict for c in apply_correction(checks, GateConfig(correction="none"))] == \
+        [FAIL] * 4
+    kept = apply_correction(checks, GateConfig(policy="non_inferiority", correction="holm"))
+    assert [c.verdict for c in kept] == [FAIL] * 4  # never downgraded by a correction
+
+
+def test_threshold_p_value_is_one_sided_against_max_drop():
+    assert p_exceeds(3.0, 1.0, 1.0) == pytest.approx(norm.sf(2.0))
+    assert p_exceeds(0.0, 1.0, 1.0) == pytest.approx(norm.sf(-1.0))
+    assert p_exceeds([2.0, 0.5], 0.0, 1.0).tolist() == [0.0, 1.0]   # identical rows: no noise
+    assert np.isnan(p_exceeds(np.nan, 1.0, 1.0))
+
+
+def test_vectorised_adjustment_matches_statsmodels_row_by_row():
+    rng = np.random.default_rng(4)
+    P = rng.uniform(0, 0.2, (20, 30)) ** 2
+    for method, name in (("holm", "holm"), ("bh", "fdr_bh")):
+        got = adjust_p_values(P, method)
+        for row, adjusted in zip(P, got):
+            assert adjusted == pytest.approx(multipletests(row, method=name)[1], abs=1e-12)
+
+
+@pytest.mark.parametrize("policy, fields, needed", [
+    # confident, CI straddles: d = 0.5 below max_drop 1, sd 1 at n 400 -> z 1.96 / gap 0.5
+    ("confident", {"degradation": 0.5, "bootstrap_sd": 1.0}, 400 * (1.959964 / 0.5) ** 2),
+    # a failure downgraded by holm over one check at budget 0.05: z = 1.645 / gap 1
+    ("confident", {"degradation": 2.0, "bootstrap_sd": 1.0}, 400 * 1.644854 ** 2),
+    # point: the slice must resolve max_drop itself, (1.96 + 0.84) sd <= 1
+    ("point", {"degradation": 0.5, "bootstrap_sd": 1.0}, 400 * (1.959964 + 0.841621) ** 2),
+])
+def test_rows_needed_scales_the_bootstrap_sd_with_one_over_root_n(policy, fields, needed):
+    check = check_with(verdict=INCONCLUSIVE, **fields)
+    gate = GateConfig(policy=policy, correction="holm", false_fail_budget=0.05)
+    assert rows_needed(check, gate, tested=1) == pytest.approx(needed, abs=1)
+    assert rows_needed(check_with(verdict=PASS, **fields), gate, tested=1) is None
 
 
 def simulate(policy: str, drop_points: float, trials: int = 200, n: int = 400) -> float:
@@ -117,7 +158,7 @@ def simulate(policy: str, drop_points: float, trials: int = 200, n: int = 400) -
         planted = rng.choice(agree, int(round(drop_points / 100 * n)), replace=False)
         cand[planted] = np.where(rounded(human[planted]) >= 3, rounded(human[planted]) - 1,
                                  rounded(human[planted]) + 1)
-        stats = slice_stats("exact_agreement", True, human[:, None], ref[:, None],
+        stats = slice_stats(METRICS["exact_agreement"], human[:, None], ref[:, None],
                             {"c": cand[:, None]}, ["d"], SCALE, 0.95, 1000,
                             slice_rng(trial, "sim"))[("c", "d")]
         degradation = exact_agreement(human, ref, SCALE) - exact_agreement(human, cand, SCALE)

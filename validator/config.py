@@ -148,10 +148,11 @@ class GateConfig(StrictModel):
     overrides: list[Override] = []
     min_rows: int = Field(default=50, ge=1)
     on_inconclusive: Literal["fail", "warn"] = "fail"
-    policy: Literal["point", "confident", "non_inferiority"] = "point"
+    policy: Literal["point", "confident", "non_inferiority"] = "confident"
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     bootstrap_resamples: int = Field(default=1000, ge=100)
-    correction: Literal["none", "holm", "bh"] = "none"
+    correction: Literal["none", "holm", "bh"] = "holm"
+    false_fail_budget: float = Field(default=0.05, gt=0, lt=0.5)  # per run, family-wise
     max_concentration: float | None = Field(default=None, gt=0, le=1)  # off by default
 
     def max_drop_for(self, candidate: str, slice_name: str, dimension: str) -> float:

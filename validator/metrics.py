@@ -1,9 +1,10 @@
 """Agreement metrics per scorer x slice x dimension, as a tidy DataFrame.
 
-Every metric is a plain ``f(human, prediction, scale)`` over the rows of one slice
-and dimension, with the exact definitions of DESIGN.md: predictions are clipped to
-the scale and rounded half up; the human rating is the raters' mean, rounded the
-same way. The dimension ``_all`` pools every (row, dimension) pair of the slice.
+Every metric is one registered ``Metric`` carrying every form the gate needs of it
+(its value, per-row values or a resampled form for the bootstrap, direction, unit),
+with the exact definitions of DESIGN.md: predictions are clipped to the scale and
+rounded half up; the human rating is the raters' mean, rounded the same way. The
+dimension ``_all`` pools every (row, dimension) pair of the slice.
 """
 
 from __future__ import annotations
@@ -74,31 +75,118 @@ def mae(human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
     return float(mean_absolute_error(human, np.clip(pred, *scale)))
 
 
+# -- resampled forms: W (B, n) counts of how often each row was drawn -> (B,) values -----
+
+def w_kappa(W, h, p, scale):
+    k = scale[1] - scale[0] + 1
+    onehot = np.zeros((len(h), k * k))
+    onehot[np.arange(len(h)), confusion_codes(h, p, scale)] = 1.0
+    return kappa_from_confusion((W @ onehot).reshape(-1, k, k))
+
+
+def _weighted_ranks(W, values):
+    """Mid-ranks of each row's value within every weighted resample (ties share ranks)."""
+    unique, group = np.unique(values, return_inverse=True)
+    sums = np.zeros((W.shape[0], len(unique)))
+    np.add.at(sums.T, group, W.T)
+    before = np.cumsum(sums, axis=1) - sums
+    return (before + (sums + 1.0) / 2.0)[:, group]
+
+
+def w_spearman(W, h, p, scale):
+    rh, rp = _weighted_ranks(W, h), _weighted_ranks(W, p)
+    total = W.sum(axis=1, keepdims=True)
+    mh = (W * rh).sum(axis=1, keepdims=True) / total
+    mp = (W * rp).sum(axis=1, keepdims=True) / total
+    cov = (W * (rh - mh) * (rp - mp)).sum(axis=1)
+    var = (W * (rh - mh) ** 2).sum(axis=1) * (W * (rp - mp) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cov / np.sqrt(var)
+
+
+RowFn = Callable[[np.ndarray, np.ndarray, Scale], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Metric:
-    fn: Callable[[np.ndarray, np.ndarray, Scale], float]
+    """A metric with every form the gate needs of it:
+
+    - ``row_value(h, p, scale)``: one value per (row, dimension) pair when the metric is
+      their mean; the bootstrap then needs one matrix product per slice;
+    - otherwise ``resampled(W, h, p, scale)``: the metric of each weighted resample;
+    - ``aggregate(h, p, scale)``: the metric itself (default: the mean of row values);
+    - ``flip_tolerance``: for agreement metrics, the |rounded difference| that still
+      counts as agreeing; the p-value is then McNemar's exact test on the flips;
+    - direction (``higher_is_better``), ``unit`` and a one-line ``description``."""
+    name: str
     higher_is_better: bool
     unit: str
     description: str
+    aggregate: Callable[[np.ndarray, np.ndarray, Scale], float] | None = None
+    row_value: RowFn | None = None
+    resampled: Callable[..., np.ndarray] | None = None
+    flip_tolerance: int | None = None
+
+    def __post_init__(self):
+        if (self.row_value is None) == (self.resampled is None):
+            raise ValueError(f"metric {self.name!r}: give exactly one of row_value, resampled")
+        if self.aggregate is None and self.row_value is None:
+            raise ValueError(f"metric {self.name!r}: a resampled metric needs an aggregate")
+
+    def value(self, human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
+        if not len(human):
+            return float("nan")
+        if self.aggregate is not None:
+            return float(self.aggregate(human, pred, scale))
+        return float(np.mean(self.row_value(human, pred, scale)))
+
+    def weighted(self, W: np.ndarray, human: np.ndarray, pred: np.ndarray,
+                 scale: Scale) -> np.ndarray:
+        """The metric on every resample of the rows (row i drawn W[b, i] times)."""
+        if self.resampled is not None:
+            return self.resampled(W, human, pred, scale)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (W @ self.row_value(human, pred, scale)) / W.sum(axis=1)
 
     def degradation(self, reference: float, candidate: float) -> float:
         """How much worse the candidate is; positive is worse."""
         return reference - candidate if self.higher_is_better else candidate - reference
 
 
-METRICS: dict[str, Metric] = {
-    "exact_agreement": Metric(exact_agreement, True, "percentage points",
-                              "percent of rows where rounded prediction equals rounded "
-                              "human rating"),
-    "adjacent_agreement": Metric(adjacent_agreement, True, "percentage points",
-                                 "percent of rows where they differ by at most 1"),
-    "quadratic_kappa": Metric(quadratic_kappa, True, "kappa",
-                              "Cohen's kappa with quadratic weights on the rounded values"),
-    "spearman": Metric(spearman, True, "correlation",
-                       "Spearman correlation of raw prediction vs human mean"),
-    "mean_absolute_error": Metric(mae, False, "rating points",
-                                  "mean |clipped prediction - human mean| (lower is better)"),
-}
+def agreement_rows(tolerance: int) -> RowFn:
+    """100 where |rounded prediction - rounded human| <= tolerance, else 0."""
+    return lambda h, p, scale: (np.abs(round_rating(p, scale) - round_rating(h, scale))
+                                <= tolerance) * 100.0
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Adding a metric is this one call: the metric table, the bootstrap, the gate and
+    the outputs all read it from the registry."""
+    METRICS[metric.name] = metric
+    return metric
+
+
+for _metric in (
+    Metric("exact_agreement", True, "percentage points",
+           "percent of rows where rounded prediction equals rounded human rating",
+           aggregate=exact_agreement, row_value=agreement_rows(0), flip_tolerance=0),
+    Metric("adjacent_agreement", True, "percentage points",
+           "percent of rows where they differ by at most 1",
+           aggregate=adjacent_agreement, row_value=agreement_rows(1), flip_tolerance=1),
+    Metric("quadratic_kappa", True, "kappa",
+           "Cohen's kappa with quadratic weights on the rounded values",
+           aggregate=quadratic_kappa, resampled=w_kappa),
+    Metric("spearman", True, "correlation",
+           "Spearman correlation of raw prediction vs human mean",
+           aggregate=spearman, resampled=w_spearman),
+    Metric("mean_absolute_error", False, "rating points",
+           "mean |clipped prediction - human mean| (lower is better)",
+           aggregate=mae, row_value=lambda h, p, scale: np.abs(np.clip(p, *scale) - h)),
+):
+    register_metric(_metric)
 
 
 def get_metric(name: str) -> Metric:
@@ -135,7 +223,7 @@ def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarra
             for dimension in dimensions:
                 h, p, n = pairs(human, predictions, mask, dimension)
                 for metric_name, metric in METRICS.items():
-                    value = metric.fn(h, p, scale) if len(h) else float("nan")
+                    value = metric.value(h, p, scale)
                     records.append((scorer, slice_name, dimension, metric_name, n, value))
     frame = pd.DataFrame.from_records(
         records, columns=["scorer", "slice", "dimension", "metric", "n", "value"])
@@ -174,7 +262,7 @@ def compute_human_ceiling(raters: dict[str, np.ndarray], masks: pd.DataFrame,
         for dimension in [*raters, ALL_DIMENSIONS]:
             first, second = rater_pairs(raters, mask, dimension)
             for metric_name, metric in METRICS.items():
-                value = metric.fn(first, second, scale) if len(first) else float("nan")
+                value = metric.value(first, second, scale)
                 records.append((HUMAN_CEILING, slice_name, dimension, metric_name,
                                 len(first), value))
     return pd.DataFrame.from_records(

@@ -1,7 +1,7 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
 plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
--> gate -> outputs
+-> gate -> operating characteristics -> outputs
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from validator.config import Config
 from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
+from validator.operating import operating_characteristics
 from validator.outputs import write_outputs
 from validator.outputs.summary import build_summary, predictions_table
 from validator.plan import make_plan
@@ -29,6 +30,8 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
               for info in predictions.scorers}
     metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters)
     gate = evaluate_gate(metrics, sample.human, scores, masks, config)
-    summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate)
+    operating = operating_characteristics(gate, masks, config.gate, config.seed)
+    summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
+                            operating)
     write_outputs(out_dir, summary, predictions_table(sample, predictions, masks))
     return summary

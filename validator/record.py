@@ -45,9 +45,33 @@ class ConfigRecord(Record):
     seed: int
 
 
+class Scenario(Record):
+    """One simulated scenario of the operating characteristics (validator.operating)."""
+    name: str
+    description: str
+    slice: str | None
+    slice_rows: int | None
+    drop: float
+    fail: float
+    inconclusive: float
+    passed: float = Field(alias="pass")
+    fail_standard_error: float
+
+
+class OperatingCharacteristics(Record):
+    runs: int
+    method: str
+    false_fail: float
+    false_block: float
+    false_fail_budget: float
+    within_budget: bool
+    scenarios: list[Scenario]
+
+
 class GateRecord(GateConfig):
     unit: str
     higher_is_better: bool
+    operating_characteristics: OperatingCharacteristics | None = None
 
 
 class SampleRecord(Record):
@@ -140,6 +164,10 @@ class CheckRecord(Record):
     flips_to_disagree: int
     flips_to_agree: int
     human_ceiling: float | None
+    bootstrap_sd: float | None = None
+    p_value_max_drop: float | None = None           # one-sided: H0 degradation <= max_drop
+    p_value_max_drop_adjusted: float | None = None  # after gate.correction
+    rows_needed: int | None = None                  # inconclusive: rated rows that would decide
 
 
 class Evenness(Record):

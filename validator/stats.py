@@ -1,4 +1,5 @@
-"""Paired uncertainty for every check: bootstrap CIs, McNemar, flips, detectability.
+"""Paired uncertainty for every check: bootstrap CIs, McNemar, flips, detectability,
+the threshold p-value, Holm/BH adjustment and the rows a check needs to decide.
 
 Rows of a slice are resampled with replacement, and reference and candidate are
 always scored on the same resample (paired), so the interval is that of the
@@ -12,13 +13,12 @@ generator seeded by the run seed and the slice name.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import binomtest, norm
 
-from validator.metrics import (ALL_DIMENSIONS, confusion_codes, kappa_from_confusion,
-                               round_rating)
+from validator.metrics import ALL_DIMENSIONS, Metric, round_rating
 
 MAX_CELLS = 4_000_000  # resample chunk size x rows held in memory at once
 POWER = 0.8             # for the detectable degradation
@@ -38,39 +38,6 @@ def resample_counts(rng: np.random.Generator, n: int, resamples: int):
         yield np.bincount(flat, minlength=size * n).reshape(size, n).astype(np.float64)
 
 
-# -- metrics that are not row means, from weights: W (B, n), h/p (n,) -------------------
-
-def w_kappa(W, h, p, scale):
-    k = scale[1] - scale[0] + 1
-    onehot = np.zeros((len(h), k * k))
-    onehot[np.arange(len(h)), confusion_codes(h, p, scale)] = 1.0
-    return kappa_from_confusion((W @ onehot).reshape(-1, k, k))
-
-
-def _weighted_ranks(W, values):
-    """Mid-ranks of each row's value within every weighted resample (ties share ranks)."""
-    unique, group = np.unique(values, return_inverse=True)
-    sums = np.zeros((W.shape[0], len(unique)))
-    np.add.at(sums.T, group, W.T)
-    before = np.cumsum(sums, axis=1) - sums
-    return (before + (sums + 1.0) / 2.0)[:, group]
-
-
-def w_spearman(W, h, p, scale):
-    rh, rp = _weighted_ranks(W, h), _weighted_ranks(W, p)
-    total = W.sum(axis=1, keepdims=True)
-    mh = (W * rh).sum(axis=1, keepdims=True) / total
-    mp = (W * rp).sum(axis=1, keepdims=True) / total
-    cov = (W * (rh - mh) * (rp - mp)).sum(axis=1)
-    var = (W * (rh - mh) ** 2).sum(axis=1) * (W * (rp - mp) ** 2).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return cov / np.sqrt(var)
-
-
-WEIGHTED = {"quadratic_kappa": w_kappa, "spearman": w_spearman}
-AGREEMENT = {"exact_agreement": 0, "adjacent_agreement": 1}  # allowed |difference|
-
-
 @dataclass(frozen=True)
 class PairedStats:
     ci_low: float
@@ -80,6 +47,8 @@ class PairedStats:
     p_value: float
     flips_to_disagree: int
     flips_to_agree: int
+    samples: np.ndarray = field(default_factory=lambda: np.array([]), compare=False,
+                                repr=False)  # every resample's degradation, NaN kept
 
 
 def flips(h, ref, cand, scale, tolerance: int = 0) -> tuple[int, int]:
@@ -95,20 +64,11 @@ def mcnemar_exact(to_disagree: int, to_agree: int) -> float:
     return 1.0 if discordant == 0 else float(binomtest(to_disagree, discordant, 0.5).pvalue)
 
 
-ROW_VALUE = {  # metrics that are a mean of one value per (row, dimension) pair
-    "exact_agreement": lambda h, p, scale: (round_rating(p, scale)
-                                            == round_rating(h, scale)) * 100.0,
-    "adjacent_agreement": lambda h, p, scale: (np.abs(round_rating(p, scale)
-                                                      - round_rating(h, scale)) <= 1) * 100.0,
-    "mean_absolute_error": lambda h, p, scale: np.abs(np.clip(p, *scale) - h),
-}
-
-
 def _linear_samples(metric, sign, human, reference, candidates, dimensions, W_chunks, scale):
     """Degradation samples for every (candidate, dimension) of a slice from one matrix
     product per chunk: W @ [per-row sums of metric values | per-row rated counts]."""
     rated = ~np.isnan(human)
-    value = ROW_VALUE[metric]
+    value = metric.row_value
 
     def columns(pred):  # per dimension, then pooled over dimensions (_all)
         v = np.where(rated, value(np.nan_to_num(human), pred, scale), 0.0)
@@ -133,25 +93,25 @@ def _linear_samples(metric, sign, human, reference, candidates, dimensions, W_ch
 
 def _generic_samples(metric, sign, human, reference, candidates, dimensions, W_chunks, scale):
     """Degradation samples for metrics that are not row means (kappa, spearman)."""
-    fn = WEIGHTED[metric]
     inputs = {(c, d): check_inputs(human, reference, pred, d, dimensions)
               for c, pred in candidates.items() for d in [*dimensions, ALL_DIMENSIONS]}
     samples = {key: [] for key in inputs}
     for W in W_chunks:
         for key, (h, r, c, rows) in inputs.items():
             Wp = W[:, rows]
-            samples[key].append(sign * (fn(Wp, h, r, scale) - fn(Wp, h, c, scale)))
+            samples[key].append(sign * (metric.weighted(Wp, h, r, scale)
+                                         - metric.weighted(Wp, h, c, scale)))
     return {key: np.concatenate(parts) for key, parts in samples.items()}
 
 
-def slice_stats(metric: str, higher_is_better: bool, human: np.ndarray, reference: np.ndarray,
+def slice_stats(metric: Metric, human: np.ndarray, reference: np.ndarray,
                 candidates: dict[str, np.ndarray], dimensions: list[str], scale,
                 confidence: float, resamples: int,
                 rng: np.random.Generator) -> dict[tuple[str, str], PairedStats]:
     """PairedStats for every (candidate, dimension) of one slice (rows already selected)."""
     n = len(human)
-    sign = 1.0 if higher_is_better else -1.0
-    sampler = _linear_samples if metric in ROW_VALUE else _generic_samples
+    sign = 1.0 if metric.higher_is_better else -1.0
+    sampler = _linear_samples if metric.row_value is not None else _generic_samples
     chunks = resample_counts(rng, n, resamples) if n else iter(())
     samples = sampler(metric, sign, human, reference, candidates, dimensions, chunks, scale) \
         if n else {(c, d): np.array([]) for c in candidates
@@ -163,11 +123,11 @@ def slice_stats(metric: str, higher_is_better: bool, human: np.ndarray, referenc
     return out
 
 
-def summarise(metric, samples, h, ref, cand, scale, confidence) -> PairedStats:
-    samples = samples[np.isfinite(samples)]
+def summarise(metric: Metric, every, h, ref, cand, scale, confidence) -> PairedStats:
+    samples = every[np.isfinite(every)]
     alpha = 1 - confidence
-    to_disagree, to_agree = flips(h, ref, cand, scale, AGREEMENT.get(metric, 0))
-    if metric in AGREEMENT:
+    to_disagree, to_agree = flips(h, ref, cand, scale, metric.flip_tolerance or 0)
+    if metric.flip_tolerance is not None:
         p_value = mcnemar_exact(to_disagree, to_agree)
     elif len(samples):  # two-sided bootstrap p-value for "no degradation"
         p_value = float(min(1.0, 2 * min((samples <= 0).mean(), (samples >= 0).mean())))
@@ -175,12 +135,12 @@ def summarise(metric, samples, h, ref, cand, scale, confidence) -> PairedStats:
         p_value = float("nan")
     if not len(samples):
         nan = float("nan")
-        return PairedStats(nan, nan, nan, nan, p_value, to_disagree, to_agree)
+        return PairedStats(nan, nan, nan, nan, p_value, to_disagree, to_agree, every)
     low, high = np.percentile(samples, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     sd = float(samples.std(ddof=1)) if len(samples) > 1 else 0.0
     detectable = (norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * sd
     return PairedStats(float(low), float(high), sd, float(detectable), p_value,
-                       to_disagree, to_agree)
+                       to_disagree, to_agree, every)
 
 
 def check_inputs(h, r, c, dimension, dimensions):
@@ -192,3 +152,49 @@ def check_inputs(h, r, c, dimension, dimensions):
     rated = ~np.isnan(h)
     rows = np.nonzero(rated)[0]
     return h[rated], r[rated], c[rated], rows
+
+
+def p_exceeds(degradation, sd, max_drop) -> np.ndarray:
+    """One-sided p-value of H0 "degradation <= max_drop", the null a threshold gate tests:
+    a normal (Wald) test with the bootstrap SD, so that the small p-values a family-wise
+    correction over hundreds of checks needs are resolved (a bootstrap tail share of
+    1,000 resamples cannot go below 1/1,000)."""
+    d, s, m = np.broadcast_arrays(*(np.asarray(x, dtype=float)
+                                    for x in (degradation, sd, max_drop)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(s > 0, (d - m) / s, np.where(d > m, np.inf, -np.inf))
+    return np.where(np.isnan(d) | np.isnan(s), np.nan, norm.sf(z))
+
+
+def adjust_p_values(p_values, method: str) -> np.ndarray:
+    """Holm (family-wise) or Benjamini-Hochberg adjusted p-values of every row of a
+    (runs, checks) matrix, the same as statsmodels' multipletests per row; columns with
+    a NaN stay NaN."""
+    P = np.atleast_2d(np.asarray(p_values, dtype=float))
+    if method == "none":
+        return P.copy()
+    out = np.full_like(P, np.nan)
+    known = ~np.isnan(P).any(axis=0)
+    p = P[:, known]
+    m = p.shape[1]
+    if m == 0:
+        return out
+    order = np.argsort(p, axis=1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=1)
+    if method == "holm":
+        adjusted = np.maximum.accumulate((m - np.arange(m)) * ranked, axis=1)
+    else:  # bh
+        scaled = (m / np.arange(1, m + 1)) * ranked
+        adjusted = np.minimum.accumulate(scaled[:, ::-1], axis=1)[:, ::-1]
+    unsorted = np.empty_like(adjusted)
+    np.put_along_axis(unsorted, order, np.minimum(adjusted, 1.0), axis=1)
+    out[:, known] = unsorted
+    return out
+
+
+def rows_to_resolve(n: int, sd: float, gap: float, z: float) -> int | None:
+    """Rated rows at which z bootstrap SDs fit in ``gap``, the SD shrinking as
+    1/sqrt(rows): n * (z * sd / gap)^2."""
+    if not (n > 0 and np.isfinite(sd) and np.isfinite(gap) and gap > 0):
+        return None
+    return int(np.ceil(n * (z * sd / gap) ** 2))

@@ -43,6 +43,7 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> 
     metric_names = list(dict.fromkeys(m.metric for m in summary.metrics))
     return environment().get_template("report.html.j2").render(
         summary=summary, plain=view.plain_summary(summary), grid=grid, problems=problems,
+        operating=view.operating_sentence(summary), percent=view.percent,
         dimensions=[*summary.rubric.dimensions, "_all"],
         slice_rows={s.name: s.rows for s in summary.slices},
         forests={name: view.forest(summary, name) for name in grid},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from validator.outputs.html import megabytes, num
+from validator.outputs.report_view import operating_sentence
 from validator.outputs.report_view import problems as problem_checks
 from validator.record import RunRecord
 
@@ -18,16 +19,20 @@ def render_markdown(summary: RunRecord) -> str:
     lines = [f"# slice-validator: {summary.verdict.upper()}", "",
              f"Gate metric **{gate.metric}** ({gate.unit}), max_drop {gate.max_drop:g}, "
              f"policy {gate.policy}, {gate.confidence:.0%} paired bootstrap CIs "
-             f"({gate.bootstrap_resamples} resamples), correction {gate.correction}, "
+             f"({gate.bootstrap_resamples} resamples), correction {gate.correction} "
+             f"(false-fail budget {gate.false_fail_budget:g}), "
              f"min_rows {gate.min_rows}, on_inconclusive {gate.on_inconclusive}. "
              f"Sample `{_cell(sample.path)}`: {sample.rows} gate rows "
              f"of {sample.total_rows}.", "",
              f"Checks: {counts.fail} failed, {counts.inconclusive} inconclusive, "
-             f"{counts.passed} passed.", "",
-             "## Scorers", "",
-             "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
-             "| rows/s | speedup | size ratio |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{counts.passed} passed.", ""]
+    operating = operating_sentence(summary)
+    if operating:
+        lines += [operating, ""]
+    lines += ["## Scorers", "",
+              "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
+              "| rows/s | speedup | size ratio |",
+              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary.scorers:
         recipe = (s.recipe or {}).get("name", "")
         backend = f"{s.backend} ({s.runtime})" if s.runtime else s.backend

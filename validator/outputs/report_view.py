@@ -131,3 +131,30 @@ def examples(summary: RunRecord, predictions: pd.DataFrame | None) -> list[dict]
             if total >= EXAMPLES_TOTAL:
                 return rows
     return rows
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def operating_sentence(summary: RunRecord) -> str | None:
+    """The gate's estimated error rates in one sentence (summary.json
+    gate.operating_characteristics), or None for a run recorded without them."""
+    gate = summary.gate
+    oc = gate.operating_characteristics
+    if oc is None:
+        return None
+    scenarios = {s.name: s for s in oc.scenarios}
+    lossless, small = scenarios["lossless"], scenarios["smallest_slice"]
+    correction = ("no correction" if gate.correction == "none"
+                  else f"{gate.correction} correction")
+    budget = "within" if oc.within_budget else "OVER"
+    return (f"With policy {gate.policy} and {correction}, this gate falsely fails a "
+            f"lossless candidate in about {percent(oc.false_fail)} of runs ({budget} the "
+            f"false-fail budget of {percent(oc.false_fail_budget)}) and leaves "
+            f"{percent(lossless.inconclusive)} of them inconclusive; it fails a candidate "
+            f"that drops by max_drop everywhere {percent(scenarios['max_drop'].fail)} of "
+            f"the time, by twice max_drop {percent(scenarios['twice_max_drop'].fail)}, "
+            f"and catches a {small.drop:g}-point drop ({gate.unit}) on "
+            f"{small.slice} ({small.slice_rows} rows) {percent(small.fail)} of the "
+            f"time (estimated from {oc.runs} simulated runs of this sample).")

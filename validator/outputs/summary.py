@@ -98,8 +98,8 @@ def library_versions() -> dict[str, str]:
 
 
 def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd.DataFrame,
-                  predictions: Predictions, metrics: pd.DataFrame,
-                  gate: GateResult) -> RunRecord:
+                  predictions: Predictions, metrics: pd.DataFrame, gate: GateResult,
+                  operating: dict | None = None) -> RunRecord:
     """The run record, validated before anything is written."""
     metric = METRICS[config.gate.metric]
     counts = {v: len(gate.by_verdict(v)) for v in ("pass", "fail", "inconclusive")}
@@ -114,7 +114,8 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "counts": counts,
         "config": {"source": config.source, "seed": config.seed},
         "gate": {**config.gate.model_dump(mode="json"), "unit": metric.unit,
-                 "higher_is_better": metric.higher_is_better},
+                 "higher_is_better": metric.higher_is_better,
+                 "operating_characteristics": operating},
         "sample": {"path": str(sample.path), "rows": len(sample.frame),
                    "total_rows": sample.total_rows, "sha256": sample.sha256,
                    "where": config.sample.where, "text_column": sample.text_column},
