@@ -10,8 +10,9 @@ and flip counts. The policy turns them into a verdict:
   otherwise inconclusive.
 - ``non_inferiority``: pass only when the CI's upper bound is below max_drop.
 
-With ``correction`` (holm or bh) a failure must also be significant after adjusting
-the p-values of all checks of the run; otherwise it is inconclusive. A configured
+With ``correction`` (holm or bh) a difference-test failure (``point``, ``confident``)
+must also be significant after adjusting the p-values of all checks of the run;
+otherwise it is inconclusive. A ``non_inferiority`` failure is never softened. A configured
 slice with no rows fails; fewer than min_rows rated rows is inconclusive. The run
 fails closed: it exits 0 only when no check failed and some check could decide.
 """
@@ -70,9 +71,12 @@ class GateResult:
 
 
 def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
+    """Every comparison is written so that a NaN cannot make a check pass (fail closed)."""
     drop, low, high = check.max_drop, check.ci_low, check.ci_high
     if slice_rows == 0:
         return FAIL, "the slice has no rows in the gate sample"
+    if not (math.isfinite(drop) and drop >= 0):
+        return FAIL, f"max_drop {drop!r} is not a finite number >= 0"
     if check.n < gate.min_rows:
         return INCONCLUSIVE, f"only {check.n} rated rows, fewer than min_rows {gate.min_rows}"
     if math.isnan(check.degradation) or math.isnan(low):
@@ -81,9 +85,9 @@ def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
     too_small = (f"too few rows to resolve max_drop {drop:g}: the smallest detectable "
                  f"degradation here is {check.detectable_degradation:.3g}")
     if gate.policy == "point":
-        if check.degradation > drop:
+        if not check.degradation <= drop:
             return FAIL, f"degradation {check.degradation:.3g} exceeds max_drop {drop:g}"
-        if check.detectable_degradation > drop:
+        if not check.detectable_degradation <= drop:
             return INCONCLUSIVE, too_small
         return PASS, f"degradation {check.degradation:.3g} within max_drop {drop:g}"
     if gate.policy == "confident":
@@ -111,14 +115,23 @@ def adjust(p_values: list[float], method: str) -> list[float]:
     return adjusted.tolist()
 
 
+def softened_by_correction(check: Check, p_adjusted: float, gate: GateConfig) -> bool:
+    """Whether a failure becomes inconclusive under ``correction``: only a difference-test
+    failure (policy point or confident: a measured degradation beyond max_drop) whose
+    adjusted p-value is a number and not significant. A non-inferiority failure means
+    "not shown to be within max_drop", which a weak difference test does not weaken; an
+    empty slice or an unknown p-value stays a failure."""
+    return (gate.correction != "none" and check.verdict == FAIL
+            and gate.policy in ("point", "confident") and check.n > 0
+            and not math.isnan(p_adjusted) and p_adjusted >= 1 - gate.confidence)
+
+
 def apply_correction(checks: list[Check], gate: GateConfig) -> list[Check]:
     adjusted = adjust([c.p_value for c in checks], gate.correction)
-    alpha = 1 - gate.confidence
     out = []
     for check, p in zip(checks, adjusted):
         check = replace(check, p_value_adjusted=p)
-        if gate.correction != "none" and check.verdict == FAIL and check.n > 0 \
-                and not (p < alpha):
+        if softened_by_correction(check, p, gate):
             check = replace(check, verdict=INCONCLUSIVE,
                             reason=f"{check.reason}, but not significant after "
                                    f"{gate.correction} correction (adjusted p={p:.3g})")
