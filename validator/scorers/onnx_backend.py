@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from validator.cache import prediction_fingerprint
 from validator.errors import ModelError, first_line
 from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
                                        output_index)
@@ -43,7 +44,11 @@ class OnnxScorer(BatchedScorer):
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        import onnxruntime as ort
+
+        return prediction_fingerprint(self._fingerprint, device=self.session.get_providers()[0],
+                                      batch_size=self.batch_size,
+                                      libraries=f"onnxruntime {ort.__version__}")
 
     def size_bytes(self) -> int:
         return self.onnx_file.stat().st_size

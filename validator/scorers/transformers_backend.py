@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from validator.cache import prediction_fingerprint
 from validator.errors import ConfigError, ModelError, first_line
 from validator.scorers.batched import (BatchedScorer, check_tokenizer_fits, fingerprint_files,
                                        output_index)
@@ -26,6 +27,13 @@ def library_tag() -> str:
     import transformers
 
     return f"torch {torch.__version__} transformers {transformers.__version__}"
+
+
+def device_name(device: str) -> str:
+    """The device as the predictions depend on it: a CUDA device by its model name."""
+    import torch
+
+    return f"cuda {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else device
 
 
 class TransformersScorer(BatchedScorer):
@@ -62,7 +70,9 @@ class TransformersScorer(BatchedScorer):
 
     def fingerprint(self) -> str:
         """The model and how it runs: what determines the predictions."""
-        return self.derived_fingerprint(self.runtime)
+        return prediction_fingerprint(self.model_fingerprint, runtime=self.runtime,
+                                      device=device_name(self.device),
+                                      batch_size=self.batch_size, libraries=library_tag())
 
     def derived_fingerprint(self, *parts: str) -> str:
         """The model fingerprint extended by ``parts`` (a recipe made from this model, the
