@@ -112,6 +112,29 @@ def _check_model_dir(path: Path) -> None:
         raise ModelError(f"{path}: no .safetensors weights{hint}")
 
 
+def weights_dtype(path: Path):
+    """The dtype config.json declares for the weights (``dtype``, or ``torch_dtype`` as
+    transformers 4.x writes it), else ``"auto"`` (the checkpoint's own). Passed
+    explicitly because transformers 4.x loads in float32 unless told: a bf16 artefact
+    must be gated as bf16 on every supported version."""
+    import json
+
+    import torch
+
+    raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    name = raw.get("dtype") or raw.get("torch_dtype")
+    wanted = getattr(torch, name, None) if isinstance(name, str) else None
+    return wanted if isinstance(wanted, torch.dtype) and wanted.is_floating_point else "auto"
+
+
+def dtype_argument() -> str:
+    """``dtype`` since transformers 4.56; ``torch_dtype`` before."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
 def load_model_dir(path: Path):
     """(config, tokenizer, model) from a local directory, mapping library errors."""
     from safetensors import SafetensorError
@@ -126,7 +149,8 @@ def load_model_dir(path: Path):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True,
                                                   trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+            path, local_files_only=True, use_safetensors=True, trust_remote_code=False,
+            **{dtype_argument(): weights_dtype(path)})
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{path}: cannot load the model ({first_line(exc)})") from exc
     return config, tokenizer, model.eval()
