@@ -144,6 +144,11 @@ BUILDERS = {
         {"name": "q", "from": "reference", "recipe": "torch-bf16", "outputs": {"tone": 0}}]),
     "config-output-scale-not-increasing": lambda s: s.run(reference={
         "name": "ref", "backend": "transformers", "model": "m", "output_scale": [1, 0]}),
+    "config-max-drop-nan": lambda s: s.run(gate={"max_drop": float("nan")}),
+    "config-max-drop-negative": lambda s: s.run(gate={"max_drop": -1}),
+    "config-max-drop-infinite": lambda s: s.run(gate={"max_drop": float("inf")}),
+    "config-override-max-drop-nan": lambda s: s.run(gate={"overrides": [
+        {"slice": "headlines", "max_drop": 2}, {"dimension": "tone", "max_drop": float("nan")}]}),
     # sample
     "sample-missing": lambda s: s.run(sample={"path": "missing.csv"}),
     "sample-unsupported-format": lambda s: s.run(sample={"path": str(write(s, "s.xlsx", "x"))}),
@@ -172,8 +177,8 @@ BUILDERS = {
         "slices:\n  - name: x\n    where: {word_count: {atmost: 3}}\n"),
     "slice-bad-regex": lambda s: s.slice_file(
         "slices:\n  - name: x\n    where: {text: {matches: '(free'}}\n"),
-    "slice-catastrophic-regex": lambda s: s.slice_file(
-        "slices:\n  - name: x\n    where: {text: {matches: '(a+)+b'}}\n"),
+    "slice-regex-not-re2": lambda s: s.slice_file(
+        "slices:\n  - name: x\n    where: {text: {matches: '(a)\\1'}}\n"),
     "slice-wrong-value-type": lambda s: s.slice_file(
         "slices:\n  - name: x\n    where: {word_count: five}\n"),
     "slice-duplicate-name": lambda s: s.slice_file(

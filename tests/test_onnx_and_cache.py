@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import DIMENSIONS, ROOT, SAMPLE, run_cli, tiny_model_dir
+from validator.cache import MANIFEST
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +64,84 @@ def test_quantize_output_gates_with_the_same_predictions_as_the_in_run_recipe(ti
                      "--out", str(shipped), "--quiet", env=tiny["env"])
     assert result.returncode == 0, result.stderr
     assert (shipped / "model.onnx").is_file() and (shipped / "recipe.json").is_file()
+    assert not (shipped / MANIFEST).exists()  # the cache's manifest is not shipped
     both = write_config(tiny, "both", [STATIC, {"name": "shipped", "backend": "onnxruntime",
                                                 "model": str(shipped)}])
     summary, table = run(tiny, both, "both")
+    # the shipped file, scored from disk by ONNX Runtime (no cache), gives the predictions
+    # the in-run recipe gave
+    alone = write_config(tiny, "shipped-alone", [{"name": "shipped", "backend": "onnxruntime",
+                                                  "model": str(shipped)}])
+    from_disk, disk_table = run(tiny, alone, "shipped-alone", "--no-cache")
+    assert from_disk["scorers"][1]["rows_scored"] == from_disk["sample"]["rows"]
     for d in DIMENSIONS:
-        np.testing.assert_array_equal(table[f"onnx-int8-static:{d}"], table[f"shipped:{d}"])
+        np.testing.assert_array_equal(table[f"onnx-int8-static:{d}"], disk_table[f"shipped:{d}"])
     recipes = {s["name"]: s["recipe"] for s in summary["scorers"]}
     assert recipes["shipped"]["calibration_rows"] == 150
     assert recipes["onnx-int8-static"]["quantized_count"] > 0
     assert "QuantizeLinear" in recipes["onnx-int8-static"]["quantized_op_types"]
+
+
+def corrupt_one_weight(onnx_file) -> None:
+    """Negate the int8 classifier weight of a quantized model: the file still loads and
+    runs, and computes something else."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_file))
+    weights = [i for i in model.graph.initializer
+               if i.name.endswith("classifier.weight_quantized")]
+    assert weights, [i.name for i in model.graph.initializer]
+    values = numpy_helper.to_array(weights[0])
+    assert values.dtype == np.int8 and values.any()
+    weights[0].CopyFrom(numpy_helper.from_array(-np.maximum(values, -127), weights[0].name))
+    onnx.save(model, str(onnx_file))
+
+
+def test_the_gate_scores_the_shipped_bytes_not_the_predictions_cached_by_name(tiny):
+    folder = onnx_copy(tiny, "shipped-corrupted")
+    corrupt_one_weight(f"{folder}/model.onnx")
+    config = write_config(tiny, "corrupted", [STATIC, {"name": "shipped", "backend":
+                                                       "onnxruntime", "model": folder}])
+    summary, table = run(tiny, config, "corrupted")
+    shipped = summary["scorers"][2]
+    assert shipped["rows_from_cache"] == 0
+    assert shipped["fingerprint"] != summary["scorers"][1]["fingerprint"]
+    assert any(np.abs(table[f"onnx-int8-static:{d}"] - table[f"shipped:{d}"]).max() > 1e-3
+               for d in DIMENSIONS)
+
+
+def test_a_tampered_cached_artefact_is_rebuilt_not_used(tiny):
+    config = write_config(tiny, "tamper", [STATIC])
+    _, before = run(tiny, config, "tamper-a")
+    artefacts = tiny["root"] / "cache" / "artefacts"
+    [folder] = [p for p in artefacts.glob("onnx-int8-static-*") if p.is_dir()]
+    assert (folder / MANIFEST).is_file()
+    corrupt_one_weight(folder / "model.onnx")
+    tampered = (folder / "model.onnx").read_bytes()
+    _, after = run(tiny, config, "tamper-b")
+    pd.testing.assert_frame_equal(before, after)
+    assert (folder / "model.onnx").read_bytes() != tampered
+
+
+def test_prediction_fingerprint_covers_batch_size_device_and_versions(tiny, monkeypatch):
+    from validator.config import ScorerConfig
+    from validator.scorers.transformers_backend import load_transformers_scorer
+
+    def fingerprint(**settings):
+        scorer_config = ScorerConfig.model_validate(
+            {"name": "m", "backend": "transformers", "model": str(tiny["model"]), **settings})
+        return load_transformers_scorer(scorer_config, DIMENSIONS).fingerprint()
+
+    base = fingerprint()
+    assert fingerprint(batch_size=8) != base
+    assert fingerprint(runtime="torchscript") != base
+    monkeypatch.setattr("validator.cache.__version__", "0.0.0-other")
+    assert fingerprint() != base
+    monkeypatch.undo()
+    import transformers
+    monkeypatch.setattr(transformers, "__version__", "0.0.0-other")
+    assert fingerprint() != base
 
 
 def test_every_recipe_runs_and_is_profiled(tiny):

@@ -82,7 +82,9 @@ def reference(condition: dict, frame: pd.DataFrame) -> pd.Series:
                 elif op == "max":
                     parts.append((column.astype(float) <= arg).fillna(False).to_numpy(bool))
                 elif op == "matches":
-                    parts.append(np.array([isinstance(t, str) and re.search(arg, t) is not None
+                    # RE2's \d, \w and \b are ASCII classes, as re's are under re.ASCII
+                    parts.append(np.array([isinstance(t, str) and
+                                           re.search(arg, t, re.ASCII) is not None
                                            for t in column]))
                 elif op == "contains":
                     parts.append(np.array([isinstance(t, str) and arg in t for t in column]))

@@ -124,3 +124,25 @@ def test_a_trace_that_differs_from_the_eager_model_is_refused(tmp_path, monkeypa
     monkeypatch.setattr(torch.jit, "trace", trace_then_change_the_weights)
     with pytest.raises(ModelError, match="does not reproduce the eager model"):
         load_transformers_scorer(scorer_config(model_dir, runtime="torchscript"), DIMS, SCALE)
+
+
+def test_a_bf16_model_directory_loads_and_scores_as_bf16(tmp_path):
+    """transformers 4.x loads float32 unless told; the dtype in config.json is passed
+    explicitly, so a `validator quantize --recipe torch-bf16` artefact is gated as bf16."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    source = tiny_model_dir(tmp_path / "fp32")
+    bf16 = tmp_path / "bf16"
+    AutoModelForSequenceClassification.from_pretrained(source).to(torch.bfloat16) \
+        .save_pretrained(bf16)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        shutil.copyfile(source / name, bf16 / name)
+    scorer = load_transformers_scorer(scorer_config(bf16), DIMS, SCALE)
+    assert {p.dtype for p in scorer.model.parameters()} == {torch.bfloat16}
+    fp32 = load_transformers_scorer(scorer_config(source), DIMS, SCALE)
+    assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
+    assert not np.array_equal(scorer.predict(TEXTS), fp32.predict(TEXTS))

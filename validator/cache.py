@@ -4,18 +4,27 @@ Predictions are stored per scorer fingerprint (a hash of everything that determi
 its outputs) and per row (a hash of the text), in chunk files written atomically
 while scoring runs, so an interrupted run resumes where it stopped. Each chunk file
 is named by the sha256 of its bytes: a chunk whose bytes no longer match its name is
-corrupt, and is deleted and recomputed, never used.
+corrupt, and is deleted and recomputed, never used. A prediction fingerprint covers the
+model's bytes and settings, the harness version, the device, the batch size (dynamic
+INT8 quantizes activations per batch) and the runtime libraries' versions.
+
+Folders built into the cache (recipe artefacts, the assembled default scorer) carry a
+manifest of their files' sha256; a folder whose files no longer match it is rebuilt,
+never used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from validator import __version__
 
 FLUSH_ROWS = 512
 
@@ -23,6 +32,46 @@ FLUSH_ROWS = 512
 def cache_root() -> Path:
     return Path(os.environ.get("SLICE_VALIDATOR_CACHE",
                                Path.home() / ".cache" / "slice-validator"))
+
+
+MANIFEST = "manifest.sha256"
+CACHED_FOLDER_FORMAT = "manifest-v1"  # in the key of cached folders: older ones lack it
+
+
+def prediction_fingerprint(model: str, **settings: str | int | None) -> str:
+    """The key of a scorer's cached predictions: its model fingerprint (weights, files and
+    settings) plus ``settings`` (device, batch size, libraries) and the harness version."""
+    payload = json.dumps({"model": model, "harness": __version__, **settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())
+            if p.is_file() and p.name != MANIFEST}
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the sha256 of every file in ``folder`` (last step of building it)."""
+    lines = [f"{digest}  {name}\n" for name, digest in _contents(folder).items()]
+    (folder / MANIFEST).write_text("".join(lines), encoding="utf-8")
+
+
+def verify_manifest(folder: Path) -> bool:
+    """Whether ``folder`` holds exactly the files its manifest lists, byte for byte."""
+    try:
+        listed = dict(reversed(line.split("  ", 1)) for line in
+                      (folder / MANIFEST).read_text(encoding="utf-8").splitlines())
+        return bool(listed) and listed == _contents(folder)
+    except (OSError, ValueError):
+        return False
 
 
 def row_keys(texts: list[str]) -> np.ndarray:

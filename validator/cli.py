@@ -102,7 +102,9 @@ def run(
                                        help="Run directory for the outputs. Default: "
                                             "report.out/run-YYYYmmdd-HHMMSS."),
     force: bool = typer.Option(False, "--force",
-                               help="Write into an --out folder that already holds a run."),
+                               help="Replace the run in an --out folder that already "
+                                    "holds one (the old run stays until the new one is "
+                                    "complete)."),
     no_cache: bool = typer.Option(False, "--no-cache",
                                   help="Neither read nor write cached predictions; build "
                                        "recipe artefacts afresh."),

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
+                      ValidationError, field_validator, model_validator)
 
 from validator.assets import asset
 from validator.errors import ConfigError, first_line
@@ -126,11 +126,21 @@ class ScorerConfig(StrictModel):
         return self
 
 
+def _threshold(value: float) -> float:
+    # NaN compares false with everything, so a NaN max_drop would let checks pass
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+MaxDrop = Annotated[float, AfterValidator(_threshold)]  # a tolerated degradation
+
+
 class Override(StrictModel):
     slice: str | None = None
     dimension: str | None = None
     candidate: str | None = None
-    max_drop: float
+    max_drop: MaxDrop
 
     @property
     def specificity(self) -> int:
@@ -144,7 +154,7 @@ class Override(StrictModel):
 
 class GateConfig(StrictModel):
     metric: str = "exact_agreement"
-    max_drop: float = 1.0
+    max_drop: MaxDrop = 1.0
     overrides: list[Override] = []
     min_rows: int = Field(default=50, ge=1)
     on_inconclusive: Literal["fail", "warn"] = "fail"
@@ -216,8 +226,16 @@ class Config(StrictModel):
         return self
 
 
+def _key(loc: tuple) -> str:
+    """A pydantic location as the config spells it: ``gate.overrides[1].max_drop``."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key
+
+
 def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    key = _key(error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
     if error["type"] == "missing":

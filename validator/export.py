@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from validator.cache import cache_root
+from validator.cache import MANIFEST, cache_root
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError
 from validator.plan import check_calibration, check_config
@@ -45,7 +45,7 @@ def write_artefact(config: Config, recipe: str, out: Path, force: bool,
         scorer.tokenizer.save_pretrained(staging)
         (staging / "recipe.json").write_text(json.dumps(scorer.recipe, indent=2), "utf-8")
     else:
-        shutil.copytree(scorer.path, staging)
+        shutil.copytree(scorer.path, staging, ignore=shutil.ignore_patterns(MANIFEST))
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return out

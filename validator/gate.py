@@ -84,8 +84,9 @@ class GateResult:
 
 def policy_verdicts(policy: str, degradation, ci_low, ci_high, detectable, max_drop):
     """The policy's verdict for every check (arrays broadcast; NaN compares false)."""
-    if policy == "point":
-        return np.select([degradation > max_drop, detectable > max_drop],
+    if policy == "point":  # written so that an unknown (NaN) value is never a pass
+        return np.select([~np.less_equal(degradation, max_drop),
+                          ~np.less_equal(detectable, max_drop)],
                          [FAIL, INCONCLUSIVE], PASS)
     if policy == "confident":
         return np.select([ci_low > max_drop, ci_high < max_drop], [FAIL, PASS], INCONCLUSIVE)
@@ -93,9 +94,12 @@ def policy_verdicts(policy: str, degradation, ci_low, ci_high, detectable, max_d
 
 
 def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
+    """Every comparison is written so that a NaN cannot make a check pass (fail closed)."""
     drop, low, high = check.max_drop, check.ci_low, check.ci_high
     if slice_rows == 0:
         return FAIL, "the slice has no rows in the gate sample"
+    if not (math.isfinite(drop) and drop >= 0):
+        return FAIL, f"max_drop {drop!r} is not a finite number >= 0"
     if check.n < gate.min_rows:
         return INCONCLUSIVE, f"only {check.n} rated rows, fewer than min_rows {gate.min_rows}"
     if math.isnan(check.degradation) or math.isnan(low):
@@ -129,7 +133,8 @@ def corrected_verdicts(verdicts: np.ndarray, adjusted: np.ndarray, rated: np.nda
     the false-fail budget after the correction become inconclusive (rows: runs)."""
     if gate.correction == "none" or gate.policy not in CORRECTED_POLICIES:
         return verdicts
-    downgrade = (verdicts == FAIL) & (rated > 0) & ~(adjusted < gate.false_fail_budget)
+    # an unknown (NaN) p-value leaves the failure standing: fail closed
+    downgrade = (verdicts == FAIL) & (rated > 0) & (adjusted >= gate.false_fail_budget)
     return np.where(downgrade, INCONCLUSIVE, verdicts)
 
 

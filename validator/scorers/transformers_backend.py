@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from validator.cache import prediction_fingerprint
 from validator.errors import ConfigError, ModelError, first_line
 from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
 from validator.scorers.output_map import resolve_outputs
@@ -28,6 +29,13 @@ def library_tag() -> str:
     import transformers
 
     return f"torch {torch.__version__} transformers {transformers.__version__}"
+
+
+def device_name(device: str) -> str:
+    """The device as the predictions depend on it: a CUDA device by its model name."""
+    import torch
+
+    return f"cuda {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else device
 
 
 class TransformersScorer(BatchedScorer):
@@ -65,7 +73,10 @@ class TransformersScorer(BatchedScorer):
     def fingerprint(self) -> str:
         """The model, how it runs and how its outputs map: what determines the
         predictions."""
-        return self.derived_fingerprint(self.runtime, self.outputs.key)
+        return prediction_fingerprint(self.model_fingerprint, runtime=self.runtime,
+                                      outputs=self.outputs.key,
+                                      device=device_name(self.device),
+                                      batch_size=self.batch_size, libraries=library_tag())
 
     def derived_fingerprint(self, *parts: str) -> str:
         """The model fingerprint extended by ``parts`` (a recipe made from this model, the
@@ -130,6 +141,29 @@ def inspect_model_dir(path: Path, dimensions: list[str], scorer_config,
     resolve_outputs(path, labels, dimensions, scorer_config, scale)
 
 
+def weights_dtype(path: Path):
+    """The dtype config.json declares for the weights (``dtype``, or ``torch_dtype`` as
+    transformers 4.x writes it), else ``"auto"`` (the checkpoint's own). Passed
+    explicitly because transformers 4.x loads in float32 unless told: a bf16 artefact
+    must be gated as bf16 on every supported version."""
+    import json
+
+    import torch
+
+    raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    name = raw.get("dtype") or raw.get("torch_dtype")
+    wanted = getattr(torch, name, None) if isinstance(name, str) else None
+    return wanted if isinstance(wanted, torch.dtype) and wanted.is_floating_point else "auto"
+
+
+def dtype_argument() -> str:
+    """``dtype`` since transformers 4.56; ``torch_dtype`` before."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
 def load_model_dir(path: Path):
     """(config, tokenizer, model) from a local directory, mapping library errors."""
     from safetensors import SafetensorError
@@ -144,7 +178,8 @@ def load_model_dir(path: Path):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True,
                                                   trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+            path, local_files_only=True, use_safetensors=True, trust_remote_code=False,
+            **{dtype_argument(): weights_dtype(path)})
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{path}: cannot load the model ({first_line(exc)})") from exc
     return config, tokenizer, model.eval()
