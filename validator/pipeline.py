@@ -1,6 +1,6 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
-sample -> slices -> scores -> metrics -> gate -> outputs
+sample -> slices -> scores -> metrics -> gate -> outputs (-> discovery, if enabled)
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from validator.config import Config
+from validator.decide.discover import discover_after_run
 from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.outputs import write_outputs
@@ -31,4 +32,6 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     gate = evaluate_gate(metrics, sample.human, scores, masks, config)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate)
     write_outputs(out_dir, summary, predictions_table(sample, predictions, masks))
+    if config.discovery.enabled:
+        discover_after_run(out_dir, config.discovery)
     return summary
