@@ -220,6 +220,8 @@ def discover(run_dir: Path, settings: DiscoveryConfig, candidates: list[str] | N
     in_search = search_half(table.index, run.seed)
     features = build_features(frame, columns, run.text_column, in_search)
     masks = feature_masks(features, frame)
+    splits = masks[in_search].any(axis=0) & ~masks[in_search].all(axis=0)  # others split nothing
+    features, masks = [f for f, keep in zip(features, splits) if keep], masks[:, splits]
     human = table[[f"human:{d}" for d in run.dimensions]]
     labelled = not settings.label_free and bool(human.notna().to_numpy().any())
     names: dict[tuple, str] = {}
