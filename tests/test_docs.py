@@ -12,7 +12,7 @@ from validator.metrics import METRICS
 from validator.scorers import BACKENDS, RECIPES
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-COMMANDS = ["run", "quantize", "report", "slices check"]
+COMMANDS = ["run", "quantize", "report", "slices check", "discover"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -66,6 +66,8 @@ def read_run(run_dir: Path) -> tuple[RunView, pd.DataFrame]:
         table = pd.read_parquet(table_path)
     except (ValueError, OSError) as exc:
         raise ValidatorError(f"{run_dir}: cannot read the run ({exc})") from exc
+    if not isinstance(summary, dict) or summary.get("schema_version") != 1:
+        raise ValidatorError(f"{summary_path}: not a run summary of schema_version 1")
     try:
         scorers = summary["scorers"]
         view = RunView(run_dir, next(s["name"] for s in scorers if s["role"] == "reference"),
@@ -237,6 +239,7 @@ def discover(run_dir: Path, settings: DiscoveryConfig, candidates: list[str] | N
         "metric": run.gate["metric"] if labelled else "rounded rating changes",
         "unit": run.gate.get("unit", "") if labelled else "percentage points",
         "confidence": run.gate.get("confidence", 0.95), "dimension": dimension,
+        "bootstrap_resamples": run.gate.get("bootstrap_resamples", 1000),
         "split": {"by": "sha256 of 'seed:id', even first byte = search", "seed": run.seed,
                   "search_rows": int(in_search.sum()),
                   "confirm_rows": int((~in_search).sum())},
@@ -284,12 +287,17 @@ def _discover_candidate(run, table, candidate, dimension, settings, labelled, fe
             for g, mask in chosen], overall
 
 
+def _p(p: float, record: dict) -> str:
+    """A p-value as text; a bootstrap p of 0 is below its resolution, 1 / resamples."""
+    return f"p={p:.2g}" if p > 0 else f"p<{1 / record['bootstrap_resamples']:.2g}"
+
+
 def describe(entry: dict, record: dict) -> str:
     """One description stating effect, CI, rows, confirmation and overlap."""
     level = f"{record['confidence']:.0%} CI"
     p = entry.get("p_value_adjusted")
     stats = (f"{entry['n_confirm']} confirmation rows, {level} {entry['ci_low']:.3g} to "
-             f"{entry['ci_high']:.3g}, BH-adjusted p={p:.2g}" if p is not None
+             f"{entry['ci_high']:.3g}, BH-adjusted {_p(p, record)}" if p is not None
              else f"{entry['n_confirm']} confirmation rows")
     effect = entry["degradation"]
     if record["signal"] == "label-free":
@@ -300,7 +308,7 @@ def describe(entry: dict, record: dict) -> str:
         if entry.get("excess") is not None:
             p_excess = entry["excess_p_adjusted"]
             stats += (f"; {entry['excess']:.3g} more than in the other rows, BH-adjusted "
-                      f"p={p_excess:.2g}" if p_excess is not None else "")
+                      f"{_p(p_excess, record)}" if p_excess is not None else "")
     verdict = ("confirmed" if entry["confirmed"] else "not confirmed") + \
         " on the half it was not found on"
     text = (f"{entry['candidate']}: {what} ({stats}); found on {entry['n_search']} search "
