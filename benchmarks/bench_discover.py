@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -21,11 +22,14 @@ from synthetic import columns_gate, resampled_sample
 from validator.config import PROJECT_ROOT
 
 
-def cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
-    start = time.perf_counter()
+def cli(*args: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """(result, wall seconds, CPU seconds of the child: the machine is shared)."""
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run([sys.executable, "-m", "validator", *args], capture_output=True,
                             text=True)
-    return result, time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result, time.perf_counter() - start, cpu
 
 
 def main() -> None:
@@ -39,14 +43,15 @@ def main() -> None:
                                                                index=False)
         config = columns_gate("sample.parquet", ["int8"], [str(PROJECT_ROOT / "slices")])
         (folder / "gate.yaml").write_text(yaml.safe_dump(config))
-        gate, gate_s = cli("run", "--config", str(folder / "gate.yaml"), "--out",
+        gate, gate_s, _ = cli("run", "--config", str(folder / "gate.yaml"), "--out",
                            str(folder / "run"), "--quiet")
-        found, discover_s = cli("discover", str(folder / "run"))
+        found, discover_s, discover_cpu = cli("discover", str(folder / "run"))
         record = json.loads((folder / "run" / "discovered-slices.json").read_text()) \
             if found.returncode == 0 else {}
     report = {"rows": args.rows, "gate_exit_code": gate.returncode,
               "gate_wall_s": round(gate_s, 1), "discover_exit_code": found.returncode,
               "discover_wall_s": round(discover_s, 1),
+              "discover_cpu_s": round(discover_cpu, 1),
               "features": record.get("features", {}).get("count"),
               "groups": len(record.get("slices", [])),
               "confirmed": sum(s["confirmed"] for s in record.get("slices", [])),

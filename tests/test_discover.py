@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from conftest import DIMENSIONS, ROOT, columns_config, human_mean, run_cli
+from validator.config import DiscoveryConfig
+from validator.decide.discover import discover_after_run
 from validator.decide.features import build_features, feature_masks
 from validator.decide.lattice import search
 from validator.slices import assign_slices, load_slices
@@ -161,3 +163,9 @@ def test_numeric_bins_partition_the_rows():
                 if f.family == "score"]
     masks = feature_masks(features, frame)
     assert len(features) >= 4 and (masks.sum(axis=1) == 1).all()
+
+
+def test_run_time_hook_warns_and_never_raises(tmp_path, caplog):
+    discover_after_run(tmp_path, DiscoveryConfig(enabled=True))
+    assert "discovery skipped" in caplog.text and "summary.json: not found" in caplog.text
+    assert not (tmp_path / "discovered-slices.yaml").exists()

@@ -113,7 +113,8 @@ def sample_metadata(run: RunView, ids: pd.Index,
     key = _id_column(sample, ids)
     if key is None:
         return empty, [], f"no column of {path} holds the run's ids: searched text features only"
-    sample = sample.drop_duplicates(key).set_index(sample[key].astype(str)).reindex(ids)
+    sample = sample.drop_duplicates(key)
+    sample = sample.set_index(sample[key].astype(str)).reindex(ids)
     for column in wanted or []:
         if column not in sample.columns:
             raise ValidatorError(f"discovery.columns: {column!r} is not a column of {path} "
@@ -239,7 +240,6 @@ def discover(run_dir: Path, settings: DiscoveryConfig, candidates: list[str] | N
         "metric": run.gate["metric"] if labelled else "rounded rating changes",
         "unit": run.gate.get("unit", "") if labelled else "percentage points",
         "confidence": run.gate.get("confidence", 0.95), "dimension": dimension,
-        "bootstrap_resamples": run.gate.get("bootstrap_resamples", 1000),
         "split": {"by": "sha256 of 'seed:id', even first byte = search", "seed": run.seed,
                   "search_rows": int(in_search.sum()),
                   "confirm_rows": int((~in_search).sum())},
@@ -269,10 +269,8 @@ def _discover_candidate(run, table, candidate, dimension, settings, labelled, fe
                                             confirm_masks, settings.min_rows,
                                             (sums[kept], weights[kept]))
     else:
-        figures = confirm_label_free(
-            sums[kept], weights[kept], confirm_masks, run.seed,
-            run.gate.get("confidence", 0.95), run.gate.get("bootstrap_resamples", 1000),
-            settings.min_rows)
+        figures = confirm_label_free(sums[kept], weights[kept], confirm_masks,
+                                     run.gate.get("confidence", 0.95), settings.min_rows)
         overall = {"n_confirm": int(kept.sum()),
                    "change_rate": float(sums[kept].sum() / weights[kept].sum())
                    if kept.any() else None}
@@ -287,17 +285,12 @@ def _discover_candidate(run, table, candidate, dimension, settings, labelled, fe
             for g, mask in chosen], overall
 
 
-def _p(p: float, record: dict) -> str:
-    """A p-value as text; a bootstrap p of 0 is below its resolution, 1 / resamples."""
-    return f"p={p:.2g}" if p > 0 else f"p<{1 / record['bootstrap_resamples']:.2g}"
-
-
 def describe(entry: dict, record: dict) -> str:
     """One description stating effect, CI, rows, confirmation and overlap."""
     level = f"{record['confidence']:.0%} CI"
     p = entry.get("p_value_adjusted")
     stats = (f"{entry['n_confirm']} confirmation rows, {level} {entry['ci_low']:.3g} to "
-             f"{entry['ci_high']:.3g}, BH-adjusted {_p(p, record)}" if p is not None
+             f"{entry['ci_high']:.3g}, BH-adjusted p={p:.2g}" if p is not None
              else f"{entry['n_confirm']} confirmation rows")
     effect = entry["degradation"]
     if record["signal"] == "label-free":
@@ -308,7 +301,7 @@ def describe(entry: dict, record: dict) -> str:
         if entry.get("excess") is not None:
             p_excess = entry["excess_p_adjusted"]
             stats += (f"; {entry['excess']:.3g} more than in the other rows, BH-adjusted "
-                      f"{_p(p_excess, record)}" if p_excess is not None else "")
+                      f"p={p_excess:.2g}" if p_excess is not None else "")
     verdict = ("confirmed" if entry["confirmed"] else "not confirmed") + \
         " on the half it was not found on"
     text = (f"{entry['candidate']}: {what} ({stats}); found on {entry['n_search']} search "

@@ -159,6 +159,12 @@ def build_features(frame: pd.DataFrame, columns: list[str], text_column: str,
 def feature_masks(features: list[Feature], frame: pd.DataFrame) -> np.ndarray:
     """(rows, features) booleans, each column selected by the slice DSL."""
     masks = np.zeros((len(frame), len(features)), dtype=bool)
+    evaluated: dict[str, np.ndarray] = {}
     for j, feature in enumerate(features):
-        masks[:, j] = evaluate(parse_condition(feature.condition, feature.label), frame)
+        negated = repr(feature.condition.get("not"))
+        if list(feature.condition) == ["not"] and negated in evaluated:
+            masks[:, j] = ~evaluated[negated]  # what the DSL's `not` computes, without
+        else:                                  # running the regex over the texts again
+            masks[:, j] = evaluate(parse_condition(feature.condition, feature.label), frame)
+        evaluated[repr(feature.condition)] = masks[:, j]
     return masks
