@@ -17,6 +17,7 @@ unconfirmed groups as comments) and ``discovered-slices.json`` (every figure) be
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -171,17 +172,28 @@ def _name(features: list[Feature], taken: set[str]) -> str:
 
 
 def _where(features: list[Feature]) -> dict:
-    return features[0].condition if len(features) == 1 else \
-        {"all": [f.condition for f in features]}
+    """The group's condition, copied (YAML would write shared parts as anchors)."""
+    return copy.deepcopy(features[0].condition if len(features) == 1 else
+                         {"all": [f.condition for f in features]})
 
 
-def pick(found: list[Found], masks: np.ndarray, rows: np.ndarray, limit: int) -> list:
-    """The best ``limit`` groups, skipping any that mostly repeats a better one."""
+def pick(found: list[Found], masks: np.ndarray, rows: np.ndarray, signal,
+         limit: int) -> list:
+    """The best ``limit`` groups (on the search ``rows``), skipping any that mostly
+    repeats a better one, or whose excess loss is gone once the rows of better ones are
+    left out (a wider group that merely contains a worse one)."""
+    sums, weights = signal
+    overall = sums[rows].sum() / weights[rows].sum()
     chosen: list[tuple[Found, np.ndarray]] = []
+    covered = np.zeros(len(rows), dtype=bool)
     for group in found:
         mask = masks[:, list(group.features)].all(axis=1)
+        rest = mask & rows & ~covered
+        if weights[rest].sum() == 0 or sums[rest].sum() / weights[rest].sum() <= overall:
+            continue
         if all(_jaccard(mask & rows, other & rows) < REDUNDANT for _, other in chosen):
             chosen.append((group, mask))
+            covered |= mask
             if len(chosen) == limit:
                 break
     return chosen
@@ -259,7 +271,7 @@ def _discover_candidate(run, table, candidate, dimension, settings, labelled, fe
     families = np.unique([f.family for f in features], return_inverse=True)[1]
     found = search(masks[searched], families, sums[searched], weights[searched],
                    settings.min_rows, settings.max_conditions) if features else []
-    chosen = pick(found, masks & rows[:, None], searched, settings.max_slices)
+    chosen = pick(found, masks & rows[:, None], searched, (sums, weights), settings.max_slices)
     for group, _ in chosen:
         names.setdefault(group.features, _name([features[j] for j in group.features],
                                                set(names.values())))
@@ -294,14 +306,16 @@ def describe(entry: dict, record: dict) -> str:
              else f"{entry['n_confirm']} confirmation rows")
     effect = entry["degradation"]
     if record["signal"] == "label-free":
-        what = (f"rounded ratings change {effect:.3g} points more often than in the other "
-                f"rows" if effect is not None else "no change measured")
+        what = (f"rounded ratings change {abs(effect):.3g} points "
+                f"{'more' if effect >= 0 else 'less'} often than in the other rows"
+                if effect is not None else "no change measured")
     else:
         what = f"{record['metric']} drops {effect:.3g} {record['unit']} against the reference"
         if entry.get("excess") is not None:
             p_excess = entry["excess_p_adjusted"]
-            stats += (f"; {entry['excess']:.3g} more than in the other rows, BH-adjusted "
-                      f"p={p_excess:.2g}" if p_excess is not None else "")
+            more = "more" if entry["excess"] >= 0 else "less"
+            stats += (f"; {abs(entry['excess']):.3g} {more} than in the other rows, "
+                      f"BH-adjusted p={p_excess:.2g}" if p_excess is not None else "")
     verdict = ("confirmed" if entry["confirmed"] else "not confirmed") + \
         " on the half it was not found on"
     text = (f"{entry['candidate']}: {what} ({stats}); found on {entry['n_search']} search "
