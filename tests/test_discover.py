@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DIMENSIONS, ROOT, columns_config, human_mean, run_cli
 from validator.config import DiscoveryConfig
-from validator.decide.discover import discover_after_run
+from validator.decide.discover import discover, discover_after_run
 from validator.decide.features import build_features, feature_masks
 from validator.decide.lattice import search
 from validator.slices import assign_slices, load_slices
@@ -170,3 +170,19 @@ def test_run_time_hook_warns_and_never_raises(tmp_path, caplog):
     discover_after_run(tmp_path, DiscoveryConfig(enabled=True))
     assert "discovery skipped" in caplog.text and "summary.json: not found" in caplog.text
     assert not (tmp_path / "discovered-slices.yaml").exists()
+
+
+def test_same_run_same_findings_and_text_features_without_the_sample(planted_run, tmp_path):
+    folder, frame, planted = planted_run
+    settings = DiscoveryConfig(min_rows=20)
+    first = discover(folder / "run", settings)
+    assert discover(folder / "run", settings) == first
+    assert {"content_type", "channel", "brand"} <= set(first["features"]["columns"])
+
+    run = copy_run(folder, tmp_path / "run", lambda table: None)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["sample"]["path"] = str(tmp_path / "moved.parquet")
+    (run / "summary.json").write_text(json.dumps(summary))
+    record = discover(run, settings)
+    assert record["features"]["columns"] == [] and "not found" in record["features"]["note"]
+    assert all("content_type" not in json.dumps(s["where"]) for s in record["slices"])
