@@ -7,6 +7,7 @@ one-line error. A row without a builder, or a builder without a row, fails the t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -226,7 +227,32 @@ BUILDERS = {
     "route-not-serving-column": lambda s: s.routed(
         [{"slice": "high_stakes", "to": "ref"}, {"default": "cand"}],
         sample={"path": "sample.csv", "serving_columns": ["channel"]}),
+    # discovery
+    "config-discovery-bad-option": lambda s: s.run(discovery={"max_conditions": 5}),
+    "discover-not-a-run-dir": lambda s: ["discover", str(s.folder)],
+    "discover-unknown-candidate": lambda s: ["discover", str(finished_run(s)),
+                                             "--candidate", "int4"],
+    "discover-bad-option": lambda s: ["discover", str(finished_run(s)), "--max-conditions", "4"],
 }
+
+
+def finished_run(s: Setup) -> Path:
+    """A run directory as `validator run` leaves it (the files discovery reads), written
+    directly: scoring it again would only cost time."""
+    run = s.folder / "run"
+    run.mkdir()
+    table = s.frame[["id", "text"]].copy()
+    for d in DIMENSIONS:
+        table[f"human:{d}"] = s.frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1)
+        table[f"ref:{d}"], table[f"cand:{d}"] = s.frame[f"{d}_ref"], s.frame[f"{d}_cand"]
+    table.to_parquet(run / "predictions.parquet", index=False)
+    summary = {"schema_version": 1, "config": {"seed": 0}, "gate": {"metric": "exact_agreement"},
+               "rubric": {"scale": [1, 5], "dimensions": DIMENSIONS},
+               "sample": {"path": str(s.write()), "text_column": "text"},
+               "scorers": [{"name": "ref", "role": "reference"},
+                           {"name": "cand", "role": "candidate"}]}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
 
 
 def write(s: Setup, name: str, text: str) -> Path:

@@ -253,6 +253,57 @@ def recommend(
         typer.echo(f"wrote: {', '.join(map(str, written))}")
 
 
+@app.command()
+def discover(
+    run_dir: Path = typer.Argument(..., help="A run directory (summary.json and "
+                                             "predictions.parquet)."),
+    candidate: Optional[list[str]] = typer.Option(None, "--candidate",
+                                                  help="Candidate to search (repeatable; "
+                                                       "default: every candidate)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="YAML file to write (default: "
+                                            "RUN_DIR/discovered-slices.yaml); the figures "
+                                            "go beside it as .json."),
+    label_free: bool = typer.Option(False, "--label-free",
+                                    help="Search how often the rounded rating changes, "
+                                         "ignoring human ratings (automatic when no row "
+                                         "is rated)."),
+    dimension: str = typer.Option("_all", "--dimension",
+                                  help="One rubric dimension, or _all (pooled)."),
+    column: Optional[list[str]] = typer.Option(None, "--column",
+                                               help="Sample column to search (repeatable; "
+                                                    "default: detected)."),
+    max_slices: int = typer.Option(10, help="Groups to confirm per candidate."),
+    min_rows: int = typer.Option(30, help="Fewest rows of a group in each half."),
+    max_conditions: int = typer.Option(2, help="Conditions per group (1 to 3)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Find slices nobody defined where a candidate loses to its reference, and write
+    them as a slice file to review, without scoring anything.
+
+    Example: validator discover reports/run-20261127-101500 --candidate int8-dynamic
+
+    Groups are searched on one half of the rows (hash of the id) and confirmed on the
+    other with the gate's statistics; only confirmed ones become slices. Exit 0 when
+    it ran, 2 when it could not.
+    """
+    from validator.config import DiscoveryConfig, parse_options
+    from validator.decide.discover import YAML_NAME, describe, discover, write_discovery
+
+    with guarded(debug):
+        settings = parse_options(DiscoveryConfig, {
+            "max_slices": max_slices, "min_rows": min_rows, "max_conditions": max_conditions,
+            "label_free": label_free, "columns": column or None})
+        record = discover(run_dir, settings, candidate or None, dimension)
+        for entry in record["slices"]:
+            mark = "confirmed" if entry["confirmed"] else "not confirmed"
+            typer.echo(f"{mark:<14} {entry['name']}: {describe(entry, record)}")
+        confirmed = sum(entry["confirmed"] for entry in record["slices"])
+        written, figures = write_discovery(record, out or run_dir / YAML_NAME)
+        typer.echo(f"{confirmed} confirmed of {len(record['slices'])} groups "
+                   f"({record['signal']}); wrote {written} and {figures}")
+
+
 @slices_app.command("check")
 def slices_check(
     paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "

@@ -185,6 +185,16 @@ class ReportConfig(StrictModel):
     cost: CostConfig | None = None  # projected monthly serving cost per scorer
 
 
+class DiscoveryConfig(StrictModel):
+    """Slices nobody defined, searched after the verdict (validator/decide/discover.py)."""
+    enabled: bool = False
+    max_slices: int = Field(default=10, ge=1, le=100)
+    min_rows: int = Field(default=30, ge=5)
+    max_conditions: int = Field(default=2, ge=1, le=3)
+    label_free: bool = False
+    columns: list[str] | None = None  # metadata columns to search (default: detected)
+
+
 class Config(StrictModel):
     sample: SampleConfig
     rubric: RubricConfig
@@ -193,6 +203,7 @@ class Config(StrictModel):
     candidates: list[ScorerConfig] = Field(min_length=1)
     gate: GateConfig = GateConfig()
     report: ReportConfig = ReportConfig()
+    discovery: DiscoveryConfig = DiscoveryConfig()
     seed: int = 0
     _source: str = PrivateAttr(default="<default config>")
 
@@ -284,6 +295,17 @@ def parse_config(raw: Any, source: str, base: Path) -> Config:
 
     check_routes(config)
     return config
+
+
+def parse_options(model: type[StrictModel], options: dict):
+    """Command-line options through a config section's model: one error naming the
+    option (``--max-conditions``) and what is allowed."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "--" + str(error["loc"][0]).replace("_", "-")
+        raise ConfigError(f"{name}: {error['msg']} (got {error.get('input')!r})") from exc
 
 
 def load_config(path: Path) -> Config:

@@ -1,7 +1,7 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
 plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
--> gate -> operating characteristics -> outputs
+-> gate -> operating characteristics -> outputs (-> discovery, if enabled)
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from validator.config import Config
+from validator.decide.discover import discover_after_run
 from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.operating import operating_characteristics
@@ -34,4 +35,6 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
                             operating)
     write_outputs(out_dir, summary, predictions_table(sample, predictions, masks))
+    if config.discovery.enabled:
+        discover_after_run(out_dir, config.discovery)
     return summary

@@ -1,0 +1,369 @@
+"""``validator discover``: slices nobody defined, where a candidate loses to its reference.
+
+From a finished run directory (summary.json, predictions.parquet; nothing is
+re-scored) and the sample file named in summary.json (for its metadata columns):
+
+1. rows are split in two halves by a hash of their id and the run's seed;
+2. on the search half, conjunctions of up to ``max_conditions`` features (features.py)
+   are searched for the groups where the candidate loses most (lattice.py), on the
+   per-row agreement lost minus agreement gained (human ratings), or on how often the
+   rounded rating changes (``label_free``, or when no row is rated);
+3. the best ``max_slices`` distinct groups are re-measured on the confirmation half with
+   the gate's own statistics (confirm.py); only confirmed ones become slices.
+
+Outputs: ``discovered-slices.yaml`` (slice DSL, loadable by the next run unchanged;
+unconfirmed groups as comments) and ``discovered-slices.json`` (every figure) beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from validator.config import DiscoveryConfig
+from validator.decide.confirm import confirm_label_free, confirm_labelled
+from validator.decide.features import Feature, build_features, feature_masks
+from validator.decide.lattice import Found, search
+from validator.errors import ValidatorError
+from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
+from validator.stats import ROW_VALUE
+
+YAML_NAME = "discovered-slices.yaml"
+REDUNDANT = 0.5  # a group whose search rows overlap a better one this much is skipped
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What discovery needs from summary.json (one reader, to switch to the typed
+    record later)."""
+    directory: Path
+    reference: str
+    candidates: list[str]
+    dimensions: list[str]
+    scale: tuple[int, int]
+    gate: dict
+    seed: int
+    sample_path: Path
+    sample_sha256: str | None
+    text_column: str
+
+
+def read_run(run_dir: Path) -> tuple[RunView, pd.DataFrame]:
+    summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
+    for path in (summary_path, table_path):
+        if not path.is_file():
+            raise ValidatorError(f"{path}: not found; is {run_dir} a run directory?")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        table = pd.read_parquet(table_path)
+    except (ValueError, OSError) as exc:
+        raise ValidatorError(f"{run_dir}: cannot read the run ({exc})") from exc
+    if not isinstance(summary, dict) or summary.get("schema_version") != 1:
+        raise ValidatorError(f"{summary_path}: not a run summary of schema_version 1")
+    try:
+        scorers = summary["scorers"]
+        view = RunView(run_dir, next(s["name"] for s in scorers if s["role"] == "reference"),
+                       [s["name"] for s in scorers if s["role"] == "candidate"],
+                       list(summary["rubric"]["dimensions"]), tuple(summary["rubric"]["scale"]),
+                       summary["gate"], summary["config"]["seed"],
+                       Path(summary["sample"]["path"]), summary["sample"].get("sha256"),
+                       summary["sample"].get("text_column", "text"))
+    except (KeyError, TypeError, StopIteration) as exc:
+        raise ValidatorError(f"{summary_path}: not a run summary (missing "
+                             f"{exc.args[0] if exc.args else 'the reference scorer'!s})") from exc
+    expected = ["id", "text", *(f"{s}:{d}" for s in (view.reference, *view.candidates)
+                                for d in view.dimensions)]
+    missing = [c for c in expected if c not in table.columns]
+    if missing:
+        raise ValidatorError(f"{table_path}: missing column {missing[0]!r}")
+    return view, table.set_index(table["id"].astype(str))
+
+
+def _id_column(sample: pd.DataFrame, ids: pd.Index) -> str | None:
+    for column in ["id", *sample.columns]:
+        if column in sample.columns and ids.isin(sample[column].astype(str)).all():
+            return column
+    return None
+
+
+def sample_metadata(run: RunView, ids: pd.Index,
+                    wanted: list[str] | None) -> tuple[pd.DataFrame, list[str], str]:
+    """(the sample's columns for these rows, the columns to search, a note)."""
+    from validator.sample import file_sha256, read_table
+
+    empty = pd.DataFrame(index=ids)
+    path = run.sample_path
+    problem = ("not found" if not path.is_file() else
+               "changed since the run (sha256 differs)"
+               if run.sample_sha256 and file_sha256(path) != run.sample_sha256 else None)
+    if problem:
+        if wanted:
+            raise ValidatorError(f"{path}: the sample is {problem}; cannot search the "
+                                 f"columns {', '.join(wanted)}")
+        return empty, [], f"sample {path} {problem}: searched text features only"
+    sample = read_table(path)
+    key = _id_column(sample, ids)
+    if key is None:
+        return empty, [], f"no column of {path} holds the run's ids: searched text features only"
+    sample = sample.drop_duplicates(key)
+    sample = sample.set_index(sample[key].astype(str)).reindex(ids)
+    for column in wanted or []:
+        if column not in sample.columns:
+            raise ValidatorError(f"discovery.columns: {column!r} is not a column of {path} "
+                                 f"(columns: {', '.join(map(str, sample.columns))})")
+    dimensions = [d.lower() for d in run.dimensions]
+    columns = wanted or [c for c in sample.columns if c not in (key, run.text_column)
+                         and not any(d in str(c).lower() for d in dimensions)]
+    return sample.drop(columns=[key, run.text_column], errors="ignore"), columns, \
+        f"metadata columns from {path}"
+
+
+def search_half(ids: pd.Index, seed: int) -> np.ndarray:
+    """True for the rows searched, False for those kept to confirm (stable id hash)."""
+    return np.array([hashlib.sha256(f"{seed}:{i}".encode("utf-8")).digest()[0] % 2 == 0
+                     for i in ids], dtype=bool)
+
+
+def labelled_signal(run: RunView, table: pd.DataFrame, candidate: str,
+                    dimension: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per row: (agreement lost minus gained, summed over rated dimensions; rated
+    dimensions; what was measured). Metrics without a per-row value search on exact
+    agreement and are confirmed on their own metric."""
+    dims = run.dimensions if dimension == ALL_DIMENSIONS else [dimension]
+    metric = run.gate["metric"]
+    value = ROW_VALUE.get(metric, ROW_VALUE["exact_agreement"])
+    sign = 1.0 if metric not in ROW_VALUE or get_metric(metric).higher_is_better else -1.0
+    human = table[[f"human:{d}" for d in dims]].to_numpy(float)
+    rated = ~np.isnan(human)
+    ref, cand = (table[[f"{s}:{d}" for d in dims]].to_numpy(float)
+                 for s in (run.reference, candidate))
+    h = np.nan_to_num(human)
+    delta = np.where(rated, sign * (value(h, ref, run.scale) - value(h, cand, run.scale)), 0.0)
+    measured = metric if metric in ROW_VALUE else "exact_agreement (search proxy)"
+    return delta.sum(axis=1), rated.sum(axis=1).astype(float), measured
+
+
+def change_signal(run: RunView, table: pd.DataFrame, candidate: str,
+                  dimension: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (percent of dimensions whose rounded rating changed x dimensions,
+    dimensions); needs no human rating."""
+    dims = run.dimensions if dimension == ALL_DIMENSIONS else [dimension]
+    ref, cand = (round_rating(table[[f"{s}:{d}" for d in dims]].to_numpy(float), run.scale)
+                 for s in (run.reference, candidate))
+    return (ref != cand).sum(axis=1) * 100.0, np.full(len(table), float(len(dims)))
+
+
+def _name(features: list[Feature], taken: set[str]) -> str:
+    base = ("discovered-" + "-and-".join(f.slug for f in features))[:80].rstrip("-")
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _where(features: list[Feature]) -> dict:
+    """The group's condition, copied (YAML would write shared parts as anchors)."""
+    return copy.deepcopy(features[0].condition if len(features) == 1 else
+                         {"all": [f.condition for f in features]})
+
+
+def pick(found: list[Found], masks: np.ndarray, rows: np.ndarray, signal,
+         limit: int) -> list:
+    """The best ``limit`` groups (on the search ``rows``), skipping any that mostly
+    repeats a better one, or whose excess loss is gone once the rows of better ones are
+    left out (a wider group that merely contains a worse one)."""
+    sums, weights = signal
+    overall = sums[rows].sum() / weights[rows].sum()
+    chosen: list[tuple[Found, np.ndarray]] = []
+    covered = np.zeros(len(rows), dtype=bool)
+    for group in found:
+        mask = masks[:, list(group.features)].all(axis=1)
+        rest = mask & rows & ~covered
+        if weights[rest].sum() == 0 or sums[rest].sum() / weights[rest].sum() <= overall:
+            continue
+        if all(_jaccard(mask & rows, other & rows) < REDUNDANT for _, other in chosen):
+            chosen.append((group, mask))
+            covered |= mask
+            if len(chosen) == limit:
+                break
+    return chosen
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
+
+
+def overlap(mask: np.ndarray, table: pd.DataFrame) -> dict | None:
+    """The configured slice this group overlaps most (Jaccard over all rows)."""
+    best = None
+    for column in table.columns:
+        if column.startswith("slice:") and column != "slice:all":
+            score = _jaccard(mask, table[column].to_numpy(bool))
+            if best is None or score > best["jaccard"]:
+                best = {"slice": column.removeprefix("slice:"), "jaccard": round(score, 3)}
+    return best
+
+
+def discover(run_dir: Path, settings: DiscoveryConfig, candidates: list[str] | None = None,
+             dimension: str = ALL_DIMENSIONS) -> dict:
+    """Search and confirm; returns the discovery record (see write_discovery)."""
+    from validator.slices.dsl import with_derived_columns
+
+    run, table = read_run(run_dir)
+    for name in candidates or []:
+        if name not in run.candidates:
+            raise ValidatorError(f"--candidate: unknown candidate {name!r} (candidates of "
+                                 f"{run_dir}: {', '.join(run.candidates)})")
+    if dimension not in (ALL_DIMENSIONS, *run.dimensions):
+        raise ValidatorError(f"--dimension: unknown dimension {dimension!r} (valid: "
+                             f"{ALL_DIMENSIONS}, {', '.join(run.dimensions)})")
+    metadata, columns, note = sample_metadata(run, table.index, settings.columns)
+    frame = metadata.copy()
+    frame[run.text_column] = table["text"].to_numpy()
+    frame = with_derived_columns(frame, run.text_column)
+    in_search = search_half(table.index, run.seed)
+    features = build_features(frame, columns, run.text_column, in_search)
+    masks = feature_masks(features, frame)
+    splits = masks[in_search].any(axis=0) & ~masks[in_search].all(axis=0)  # others split nothing
+    features, masks = [f for f, keep in zip(features, splits) if keep], masks[:, splits]
+    human = table[[f"human:{d}" for d in run.dimensions]]
+    labelled = not settings.label_free and bool(human.notna().to_numpy().any())
+    names: dict[tuple, str] = {}
+    slices, overall = [], {}
+    for candidate in candidates or run.candidates:
+        found, overall[candidate] = _discover_candidate(run, table, candidate, dimension,
+                                                        settings, labelled, features,
+                                                        masks, in_search, names)
+        slices += found
+    return {
+        "run_dir": str(run_dir), "candidates": list(candidates or run.candidates),
+        "signal": "human ratings" if labelled else "label-free",
+        "metric": run.gate["metric"] if labelled else "rounded rating changes",
+        "unit": run.gate.get("unit", "") if labelled else "percentage points",
+        "confidence": run.gate.get("confidence", 0.95), "dimension": dimension,
+        "split": {"by": "sha256 of 'seed:id', even first byte = search", "seed": run.seed,
+                  "search_rows": int(in_search.sum()),
+                  "confirm_rows": int((~in_search).sum())},
+        "features": {"columns": columns, "count": len(features), "note": note},
+        "settings": settings.model_dump(mode="json"), "overall": overall, "slices": slices}
+
+
+def _discover_candidate(run, table, candidate, dimension, settings, labelled, features,
+                        masks, in_search, names) -> tuple[list[dict], dict]:
+    if labelled:
+        sums, weights, measured = labelled_signal(run, table, candidate, dimension)
+    else:
+        (sums, weights), measured = (change_signal(run, table, candidate, dimension),
+                                     "rounded rating changes (label-free)")
+    rows = weights > 0
+    searched, kept = in_search & rows, ~in_search & rows
+    families = np.unique([f.family for f in features], return_inverse=True)[1]
+    found = search(masks[searched], families, sums[searched], weights[searched],
+                   settings.min_rows, settings.max_conditions) if features else []
+    chosen = pick(found, masks & rows[:, None], searched, (sums, weights), settings.max_slices)
+    for group, _ in chosen:
+        names.setdefault(group.features, _name([features[j] for j in group.features],
+                                               set(names.values())))
+    confirm_masks = {names[g.features]: mask[kept] for g, mask in chosen}
+    if labelled:
+        figures, overall = confirm_labelled(run, table[kept], candidate, dimension,
+                                            confirm_masks, settings.min_rows,
+                                            (sums[kept], weights[kept]))
+    else:
+        figures = confirm_label_free(sums[kept], weights[kept], confirm_masks,
+                                     run.gate.get("confidence", 0.95), settings.min_rows)
+        overall = {"n_confirm": int(kept.sum()),
+                   "change_rate": float(sums[kept].sum() / weights[kept].sum())
+                   if kept.any() else None}
+    total = weights[searched].sum()
+    overall["search_effect"] = float(sums[searched].sum() / total) if total else None
+    overall["measured"] = measured
+    return [{"name": names[g.features], "candidate": candidate,
+             "conditions": [features[j].label for j in g.features],
+             "where": _where([features[j] for j in g.features]),
+             "n_search": g.rows, "search_effect": g.effect,
+             **figures[names[g.features]], "overlap": overlap(mask, table)}
+            for g, mask in chosen], overall
+
+
+def describe(entry: dict, record: dict) -> str:
+    """One description stating effect, CI, rows, confirmation and overlap."""
+    level = f"{record['confidence']:.0%} CI"
+    p = entry.get("p_value_adjusted")
+    stats = (f"{entry['n_confirm']} confirmation rows, {level} {entry['ci_low']:.3g} to "
+             f"{entry['ci_high']:.3g}, BH-adjusted p={p:.2g}" if p is not None
+             else f"{entry['n_confirm']} confirmation rows")
+    effect = entry["degradation"]
+    if record["signal"] == "label-free":
+        what = (f"rounded ratings change {abs(effect):.3g} points "
+                f"{'more' if effect >= 0 else 'less'} often than in the other rows"
+                if effect is not None else "no change measured")
+    else:
+        what = f"{record['metric']} drops {effect:.3g} {record['unit']} against the reference"
+        if entry.get("excess") is not None:
+            p_excess = entry["excess_p_adjusted"]
+            more = "more" if entry["excess"] >= 0 else "less"
+            stats += (f"; {abs(entry['excess']):.3g} {more} than in the other rows, "
+                      f"BH-adjusted p={p_excess:.2g}" if p_excess is not None else "")
+    verdict = ("confirmed" if entry["confirmed"] else "not confirmed") + \
+        " on the half it was not found on"
+    text = (f"{entry['candidate']}: {what} ({stats}); found on {entry['n_search']} search "
+            f"rows; {verdict}")
+    if entry["overlap"]:
+        text += (f"; overlaps configured slice '{entry['overlap']['slice']}' (Jaccard "
+                 f"{entry['overlap']['jaccard']:.2f})")
+    return text + "."
+
+
+def to_yaml(record: dict) -> str:
+    """Confirmed groups as slices (one per condition, every candidate described);
+    the rest as comments, for review."""
+    slices: dict[str, dict] = {}
+    unconfirmed = []
+    for entry in record["slices"]:
+        if not entry["confirmed"]:
+            unconfirmed.append(f"#   {entry['name']}: {describe(entry, record)}")
+            continue
+        known = slices.setdefault(entry["name"], {"name": entry["name"], "description": "",
+                                                  "where": entry["where"]})
+        known["description"] = " ".join(filter(None, [known["description"],
+                                                      describe(entry, record)]))
+    header = [f"# Slices discovered by `validator discover` in {record['run_dir']}",
+              f"# ({record['signal']}, {record['metric']}, dimension {record['dimension']}).",
+              "# Searched on one half of the rows (hash of the id), confirmed on the other",
+              "# with the gate's statistics; review before adding to your slices.",
+              *(["# Not confirmed:", *unconfirmed] if unconfirmed else [])]
+    body = yaml.safe_dump({"slices": list(slices.values())}, sort_keys=False,
+                          allow_unicode=True, width=100)
+    return "\n".join(header) + "\n" + body
+
+
+def write_discovery(record: dict, path: Path) -> tuple[Path, Path]:
+    """The YAML slices at ``path`` and every figure beside it (same name, .json)."""
+    from validator.outputs import write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, to_yaml(record))
+    figures = path.with_suffix(".json")
+    write_text(figures, json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False))
+    return path, figures
+
+
+def discover_after_run(out_dir: Path, settings: DiscoveryConfig) -> None:
+    """The run-time hook: discovery into the run directory. It advises and never
+    changes the verdict or the exit code, so a failure is logged, not raised."""
+    try:
+        write_discovery(discover(out_dir, settings), out_dir / YAML_NAME)
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        log.warning("discovery skipped: %s", exc)
