@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from validator.config import Config, parse_config
+from validator.config import Config, GateConfig, parse_config
 from validator.gate import FAIL, adjust, apply_correction, build_checks
 from validator.metrics import compute_metrics
 
@@ -33,7 +33,7 @@ OVERALL = "all"
 def gate_config(run, candidate: str, min_rows: int) -> Config:
     """The run's gate settings as a config for one candidate (no slice overrides: the
     discovered slices have none; no correction: it is applied to the found slices)."""
-    gate = {k: v for k, v in run.gate.items() if k not in ("unit", "higher_is_better")}
+    gate = {k: v for k, v in run.gate.items() if k in GateConfig.model_fields}
     gate["overrides"] = [o for o in gate.get("overrides", []) if o.get("slice") is None
                          and o.get("candidate") in (None, candidate)]
     gate.update(min_rows=min_rows, correction="none")
@@ -56,8 +56,8 @@ def confirm_labelled(run, table: pd.DataFrame, candidate: str, dimension: str,
     frame = pd.DataFrame({OVERALL: np.ones(len(table), dtype=bool), **masks})
     config = gate_config(run, candidate, min_rows)
     metrics = compute_metrics(human, scores, frame, run.scale)
-    checks = [c for c in build_checks(metrics, human, scores, frame, config)
-              if c.dimension == dimension]
+    checks, _ = build_checks(metrics, human, scores, frame, config)
+    checks = [c for c in checks if c.dimension == dimension]
     overall = next(c for c in checks if c.slice == OVERALL)
     found = apply_correction([c for c in checks if c.slice != OVERALL],
                              config.gate.model_copy(update={"correction": "bh"}))

@@ -34,7 +34,6 @@ from validator.decide.features import Feature, build_features, feature_masks
 from validator.decide.lattice import Found, search
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
-from validator.stats import ROW_VALUE
 
 YAML_NAME = "discovered-slices.yaml"
 REDUNDANT = 0.5  # a group whose search rows overlap a better one this much is skipped
@@ -139,16 +138,16 @@ def labelled_signal(run: RunView, table: pd.DataFrame, candidate: str,
     dimensions; what was measured). Metrics without a per-row value search on exact
     agreement and are confirmed on their own metric."""
     dims = run.dimensions if dimension == ALL_DIMENSIONS else [dimension]
-    metric = run.gate["metric"]
-    value = ROW_VALUE.get(metric, ROW_VALUE["exact_agreement"])
-    sign = 1.0 if metric not in ROW_VALUE or get_metric(metric).higher_is_better else -1.0
+    metric = get_metric(run.gate["metric"])
+    search = metric if metric.row_value is not None else get_metric("exact_agreement")
+    value, sign = search.row_value, 1.0 if search.higher_is_better else -1.0
     human = table[[f"human:{d}" for d in dims]].to_numpy(float)
     rated = ~np.isnan(human)
     ref, cand = (table[[f"{s}:{d}" for d in dims]].to_numpy(float)
                  for s in (run.reference, candidate))
     h = np.nan_to_num(human)
     delta = np.where(rated, sign * (value(h, ref, run.scale) - value(h, cand, run.scale)), 0.0)
-    measured = metric if metric in ROW_VALUE else "exact_agreement (search proxy)"
+    measured = metric.name if search is metric else "exact_agreement (search proxy)"
     return delta.sum(axis=1), rated.sum(axis=1).astype(float), measured
 
 
