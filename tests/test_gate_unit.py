@@ -67,8 +67,10 @@ def test_a_slice_without_rows_fails_before_any_other_rule(policy):
 
 @pytest.mark.parametrize("policy", ["point", "confident", "non_inferiority"])
 def test_min_rows_is_inclusive(policy):
-    below = verdict_of(policy, slice_rows=1, n=49, degradation=5.0, ci_low=4.0, ci_high=6.0)
-    assert below == (INCONCLUSIVE, "only 49 rated rows, fewer than min_rows 50")
+    verdict, reason = verdict_of(policy, slice_rows=1, n=49, degradation=5.0, ci_low=4.0,
+                                 ci_high=6.0)
+    assert verdict == INCONCLUSIVE
+    assert reason.startswith("only 49 rated rows, fewer than min_rows 50")
     at = verdict_of(policy, slice_rows=1, n=50, degradation=5.0, ci_low=4.0, ci_high=6.0)
     assert at[0] == FAIL  # n == min_rows is enough rows to decide
 
@@ -78,8 +80,9 @@ def test_min_rows_is_inclusive(policy):
                                     {"degradation": math.nan, "ci_low": math.nan}])
 def test_an_undefined_metric_is_inconclusive(fields):
     for policy in ("point", "confident", "non_inferiority"):
-        assert verdict_of(policy, **fields) == (
-            INCONCLUSIVE, "the metric is undefined on this slice (constant ratings)")
+        verdict, reason = verdict_of(policy, **fields)
+        assert verdict == INCONCLUSIVE
+        assert reason.startswith("the metric is undefined on this slice (constant ratings)")
 
 
 # -- judge: point ------------------------------------------------------------------------
@@ -188,7 +191,8 @@ def test_adjust_with_only_unknown_p_values_stays_unknown():
 def test_correction_keeps_significant_failures_and_downgrades_the_rest():
     checks = [check_with(verdict=FAIL, p_value=p, reason="degradation 2 exceeds max_drop 1")
               for p in (0.001, 0.02, 0.03, 0.5)]
-    corrected = apply_correction(checks, GateConfig(correction="holm", confidence=0.95))
+    corrected = apply_correction(checks, GateConfig(policy="point", correction="holm",
+                                                    confidence=0.95))
     expected = multipletests([0.001, 0.02, 0.03, 0.5], method="holm")[1]  # .004 .06 .06 .5
     assert [c.p_value_adjusted for c in corrected] == pytest.approx(list(expected))
     assert [c.p_value for c in corrected] == [0.001, 0.02, 0.03, 0.5]
@@ -200,7 +204,7 @@ def test_correction_keeps_significant_failures_and_downgrades_the_rest():
 
 
 def test_correction_alpha_is_one_minus_confidence_and_p_equal_to_alpha_is_not_significant():
-    gate = GateConfig(correction="bh", confidence=0.9)  # alpha 0.1
+    gate = GateConfig(policy="point", correction="bh", confidence=0.9)  # alpha 0.1
     alpha = 1 - 0.9  # one check: its adjusted p-value is its p-value
     at_alpha = apply_correction([check_with(verdict=FAIL, p_value=alpha)], gate)[0]
     assert at_alpha.verdict == INCONCLUSIVE
@@ -208,12 +212,13 @@ def test_correction_alpha_is_one_minus_confidence_and_p_equal_to_alpha_is_not_si
     below = apply_correction([check_with(verdict=FAIL, p_value=0.0999)], gate)[0]
     assert below.verdict == FAIL
     between = apply_correction([check_with(verdict=FAIL, p_value=0.07)],
-                               GateConfig(correction="holm", confidence=0.95))[0]
+                               GateConfig(policy="confident", correction="holm",
+                                          confidence=0.95))[0]
     assert between.verdict == INCONCLUSIVE  # 0.07 < 0.1 but not < 0.05
 
 
 def test_correction_never_touches_passes_inconclusives_or_zero_row_failures():
-    gate = GateConfig(correction="holm")
+    gate = GateConfig(policy="point", correction="holm")
     checks = [check_with(verdict=PASS, p_value=0.9, reason="r"),
               check_with(verdict=INCONCLUSIVE, p_value=0.9, reason="r"),
               check_with(verdict=FAIL, p_value=math.nan, n=0, reason="no rows"),
@@ -226,13 +231,13 @@ def test_correction_never_touches_passes_inconclusives_or_zero_row_failures():
 
 def test_an_unknown_p_value_cannot_confirm_a_failure():
     corrected = apply_correction([check_with(verdict=FAIL, p_value=math.nan)],
-                                 GateConfig(correction="bh"))[0]
+                                 GateConfig(policy="point", correction="bh"))[0]
     assert corrected.verdict == INCONCLUSIVE
 
 
 def test_without_correction_failures_stay_and_p_values_are_copied():
     checks = [check_with(verdict=FAIL, p_value=0.7, p_value_adjusted=-1.0)]
-    corrected = apply_correction(checks, GateConfig(correction="none"))[0]
+    corrected = apply_correction(checks, GateConfig(policy="point", correction="none"))[0]
     assert corrected.verdict == FAIL and corrected.p_value_adjusted == 0.7
     assert corrected.reason == ""
 
