@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -42,12 +43,18 @@ def main() -> None:
                                  str(config), "--out", str(folder / "run"), "--quiet"],
                                 capture_output=True, text=True)
         seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak = usage.ru_maxrss * 1024
         summary = json.loads((folder / "run" / "summary.json").read_text()) \
             if result.returncode in (0, 1) else {}
     report = {"rows": args.rows, "exit_code": result.returncode,
               "verdict": summary.get("verdict"), "checks": len(summary.get("checks", [])),
-              "wall_s": round(seconds, 1), "peak_rss_bytes": peak,
+              "slices": len(summary.get("slices", [])) - 1 if summary else 0,  # without `all`
+              "expectations": len(summary.get("data_checks", [])),
+              "wall_s": round(seconds, 1),
+              "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),  # of the run, all threads
+              "load_average_1min": round(os.getloadavg()[0], 1),
+              "peak_rss_bytes": peak,
               "peak_rss_gb": round(peak / 1e9, 2), "stderr": result.stderr[-500:]}
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -1,0 +1,392 @@
+"""The gate's decision rules, one function at a time, with hand-computed expectations.
+
+Boundaries are tested on both sides (degradation == max_drop, n == min_rows, p == alpha)
+and every p-value adjustment is compared with statsmodels. Reasons are checked with
+``startswith`` so a later addition to a reason does not break the test.
+These tests are also the ones mutation testing runs against validator/gate.py
+(see tests/README.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from validator.config import Config, GateConfig
+from validator.errors import ConfigError
+from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
+                            apply_correction, build_checks, decide, evaluate_gate, judge)
+from validator.metrics import HUMAN_CEILING, compute_metrics, exact_agreement, mae
+
+
+def check_with(**fields) -> Check:
+    base = dict(candidate="c", slice="s", dimension="d", metric="exact_agreement", n=400,
+                reference=60.0, candidate_value=58.0, degradation=2.0, ci_low=0.5,
+                ci_high=3.5, max_drop=1.0, verdict="", reason="", p_value=0.01,
+                p_value_adjusted=0.01, detectable_degradation=0.5, flips_to_disagree=20,
+                flips_to_agree=12, human_ceiling=55.0)
+    return Check(**{**base, **fields})
+
+
+def verdict_of(policy: str, slice_rows: int = 400, min_rows: int = 50, **fields):
+    return judge(check_with(**fields), slice_rows, GateConfig(policy=policy, min_rows=min_rows))
+
+
+# -- Check / GateResult ------------------------------------------------------------------
+
+def test_as_dict_turns_only_nan_floats_into_none():
+    check = check_with(p_value=math.nan, human_ceiling=math.nan, ci_low=0.0, n=0)
+    out = check.as_dict()
+    assert list(out) == list(Check.__dataclass_fields__)
+    assert out["p_value"] is None and out["human_ceiling"] is None
+    assert out["ci_low"] == 0.0 and out["n"] == 0 and out["candidate"] == "c"
+    assert out["degradation"] == 2.0 and out["reason"] == ""
+
+
+def test_by_verdict_selects_checks_of_one_verdict_in_order():
+    checks = [check_with(verdict=v, slice=str(i))
+              for i, v in enumerate([PASS, FAIL, PASS, INCONCLUSIVE])]
+    result = GateResult(FAIL, 1, checks)
+    assert [c.slice for c in result.by_verdict(PASS)] == ["0", "2"]
+    assert [c.slice for c in result.by_verdict(FAIL)] == ["1"]
+    assert result.by_verdict("other") == []
+
+
+# -- judge: the order of the rules -------------------------------------------------------
+
+@pytest.mark.parametrize("policy", ["point", "confident", "non_inferiority"])
+def test_a_slice_without_rows_fails_before_any_other_rule(policy):
+    verdict, reason = verdict_of(policy, slice_rows=0, n=0, degradation=math.nan,
+                                 ci_low=math.nan, ci_high=math.nan)
+    assert (verdict, reason) == (FAIL, "the slice has no rows in the gate sample")
+
+
+@pytest.mark.parametrize("policy", ["point", "confident", "non_inferiority"])
+def test_min_rows_is_inclusive(policy):
+    verdict, reason = verdict_of(policy, slice_rows=1, n=49, degradation=5.0, ci_low=4.0,
+                                 ci_high=6.0)
+    assert verdict == INCONCLUSIVE
+    assert reason.startswith("only 49 rated rows, fewer than min_rows 50")
+    at = verdict_of(policy, slice_rows=1, n=50, degradation=5.0, ci_low=4.0, ci_high=6.0)
+    assert at[0] == FAIL  # n == min_rows is enough rows to decide
+
+
+@pytest.mark.parametrize("fields", [{"degradation": math.nan},
+                                    {"ci_low": math.nan},
+                                    {"degradation": math.nan, "ci_low": math.nan}])
+def test_an_undefined_metric_is_inconclusive(fields):
+    for policy in ("point", "confident", "non_inferiority"):
+        verdict, reason = verdict_of(policy, **fields)
+        assert verdict == INCONCLUSIVE
+        assert reason.startswith("the metric is undefined on this slice (constant ratings)")
+
+
+# -- judge: point ------------------------------------------------------------------------
+
+def test_point_fails_only_above_max_drop():
+    assert verdict_of("point", degradation=1.5) == (
+        FAIL, "degradation 1.5 exceeds max_drop 1")
+    assert verdict_of("point", degradation=1.0) == (
+        PASS, "degradation 1 within max_drop 1")  # equal is within
+    assert verdict_of("point", degradation=-3.25) == (
+        PASS, "degradation -3.25 within max_drop 1")
+
+
+def test_point_is_inconclusive_when_the_slice_cannot_resolve_max_drop():
+    verdict, reason = verdict_of("point", degradation=0.5, detectable_degradation=1.25)
+    assert verdict == INCONCLUSIVE
+    assert reason.startswith("too few rows to resolve max_drop 1: the smallest detectable "
+                             "degradation here is 1.25")
+    # detectable == max_drop resolves it
+    assert verdict_of("point", degradation=0.5, detectable_degradation=1.0)[0] == PASS
+    # a failure is reported even when the slice is too small to resolve max_drop
+    assert verdict_of("point", degradation=3.0, detectable_degradation=9.0)[0] == FAIL
+
+
+# -- judge: confident --------------------------------------------------------------------
+
+def test_confident_fails_when_the_whole_ci_lies_above_max_drop():
+    assert verdict_of("confident", ci_low=1.5, ci_high=4.0) == (
+        FAIL, "CI [1.5, 4] lies above max_drop 1")
+    assert verdict_of("confident", ci_low=1.0, ci_high=4.0)[0] == INCONCLUSIVE  # touches
+
+
+def test_confident_passes_when_the_whole_ci_lies_below_max_drop():
+    assert verdict_of("confident", ci_low=-2.0, ci_high=0.75) == (
+        PASS, "CI [-2, 0.75] lies below max_drop 1")
+    assert verdict_of("confident", ci_low=-2.0, ci_high=1.0)[0] == INCONCLUSIVE  # touches
+
+
+def test_confident_straddling_ci_is_inconclusive_and_says_why():
+    verdict, reason = verdict_of("confident", ci_low=0.123456, ci_high=2.5,
+                                 detectable_degradation=1.75)
+    assert verdict == INCONCLUSIVE
+    assert reason.startswith("CI [0.123, 2.5] straddles max_drop 1; too few rows to resolve "
+                             "max_drop 1: the smallest detectable degradation here is 1.75")
+
+
+def test_confident_ignores_the_point_estimate():
+    assert verdict_of("confident", degradation=5.0, ci_low=-1.0, ci_high=0.5)[0] == PASS
+    assert verdict_of("confident", degradation=-5.0, ci_low=1.5, ci_high=2.0)[0] == FAIL
+
+
+# -- judge: non_inferiority --------------------------------------------------------------
+
+def test_non_inferiority_needs_the_upper_bound_strictly_below_max_drop():
+    assert verdict_of("non_inferiority", ci_low=-1.0, ci_high=0.5) == (
+        PASS, "non-inferior: CI [-1, 0.5] upper bound below max_drop 1")
+    verdict, reason = verdict_of("non_inferiority", ci_low=-1.0, ci_high=1.0)
+    assert verdict == FAIL
+    assert reason.startswith("non-inferiority not shown: CI [-1, 1] upper bound reaches "
+                             "max_drop 1")
+
+
+def test_thresholds_come_from_the_check_and_are_formatted_compactly():
+    assert verdict_of("point", degradation=0.3, max_drop=0.25) == (
+        FAIL, "degradation 0.3 exceeds max_drop 0.25")
+    assert verdict_of("confident", ci_low=0.1, ci_high=0.2, max_drop=2.5,
+                      detectable_degradation=0.1) == (
+        PASS, "CI [0.1, 0.2] lies below max_drop 2.5")
+
+
+# -- adjust / apply_correction -----------------------------------------------------------
+
+def test_adjust_none_returns_a_copy_of_the_p_values():
+    p_values = [0.5, 0.01, math.nan]
+    adjusted = adjust(p_values, "none")
+    assert adjusted[:2] == [0.5, 0.01] and math.isnan(adjusted[2])
+    assert adjusted is not p_values
+
+
+@pytest.mark.parametrize("method, statsmodels_name", [("holm", "holm"), ("bh", "fdr_bh")])
+def test_adjust_matches_statsmodels_and_leaves_unknown_p_values_out(method, statsmodels_name):
+    p_values = [0.001, math.nan, 0.02, 0.03, 0.5, math.nan, 0.04]
+    known = [p for p in p_values if not math.isnan(p)]
+    expected = iter(multipletests(known, method=statsmodels_name)[1])
+    adjusted = adjust(p_values, method)
+    assert isinstance(adjusted, list) and len(adjusted) == len(p_values)
+    for p, got in zip(p_values, adjusted):
+        if math.isnan(p):
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(next(expected), abs=1e-15)
+
+
+def test_holm_and_bh_differ_on_a_hand_example():
+    # Holm: sorted p * (m - rank) made monotone; BH: p * m / rank made monotone from the top
+    assert adjust([0.01, 0.02, 0.03], "holm") == pytest.approx([0.03, 0.04, 0.04])
+    assert adjust([0.01, 0.02, 0.03], "bh") == pytest.approx([0.03, 0.03, 0.03])
+    assert adjust([0.04, 0.01], "holm") == pytest.approx([0.04, 0.02])
+
+
+def test_adjust_with_only_unknown_p_values_stays_unknown():
+    assert all(math.isnan(p) for p in adjust([math.nan, math.nan], "holm"))
+    assert adjust([], "bh") == []
+
+
+def test_correction_keeps_significant_failures_and_downgrades_the_rest():
+    checks = [check_with(verdict=FAIL, p_value=p, reason="degradation 2 exceeds max_drop 1")
+              for p in (0.001, 0.02, 0.03, 0.5)]
+    corrected = apply_correction(checks, GateConfig(policy="point", correction="holm",
+                                                    confidence=0.95))
+    expected = multipletests([0.001, 0.02, 0.03, 0.5], method="holm")[1]  # .004 .06 .06 .5
+    assert [c.p_value_adjusted for c in corrected] == pytest.approx(list(expected))
+    assert [c.p_value for c in corrected] == [0.001, 0.02, 0.03, 0.5]
+    assert [c.verdict for c in corrected] == [FAIL, INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE]
+    assert corrected[0].reason == "degradation 2 exceeds max_drop 1"
+    assert corrected[1].reason.startswith(
+        "degradation 2 exceeds max_drop 1, but not significant after holm correction "
+        "(adjusted p=0.06)")
+
+
+def test_correction_alpha_is_one_minus_confidence_and_p_equal_to_alpha_is_not_significant():
+    gate = GateConfig(policy="point", correction="bh", confidence=0.9)  # alpha 0.1
+    alpha = 1 - 0.9  # one check: its adjusted p-value is its p-value
+    at_alpha = apply_correction([check_with(verdict=FAIL, p_value=alpha)], gate)[0]
+    assert at_alpha.verdict == INCONCLUSIVE
+    assert at_alpha.reason.endswith("bh correction (adjusted p=0.1)")
+    below = apply_correction([check_with(verdict=FAIL, p_value=0.0999)], gate)[0]
+    assert below.verdict == FAIL
+    between = apply_correction([check_with(verdict=FAIL, p_value=0.07)],
+                               GateConfig(policy="confident", correction="holm",
+                                          confidence=0.95))[0]
+    assert between.verdict == INCONCLUSIVE  # 0.07 < 0.1 but not < 0.05
+
+
+def test_correction_never_touches_passes_inconclusives_or_zero_row_failures():
+    gate = GateConfig(policy="point", correction="holm")
+    checks = [check_with(verdict=PASS, p_value=0.9, reason="r"),
+              check_with(verdict=INCONCLUSIVE, p_value=0.9, reason="r"),
+              check_with(verdict=FAIL, p_value=math.nan, n=0, reason="no rows"),
+              check_with(verdict=FAIL, p_value=0.9, n=1, reason="r")]
+    corrected = apply_correction(checks, gate)
+    assert [c.verdict for c in corrected] == [PASS, INCONCLUSIVE, FAIL, INCONCLUSIVE]
+    assert [c.reason for c in corrected[:3]] == ["r", "r", "no rows"]
+    assert math.isnan(corrected[2].p_value_adjusted)
+
+
+def test_without_correction_failures_stay_and_p_values_are_copied():
+    checks = [check_with(verdict=FAIL, p_value=0.7, p_value_adjusted=-1.0)]
+    corrected = apply_correction(checks, GateConfig(policy="point", correction="none"))[0]
+    assert corrected.verdict == FAIL and corrected.p_value_adjusted == 0.7
+    assert corrected.reason == ""
+
+
+# -- decide ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("verdicts, on_inconclusive, expected", [
+    ([PASS, PASS], "fail", (PASS, 0)),
+    ([PASS, FAIL], "warn", (FAIL, 1)),
+    ([INCONCLUSIVE, FAIL], "warn", (FAIL, 1)),
+    ([PASS, INCONCLUSIVE], "fail", (INCONCLUSIVE, 1)),
+    ([PASS, INCONCLUSIVE], "warn", (PASS, 0)),
+    ([INCONCLUSIVE, INCONCLUSIVE], "warn", (INCONCLUSIVE, 1)),  # nothing decided
+    ([], "warn", (INCONCLUSIVE, 1)),
+])
+def test_decide_fails_closed(verdicts, on_inconclusive, expected):
+    checks = [check_with(verdict=v) for v in verdicts]
+    result = decide(checks, on_inconclusive)
+    assert (result.verdict, result.exit_code) == expected
+    assert result.checks == checks
+
+
+# -- build_checks / evaluate_gate on a small in-memory run -------------------------------
+
+HUMAN = pd.DataFrame({"clarity": [1, 2, 3, 4, 5, 3, 2, 4, 1, 5],
+                      "tone": [2, 2, 3, 3, 4, 4, 5, 5, 1, np.nan]}, dtype=float)
+REF = HUMAN.fillna(3).to_numpy() + 0.2
+CAND = REF.copy()
+CAND[[0, 1, 2], 0] += 1.0  # three clarity rows move one rating point off
+MASKS = pd.DataFrame({"all": [True] * 10, "even": [i % 2 == 0 for i in range(10)],
+                      "none": [False] * 10})
+
+
+def small_config(**gate) -> Config:
+    config = Config.model_validate({
+        "sample": {"path": "unused.csv"},
+        "rubric": {"scale": [1, 5], "dimensions": {"clarity": "clarity", "tone": "tone"}},
+        "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}"},
+        "candidates": [{"name": "cand", "backend": "columns", "columns": "{dimension}"}],
+        "gate": {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 3,
+                 "policy": "point", "bootstrap_resamples": 200, **gate},
+        "seed": 3})
+    return config
+
+
+def run_gate(config: Config, raters=None):
+    scores = {"ref": REF, "cand": CAND}
+    metrics = compute_metrics(HUMAN, scores, MASKS, (1, 5), raters)
+    return build_checks(metrics, HUMAN, scores, MASKS, config)
+
+
+def test_build_checks_makes_one_check_per_slice_candidate_and_dimension_in_order():
+    checks = run_gate(small_config())
+    assert [(c.slice, c.dimension) for c in checks] == [
+        (s, d) for s in ("all", "even", "none") for d in ("clarity", "tone", "_all")]
+    assert {c.candidate for c in checks} == {"cand"}
+    assert {c.metric for c in checks} == {"exact_agreement"}
+    by_key = {(c.slice, c.dimension): c for c in checks}
+    clarity = by_key[("all", "clarity")]
+    assert clarity.n == 10
+    assert clarity.reference == exact_agreement(HUMAN.clarity.to_numpy(), REF[:, 0], (1, 5))
+    assert clarity.reference == 100.0 and clarity.candidate_value == 70.0
+    assert clarity.degradation == 30.0
+    assert (clarity.flips_to_disagree, clarity.flips_to_agree) == (3, 0)
+    assert clarity.p_value == pytest.approx(0.25)  # McNemar exact: 2 * 0.5 ** 3
+    assert clarity.p_value_adjusted == clarity.p_value
+    assert clarity.ci_low <= 30.0 <= clarity.ci_high
+    assert clarity.verdict == FAIL and clarity.max_drop == 1.0
+    assert by_key[("all", "tone")].n == 9  # one unrated tone row
+    assert by_key[("all", "tone")].degradation == 0.0
+    assert by_key[("all", "_all")].n == 10
+    assert by_key[("all", "_all")].degradation == pytest.approx(100 - 100 * 16 / 19)
+    assert by_key[("even", "clarity")].n == 5
+    assert by_key[("even", "clarity")].degradation == 40.0  # rows 0 and 2 of 0, 2, 4, 6, 8
+    assert math.isnan(clarity.human_ceiling)  # no raters given
+    none = by_key[("none", "clarity")]
+    assert none.n == 0 and none.verdict == FAIL and "no rows" in none.reason
+
+
+def test_build_checks_uses_overrides_and_the_human_ceiling():
+    config = small_config(overrides=[{"slice": "even", "max_drop": 70.0},
+                                     {"dimension": "tone", "max_drop": 0.5},
+                                     {"candidate": "cand", "slice": "all",
+                                      "dimension": "_all", "max_drop": 20.0}])
+    raters = {"clarity": np.column_stack([HUMAN.clarity, HUMAN.clarity]),
+              "tone": np.column_stack([HUMAN.tone, HUMAN.tone.fillna(1) + 1])}
+    checks = {(c.slice, c.dimension): c for c in run_gate(config, raters)}
+    assert checks[("even", "clarity")].max_drop == 70.0
+    assert checks[("even", "clarity")].verdict != FAIL
+    assert checks[("all", "tone")].max_drop == 0.5
+    assert checks[("all", "clarity")].max_drop == 1.0
+    assert checks[("all", "_all")].max_drop == 20.0
+    assert checks[("all", "_all")].verdict != FAIL  # 15.8 points within 20
+    assert checks[("all", "clarity")].human_ceiling == 100.0
+    # the second rater is one point above the first; 5 + 1 is clipped to 5 (2 of 9 agree)
+    assert checks[("all", "tone")].human_ceiling == pytest.approx(200 / 9)
+
+
+def test_build_checks_degradation_follows_the_metric_direction():
+    config = small_config(metric="mean_absolute_error", max_drop=0.25)
+    clarity = {(c.slice, c.dimension): c for c in run_gate(config)}[("all", "clarity")]
+    h = HUMAN.clarity.to_numpy()
+    assert clarity.reference == pytest.approx(mae(h, REF[:, 0], (1, 5)))
+    # candidate error minus reference error: positive (worse); 5.2 is clipped to 5
+    expected = mae(h, CAND[:, 0], (1, 5)) - mae(h, REF[:, 0], (1, 5))
+    assert clarity.degradation == pytest.approx(expected) and expected > 0.25
+    assert clarity.verdict == FAIL and clarity.metric == "mean_absolute_error"
+
+
+def test_build_checks_applies_the_correction():
+    config = small_config(correction="holm")
+    checks = {(c.slice, c.dimension): c for c in run_gate(config)}
+    clarity = checks[("all", "clarity")]
+    # 3 flips -> p = 0.25, never significant: the failure becomes inconclusive
+    assert clarity.verdict == INCONCLUSIVE and "holm" in clarity.reason
+    assert clarity.p_value_adjusted >= clarity.p_value
+    assert checks[("none", "clarity")].verdict == FAIL  # a slice without rows still fails
+
+
+def test_build_checks_names_an_unknown_metric_and_an_unknown_override_slice():
+    config = small_config(metric="accuracy")
+    with pytest.raises(ConfigError, match=r"^<default config>: gate\.metric: unknown metric "
+                                          r"'accuracy' \(valid: "):
+        build_checks(pd.DataFrame(), HUMAN, {}, MASKS, config)
+    config = small_config(overrides=[{"slice": "headlines", "max_drop": 2.0},
+                                     {"slice": "even", "max_drop": 2.0}])
+    bad = small_config(overrides=[{"slice": "even", "max_drop": 2.0},
+                                  {"slice": "headlines", "max_drop": 2.0}])
+    with pytest.raises(ConfigError) as info:
+        run_gate(bad)
+    assert info.value.args[0] == ("<default config>: gate.overrides[1].slice: unknown slice "
+                                  "'headlines' (defined: all, even, none)")
+    with pytest.raises(ConfigError, match=r"gate\.overrides\[0\]\.slice"):
+        run_gate(config)
+
+
+def test_evaluate_gate_returns_the_decision_over_all_checks():
+    scores = {"ref": REF, "cand": CAND}
+    metrics = compute_metrics(HUMAN, scores, MASKS, (1, 5))
+    result = evaluate_gate(metrics, HUMAN, scores, MASKS[["all"]], small_config())
+    assert (result.verdict, result.exit_code) == (FAIL, 1)
+    assert len(result.checks) == 3
+    same = {"ref": REF, "cand": REF}
+    metrics = compute_metrics(HUMAN, same, MASKS, (1, 5))
+    config = small_config(on_inconclusive="warn", policy="confident")
+    result = evaluate_gate(metrics, HUMAN, same, MASKS[["all"]], config)
+    assert (result.verdict, result.exit_code) == (PASS, 0)
+
+
+def test_evaluate_gate_follows_on_inconclusive():
+    same = {"ref": REF, "cand": REF}
+    metrics = compute_metrics(HUMAN, same, MASKS, (1, 5))
+    masks = MASKS[["all", "even"]]
+    for on_inconclusive, expected in (("fail", (INCONCLUSIVE, 1)), ("warn", (PASS, 0))):
+        config = small_config(on_inconclusive=on_inconclusive, policy="confident", min_rows=6)
+        result = evaluate_gate(metrics, HUMAN, same, masks, config)
+        assert {c.verdict for c in result.checks} == {PASS, INCONCLUSIVE}  # "even" < 6 rows
+        assert (result.verdict, result.exit_code) == expected
