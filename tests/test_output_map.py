@@ -84,8 +84,8 @@ def scaled_copy(source: Path, target: Path) -> Path:
 
 def test_gate_a_model_with_generic_labels_and_one_scored_in_0_1(tmp_path):
     reference = tiny_model_dir(tmp_path / "reference")
-    generic = tiny_model_dir(tmp_path / "generic",  # same weights, outputs LABEL_0..LABEL_6
-                             labels=tuple(f"LABEL_{i}" for i in range(len(DIMENSIONS))))
+    tiny_model_dir(tmp_path / "generic",  # same weights, outputs LABEL_0..LABEL_6
+                   labels=tuple(f"LABEL_{i}" for i in range(len(DIMENSIONS))))
     unit = scaled_copy(reference, tmp_path / "unit")
     outputs = {d: f"LABEL_{i}" for i, d in enumerate(DIMENSIONS)}
     outputs.update(clarity="LABEL_1", persuasiveness=0, brand_voice=2)  # a swap, by index too

@@ -7,13 +7,13 @@ file's identity (path, sha256, total rows) for the summary.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from validator.cache import file_sha256
 from validator.config import Config
 from validator.errors import SampleError, ValidatorError
 from validator.expectations import validate_sample
@@ -45,14 +45,6 @@ class Sample:
     @property
     def ids(self) -> pd.Index:
         return self.frame.index
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_table(path: Path) -> pd.DataFrame:

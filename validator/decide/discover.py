@@ -32,6 +32,7 @@ from validator.config import DiscoveryConfig
 from validator.decide.confirm import confirm_label_free, confirm_labelled
 from validator.decide.features import Feature, build_features, feature_masks
 from validator.decide.lattice import Found, search
+from validator.decide import read_run_files
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
 
@@ -57,15 +58,8 @@ class RunView:
 
 
 def read_run(run_dir: Path) -> tuple[RunView, pd.DataFrame]:
+    summary, table = read_run_files(run_dir)
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
-    for path in (summary_path, table_path):
-        if not path.is_file():
-            raise ValidatorError(f"{path}: not found; is {run_dir} a run directory?")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        table = pd.read_parquet(table_path)
-    except (ValueError, OSError) as exc:
-        raise ValidatorError(f"{run_dir}: cannot read the run ({exc})") from exc
     if not isinstance(summary, dict) or summary.get("schema_version") != 1:
         raise ValidatorError(f"{summary_path}: not a run summary of schema_version 1")
     try:
@@ -97,7 +91,8 @@ def _id_column(sample: pd.DataFrame, ids: pd.Index) -> str | None:
 def sample_metadata(run: RunView, ids: pd.Index,
                     wanted: list[str] | None) -> tuple[pd.DataFrame, list[str], str]:
     """(the sample's columns for these rows, the columns to search, a note)."""
-    from validator.sample import file_sha256, read_table
+    from validator.cache import file_sha256
+    from validator.sample import read_table
 
     empty = pd.DataFrame(index=ids)
     path = run.sample_path

@@ -22,7 +22,6 @@ so that no check of the gate fails, with the least fallback traffic.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import yaml
 
 from validator.config import GateConfig, parse_config
 from validator.decide.mix import deployment_cost
+from validator.decide import read_run_files
 from validator.errors import ValidatorError
 from validator.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
 from validator.metrics import compute_metrics
@@ -77,15 +77,7 @@ class Option:
 
 
 def load_run(run_dir: Path) -> Run:
-    summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
-    for path in (summary_path, table_path):
-        if not path.is_file():
-            raise ValidatorError(f"{path}: not found; is {run_dir} a run directory?")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        table = pd.read_parquet(table_path)
-    except (ValueError, OSError) as exc:
-        raise ValidatorError(f"{run_dir}: cannot read the run ({exc})") from exc
+    summary, table = read_run_files(run_dir)
     reference = next(s["name"] for s in summary["scorers"] if s["role"] == "reference")
     candidates = [s["name"] for s in summary["scorers"]
                   if s["role"] == "candidate" and s["backend"] != "route"]
@@ -95,7 +87,8 @@ def load_run(run_dir: Path) -> Run:
         [f"human:{d}" for d in dimensions] + [f"slice:{s}" for s in slices]
     missing = [c for c in needed if c not in table.columns]
     if missing:
-        raise ValidatorError(f"{table_path}: missing column {missing[0]!r}")
+        raise ValidatorError(f"{run_dir / 'predictions.parquet'}: missing column "
+                             f"{missing[0]!r}")
     weights = (table["traffic_weight"].to_numpy(dtype=float) if "traffic_weight" in table
                else np.full(len(table), 1.0 / len(table)))
     return Run(summary, table, dimensions, reference, candidates, slices,

@@ -24,7 +24,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from validator.cache import CACHED_FOLDER_FORMAT, verify_manifest, write_manifest
-from validator.errors import ConfigError, ModelError
+from validator.errors import ModelError
 from validator.scorers import RecipeContext, Scorer
 from validator.scorers.batched import padded_batches
 from validator.scorers.onnx_backend import build_onnx_scorer
