@@ -131,7 +131,7 @@ def test_prediction_fingerprint_covers_batch_size_device_and_versions(tiny, monk
     def fingerprint(**settings):
         scorer_config = ScorerConfig.model_validate(
             {"name": "m", "backend": "transformers", "model": str(tiny["model"]), **settings})
-        return load_transformers_scorer(scorer_config, DIMENSIONS).fingerprint()
+        return load_transformers_scorer(scorer_config, DIMENSIONS, (1, 5)).fingerprint()
 
     base = fingerprint()
     assert fingerprint(batch_size=8) != base
