@@ -17,7 +17,6 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from validator.config import Config, GateConfig
-from validator.errors import ConfigError
 from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
                             apply_correction, build_checks, decide, evaluate_gate, judge)
 from validator.metrics import HUMAN_CEILING, compute_metrics, exact_agreement, mae
@@ -189,50 +188,77 @@ def test_adjust_with_only_unknown_p_values_stays_unknown():
 
 
 def test_correction_keeps_significant_failures_and_downgrades_the_rest():
-    checks = [check_with(verdict=FAIL, p_value=p, reason="degradation 2 exceeds max_drop 1")
+    # the correction tests "degradation <= max_drop" (p_value_max_drop) at the false-fail
+    # budget; the "no change" p-values are adjusted alongside, for the report only
+    checks = [check_with(verdict=FAIL, p_value=p / 2, p_value_max_drop=p,
+                         reason="degradation 2 exceeds max_drop 1")
               for p in (0.001, 0.02, 0.03, 0.5)]
     corrected = apply_correction(checks, GateConfig(policy="point", correction="holm",
-                                                    confidence=0.95))
+                                                    false_fail_budget=0.05))
     expected = multipletests([0.001, 0.02, 0.03, 0.5], method="holm")[1]  # .004 .06 .06 .5
-    assert [c.p_value_adjusted for c in corrected] == pytest.approx(list(expected))
-    assert [c.p_value for c in corrected] == [0.001, 0.02, 0.03, 0.5]
+    assert [c.p_value_max_drop_adjusted for c in corrected] == pytest.approx(list(expected))
+    assert [c.p_value_adjusted for c in corrected] == pytest.approx(list(expected / 2))
+    assert [c.p_value_max_drop for c in corrected] == [0.001, 0.02, 0.03, 0.5]
+    assert [c.p_value for c in corrected] == [0.0005, 0.01, 0.015, 0.25]
     assert [c.verdict for c in corrected] == [FAIL, INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE]
     assert corrected[0].reason == "degradation 2 exceeds max_drop 1"
-    assert corrected[1].reason.startswith(
-        "degradation 2 exceeds max_drop 1, but not significant after holm correction "
-        "(adjusted p=0.06)")
+    assert corrected[1].reason == (
+        "degradation 2 exceeds max_drop 1, but not beyond max_drop after holm correction "
+        "at the false-fail budget 0.05 (adjusted p=0.06)")
+    assert all(isinstance(c.p_value_max_drop_adjusted, float) for c in corrected)
 
 
-def test_correction_alpha_is_one_minus_confidence_and_p_equal_to_alpha_is_not_significant():
-    gate = GateConfig(policy="point", correction="bh", confidence=0.9)  # alpha 0.1
-    alpha = 1 - 0.9  # one check: its adjusted p-value is its p-value
-    at_alpha = apply_correction([check_with(verdict=FAIL, p_value=alpha)], gate)[0]
-    assert at_alpha.verdict == INCONCLUSIVE
-    assert at_alpha.reason.endswith("bh correction (adjusted p=0.1)")
-    below = apply_correction([check_with(verdict=FAIL, p_value=0.0999)], gate)[0]
+def test_correction_level_is_the_false_fail_budget_and_p_equal_to_it_is_not_significant():
+    gate = GateConfig(policy="point", correction="bh", false_fail_budget=0.1, confidence=0.6)
+    # one check: its adjusted p-value is its p-value
+    at_budget = apply_correction([check_with(verdict=FAIL, p_value_max_drop=0.1)], gate)[0]
+    assert at_budget.verdict == INCONCLUSIVE
+    assert at_budget.reason.endswith("bh correction at the false-fail budget 0.1 "
+                                     "(adjusted p=0.1)")
+    below = apply_correction([check_with(verdict=FAIL, p_value_max_drop=0.0999)], gate)[0]
     assert below.verdict == FAIL
-    between = apply_correction([check_with(verdict=FAIL, p_value=0.07)],
+    between = apply_correction([check_with(verdict=FAIL, p_value_max_drop=0.07)],
                                GateConfig(policy="confident", correction="holm",
-                                          confidence=0.95))[0]
+                                          false_fail_budget=0.05, confidence=0.8))[0]
     assert between.verdict == INCONCLUSIVE  # 0.07 < 0.1 but not < 0.05
+    # the "no change" p-value plays no part in the decision
+    small_p = apply_correction([check_with(verdict=FAIL, p_value=1e-9,
+                                           p_value_max_drop=0.5)], gate)[0]
+    assert small_p.verdict == INCONCLUSIVE
 
 
 def test_correction_never_touches_passes_inconclusives_or_zero_row_failures():
     gate = GateConfig(policy="point", correction="holm")
-    checks = [check_with(verdict=PASS, p_value=0.9, reason="r"),
-              check_with(verdict=INCONCLUSIVE, p_value=0.9, reason="r"),
-              check_with(verdict=FAIL, p_value=math.nan, n=0, reason="no rows"),
-              check_with(verdict=FAIL, p_value=0.9, n=1, reason="r")]
+    checks = [check_with(verdict=PASS, p_value_max_drop=0.9, reason="r"),
+              check_with(verdict=INCONCLUSIVE, p_value_max_drop=0.9, reason="r"),
+              check_with(verdict=FAIL, p_value=math.nan, p_value_max_drop=0.9, n=0,
+                         reason="no rows"),
+              check_with(verdict=FAIL, p_value_max_drop=0.9, n=1, reason="r")]
     corrected = apply_correction(checks, gate)
     assert [c.verdict for c in corrected] == [PASS, INCONCLUSIVE, FAIL, INCONCLUSIVE]
     assert [c.reason for c in corrected[:3]] == ["r", "r", "no rows"]
     assert math.isnan(corrected[2].p_value_adjusted)
 
 
+def test_correction_never_softens_an_unknown_p_value_or_a_non_inferiority_failure():
+    gate = GateConfig(policy="confident", correction="holm")
+    unknown = apply_correction([check_with(verdict=FAIL, p_value_max_drop=math.nan),
+                                check_with(verdict=FAIL, p_value_max_drop=0.9)], gate)
+    assert [c.verdict for c in unknown] == [FAIL, INCONCLUSIVE]  # NaN fails closed
+    assert math.isnan(unknown[0].p_value_max_drop_adjusted)
+    assert unknown[1].p_value_max_drop_adjusted == 0.9  # NaN left out of the family
+    kept = apply_correction([check_with(verdict=FAIL, p_value_max_drop=0.9, reason="r")],
+                            GateConfig(policy="non_inferiority", correction="holm"))[0]
+    assert (kept.verdict, kept.reason) == (FAIL, "r")
+    assert kept.p_value_max_drop_adjusted == 0.9
+
+
 def test_without_correction_failures_stay_and_p_values_are_copied():
-    checks = [check_with(verdict=FAIL, p_value=0.7, p_value_adjusted=-1.0)]
+    checks = [check_with(verdict=FAIL, p_value=0.7, p_value_adjusted=-1.0,
+                         p_value_max_drop=0.8, p_value_max_drop_adjusted=-1.0)]
     corrected = apply_correction(checks, GateConfig(policy="point", correction="none"))[0]
     assert corrected.verdict == FAIL and corrected.p_value_adjusted == 0.7
+    assert corrected.p_value_max_drop_adjusted == 0.8
     assert corrected.reason == ""
 
 
@@ -272,7 +298,8 @@ def small_config(**gate) -> Config:
         "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}"},
         "candidates": [{"name": "cand", "backend": "columns", "columns": "{dimension}"}],
         "gate": {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 3,
-                 "policy": "point", "bootstrap_resamples": 200, **gate},
+                 "policy": "point", "bootstrap_resamples": 200, "correction": "none",
+                 **gate},
         "seed": 3})
     return config
 
@@ -280,7 +307,9 @@ def small_config(**gate) -> Config:
 def run_gate(config: Config, raters=None):
     scores = {"ref": REF, "cand": CAND}
     metrics = compute_metrics(HUMAN, scores, MASKS, (1, 5), raters)
-    return build_checks(metrics, HUMAN, scores, MASKS, config)
+    checks, resamples = build_checks(metrics, HUMAN, scores, MASKS, config)
+    assert len(resamples) == len(checks)
+    return checks
 
 
 def test_build_checks_makes_one_check_per_slice_candidate_and_dimension_in_order():
@@ -351,21 +380,10 @@ def test_build_checks_applies_the_correction():
     assert checks[("none", "clarity")].verdict == FAIL  # a slice without rows still fails
 
 
-def test_build_checks_names_an_unknown_metric_and_an_unknown_override_slice():
-    config = small_config(metric="accuracy")
-    with pytest.raises(ConfigError, match=r"^<default config>: gate\.metric: unknown metric "
-                                          r"'accuracy' \(valid: "):
-        build_checks(pd.DataFrame(), HUMAN, {}, MASKS, config)
-    config = small_config(overrides=[{"slice": "headlines", "max_drop": 2.0},
-                                     {"slice": "even", "max_drop": 2.0}])
-    bad = small_config(overrides=[{"slice": "even", "max_drop": 2.0},
-                                  {"slice": "headlines", "max_drop": 2.0}])
-    with pytest.raises(ConfigError) as info:
-        run_gate(bad)
-    assert info.value.args[0] == ("<default config>: gate.overrides[1].slice: unknown slice "
-                                  "'headlines' (defined: all, even, none)")
-    with pytest.raises(ConfigError, match=r"gate\.overrides\[0\]\.slice"):
-        run_gate(config)
+def test_build_checks_names_an_unknown_metric():
+    # the plan names unknown metrics and override slices first (tests/test_plan.py)
+    with pytest.raises(KeyError, match=r"unknown metric 'accuracy' \(valid: adjacent_agreement"):
+        build_checks(pd.DataFrame(), HUMAN, {}, MASKS, small_config(metric="accuracy"))
 
 
 def test_evaluate_gate_returns_the_decision_over_all_checks():

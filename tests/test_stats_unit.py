@@ -18,10 +18,10 @@ from scipy.stats import binomtest, norm, rankdata, spearmanr
 from sklearn.metrics import cohen_kappa_score
 
 import validator.stats as stats
+from validator.metrics import _weighted_ranks, w_kappa, w_spearman  # weighted metric forms
 from validator.metrics import get_metric
 from validator.stats import (PairedStats, check_inputs, flips, mcnemar_exact, resample_counts,
                              slice_rng, slice_stats, summarise)
-from validator.stats import _weighted_ranks, w_kappa, w_spearman  # weighted metric forms
 
 SCALE = (1, 5)
 LABELS = [1, 2, 3, 4, 5]
@@ -30,13 +30,12 @@ LABELS = [1, 2, 3, 4, 5]
 # The two entry points under test, called in one place each (their signatures may change).
 
 def paired(metric: str, human, reference, candidates, dimensions, confidence, resamples, rng):
-    higher_is_better = get_metric(metric).higher_is_better
-    return slice_stats(metric, higher_is_better, human, reference, candidates, dimensions,
+    return slice_stats(get_metric(metric), human, reference, candidates, dimensions,
                        SCALE, confidence, resamples, rng)
 
 
 def summary_of(metric: str, samples, h, ref, cand, confidence) -> PairedStats:
-    return summarise(metric, samples, h, ref, cand, SCALE, confidence)
+    return summarise(get_metric(metric), samples, h, ref, cand, SCALE, confidence)
 
 
 def rounded(x):
