@@ -14,11 +14,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests
 
 from validator.config import Config, GateConfig
 from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
-                            apply_correction, build_checks, decide, evaluate_gate, judge)
+                            apply_correction, build_checks, corrected_verdicts, decide,
+                            evaluate_gate, explain_inconclusive, judge, policy_verdicts,
+                            rows_needed, run_verdicts)
 from validator.metrics import HUMAN_CEILING, compute_metrics, exact_agreement, mae
 
 
@@ -152,6 +155,35 @@ def test_thresholds_come_from_the_check_and_are_formatted_compactly():
         PASS, "CI [0.1, 0.2] lies below max_drop 2.5")
 
 
+# -- judge / policy_verdicts: fail closed on NaN and on a bad max_drop --------------------
+
+@pytest.mark.parametrize("drop", [math.nan, math.inf, -0.5])
+def test_a_max_drop_that_is_not_a_finite_number_at_least_zero_fails(drop):
+    for policy in ("point", "confident", "non_inferiority"):
+        assert verdict_of(policy, max_drop=drop) == (
+            FAIL, f"max_drop {drop!r} is not a finite number >= 0")
+    assert verdict_of("point", max_drop=0.0, degradation=0.0, ci_low=-1.0, ci_high=0.0,
+                      detectable_degradation=0.0)[0] == PASS  # zero is allowed
+
+
+def test_policy_verdicts_broadcast_over_checks_and_never_pass_on_nan():
+    nan = math.nan
+    d = np.array([0.5, 1.5, 1.0, nan, 0.5, 0.5])
+    low = np.array([-1.0, 1.2, 1.0, nan, nan, -1.0])
+    high = np.array([0.9, 2.0, 3.0, nan, 0.5, 1.0])
+    detectable = np.array([0.5, 0.5, 0.5, 0.5, nan, 2.0])
+    assert policy_verdicts("point", d, low, high, detectable, 1.0).tolist() == [
+        PASS, FAIL, PASS, FAIL, INCONCLUSIVE, INCONCLUSIVE]
+    assert policy_verdicts("confident", d, low, high, detectable, 1.0).tolist() == [
+        PASS, FAIL, INCONCLUSIVE, INCONCLUSIVE, PASS, INCONCLUSIVE]
+    assert policy_verdicts("non_inferiority", d, low, high, detectable, 1.0).tolist() == [
+        PASS, FAIL, FAIL, FAIL, PASS, FAIL]
+    # max_drop per check; a NaN max_drop never passes
+    drops = np.array([0.4, 2.0, nan, 1.0, 1.0, 1.0])
+    assert policy_verdicts("point", d, low, high, detectable, drops).tolist()[:3] == [
+        FAIL, PASS, FAIL]
+
+
 # -- adjust / apply_correction -----------------------------------------------------------
 
 def test_adjust_none_returns_a_copy_of_the_p_values():
@@ -278,6 +310,105 @@ def test_decide_fails_closed(verdicts, on_inconclusive, expected):
     result = decide(checks, on_inconclusive)
     assert (result.verdict, result.exit_code) == expected
     assert result.checks == checks
+
+
+def test_corrected_verdicts_per_run_and_their_conditions():
+    verdicts = np.array([[FAIL, FAIL, FAIL, FAIL, PASS, INCONCLUSIVE],
+                         [FAIL, PASS, FAIL, FAIL, FAIL, FAIL]], dtype=object)
+    adjusted = np.array([[0.01, 0.05, math.nan, 0.9, 0.9, 0.9],
+                         [0.049, 0.9, 0.06, 0.05, 0.0, 1.0]])
+    rated = np.array([10, 10, 10, 0, 10, 10])
+    for policy in ("point", "confident"):
+        got = corrected_verdicts(verdicts, adjusted, rated,
+                                 GateConfig(policy=policy, correction="holm",
+                                            false_fail_budget=0.05))
+        assert got.tolist() == [[FAIL, INCONCLUSIVE, FAIL, FAIL, PASS, INCONCLUSIVE],
+                                [FAIL, PASS, INCONCLUSIVE, FAIL, FAIL, INCONCLUSIVE]]
+    for gate in (GateConfig(policy="point", correction="none"),
+                 GateConfig(policy="non_inferiority", correction="bh")):
+        assert corrected_verdicts(verdicts, adjusted, rated, gate).tolist() == \
+            verdicts.tolist()
+
+
+@pytest.mark.parametrize("verdicts, on_inconclusive, expected", [
+    ([[PASS, PASS], [PASS, FAIL], [INCONCLUSIVE, INCONCLUSIVE], [PASS, INCONCLUSIVE]], "fail",
+     [PASS, FAIL, INCONCLUSIVE, INCONCLUSIVE]),
+    ([[PASS, PASS], [INCONCLUSIVE, FAIL], [INCONCLUSIVE, INCONCLUSIVE], [PASS, INCONCLUSIVE]],
+     "warn", [PASS, FAIL, INCONCLUSIVE, PASS]),
+])
+def test_run_verdicts_decide_each_run_independently(verdicts, on_inconclusive, expected):
+    got = run_verdicts(np.array(verdicts, dtype=object), on_inconclusive)
+    assert got.tolist() == expected
+
+
+def test_decide_keeps_the_resamples():
+    samples = [np.array([1.0, 2.0])]
+    result = decide([check_with(verdict=PASS)], "fail", samples)
+    assert result.resamples is samples
+    assert decide([check_with(verdict=PASS)], "fail").resamples == []
+
+
+# -- rows_needed / explain_inconclusive --------------------------------------------------
+
+def expected_rows(n, sd, gap, z, min_rows):
+    return max(math.ceil(n * (z * sd / gap) ** 2), min_rows)
+
+
+@pytest.mark.parametrize("policy, correction, degradation, z, gap", [
+    # a degradation beyond max_drop must reject at the corrected level (Bonferroni bound)
+    ("confident", "holm", 1.5, norm.isf(0.05 / 4), 0.5),
+    ("point", "bh", 1.5, norm.isf(0.05 / 4), 0.5),
+    # without a correction the CI's own level decides
+    ("confident", "none", 1.5, norm.isf(0.025), 0.5),
+    ("non_inferiority", "holm", 1.5, norm.isf(0.025), 0.5),
+    # below max_drop: the CI must clear it
+    ("confident", "holm", 0.25, norm.isf(0.025), 0.75),
+    ("non_inferiority", "holm", 0.25, norm.isf(0.025), 0.75),
+    # point, not beyond max_drop: until the detectable degradation fits in max_drop
+    ("point", "holm", 0.25, norm.isf(0.025) + norm.ppf(0.8), 1.0),
+    ("point", "holm", 1.0, norm.isf(0.025) + norm.ppf(0.8), 1.0),
+])
+def test_rows_needed_at_the_observed_degradation(policy, correction, degradation, z, gap):
+    gate = GateConfig(policy=policy, correction=correction, confidence=0.95,
+                      false_fail_budget=0.05, min_rows=5)
+    check = check_with(verdict=INCONCLUSIVE, n=100, degradation=degradation,
+                       bootstrap_sd=0.8, max_drop=1.0)
+    assert rows_needed(check, gate, tested=4) == expected_rows(100, 0.8, gap, z, 5)
+
+
+def test_rows_needed_only_for_inconclusive_checks_with_a_known_spread():
+    gate = GateConfig(policy="confident", min_rows=50, false_fail_budget=0.1, confidence=0.9)
+    base = dict(verdict=INCONCLUSIVE, n=40, degradation=1.2, bootstrap_sd=0.1, max_drop=1.0)
+    assert rows_needed(check_with(**{**base, "verdict": PASS}), gate, 3) is None
+    assert rows_needed(check_with(**{**base, "verdict": FAIL}), gate, 3) is None
+    assert rows_needed(check_with(**{**base, "bootstrap_sd": math.nan}), gate, 3) is None
+    assert rows_needed(check_with(**{**base, "degradation": 1.0}), gate, 3) is None  # gap 0
+    # a small spread: the answer is at least min_rows
+    assert rows_needed(check_with(**base), gate, 3) == 50
+    # no tested checks counts as one
+    wide = check_with(**{**base, "bootstrap_sd": 2.0})
+    assert rows_needed(wide, gate, 0) == expected_rows(40, 2.0, 0.2, norm.isf(0.1), 50)
+    assert rows_needed(wide, gate, 1) == rows_needed(wide, gate, 0)
+    assert rows_needed(wide, gate, 2) == expected_rows(40, 2.0, 0.2, norm.isf(0.05), 50)
+
+
+def test_explain_inconclusive_counts_tested_checks_and_extends_the_reason():
+    gate = GateConfig(policy="confident", correction="holm", false_fail_budget=0.05,
+                      min_rows=5)
+    undecided = check_with(verdict=INCONCLUSIVE, reason="r", n=100, degradation=1.5,
+                           bootstrap_sd=0.8, p_value_max_drop=0.2)
+    checks = [undecided,
+              check_with(verdict=PASS, reason="p", p_value_max_drop=0.9, bootstrap_sd=0.8),
+              check_with(verdict=FAIL, reason="f", p_value_max_drop=math.nan),
+              check_with(verdict=INCONCLUSIVE, reason="u", bootstrap_sd=math.nan,
+                         p_value_max_drop=math.nan)]
+    out = explain_inconclusive(checks, gate)
+    needed = expected_rows(100, 0.8, 0.5, norm.isf(0.05 / 2), 5)  # two tested checks
+    assert out[0].rows_needed == needed
+    assert out[0].reason == (f"r; about {needed} rated rows would decide it at the "
+                             "observed degradation")
+    assert out[1:] == checks[1:]
+    assert out[1].rows_needed is None and out[3].rows_needed is None
 
 
 # -- build_checks / evaluate_gate on a small in-memory run -------------------------------
