@@ -399,11 +399,11 @@ def test_explain_inconclusive_counts_tested_checks_and_extends_the_reason():
                            bootstrap_sd=0.8, p_value_max_drop=0.2)
     checks = [undecided,
               check_with(verdict=PASS, reason="p", p_value_max_drop=0.9, bootstrap_sd=0.8),
-              check_with(verdict=FAIL, reason="f", p_value_max_drop=math.nan),
+              check_with(verdict=FAIL, reason="f", p_value_max_drop=0.01),
               check_with(verdict=INCONCLUSIVE, reason="u", bootstrap_sd=math.nan,
                          p_value_max_drop=math.nan)]
     out = explain_inconclusive(checks, gate)
-    needed = expected_rows(100, 0.8, 0.5, norm.isf(0.05 / 2), 5)  # two tested checks
+    needed = expected_rows(100, 0.8, 0.5, norm.isf(0.05 / 3), 5)  # three tested checks
     assert out[0].rows_needed == needed
     assert out[0].reason == (f"r; about {needed} rated rows would decide it at the "
                              "observed degradation")
@@ -435,12 +435,31 @@ def small_config(**gate) -> Config:
     return config
 
 
-def run_gate(config: Config, raters=None):
+def run_gate(config: Config, raters=None, with_resamples=False):
     scores = {"ref": REF, "cand": CAND}
     metrics = compute_metrics(HUMAN, scores, MASKS, (1, 5), raters)
     checks, resamples = build_checks(metrics, HUMAN, scores, MASKS, config)
     assert len(resamples) == len(checks)
-    return checks
+    return (checks, resamples) if with_resamples else checks
+
+
+def test_build_checks_returns_every_checks_resamples_and_their_spread():
+    config = small_config(bootstrap_resamples=150)
+    checks, resamples = run_gate(config, with_resamples=True)
+    for check, samples in zip(checks, resamples):
+        assert isinstance(samples, np.ndarray)
+        assert len(samples) == (0 if check.slice == "none" else 150)
+        finite = samples[np.isfinite(samples)]
+        if len(finite) > 1:
+            assert check.bootstrap_sd == pytest.approx(finite.std(ddof=1))
+            assert check.ci_low == pytest.approx(np.percentile(finite, 2.5))
+            assert check.p_value_max_drop == pytest.approx(
+                norm.sf((check.degradation - check.max_drop) / check.bootstrap_sd)
+                if check.bootstrap_sd > 0 else float(check.degradation <= check.max_drop))
+            assert check.p_value_max_drop_adjusted == check.p_value_max_drop  # no correction
+    clarity = checks[0]
+    assert (clarity.slice, clarity.dimension) == ("all", "clarity")
+    assert 0 < clarity.bootstrap_sd < 30 and 0 < clarity.p_value_max_drop < 0.5
 
 
 def test_build_checks_makes_one_check_per_slice_candidate_and_dimension_in_order():
@@ -528,6 +547,23 @@ def test_evaluate_gate_returns_the_decision_over_all_checks():
     config = small_config(on_inconclusive="warn", policy="confident")
     result = evaluate_gate(metrics, HUMAN, same, MASKS[["all"]], config)
     assert (result.verdict, result.exit_code) == (PASS, 0)
+
+
+def test_evaluate_gate_keeps_the_resamples_and_applies_max_concentration():
+    scores = {"ref": REF, "cand": CAND}
+    metrics = compute_metrics(HUMAN, scores, MASKS, (1, 5))
+    config = small_config(max_concentration=0.6,
+                          overrides=[{"dimension": "_all", "max_drop": 20.0}])
+    checks, resamples = build_checks(metrics, HUMAN, scores, MASKS[["all"]], config)
+    result = evaluate_gate(metrics, HUMAN, scores, MASKS[["all"]], config)
+    assert len(result.resamples) == 3
+    for got, expected in zip(result.resamples, resamples):
+        assert np.array_equal(got, expected, equal_nan=True)
+    pooled = {c.dimension: c for c in checks}["_all"]
+    assert pooled.verdict != FAIL  # 15.8 points within 20 ...
+    pooled = {c.dimension: c for c in result.checks}["_all"]
+    assert pooled.verdict == FAIL  # ... but all of the loss is in clarity
+    assert pooled.reason.startswith("loss concentrated in clarity")
 
 
 def test_evaluate_gate_follows_on_inconclusive():

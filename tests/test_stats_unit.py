@@ -198,6 +198,7 @@ def test_summarise_percentile_ci_sd_detectable_and_bootstrap_p_value():
     assert out.p_value == pytest.approx(2 * 2 / 8)
     assert (out.flips_to_disagree, out.flips_to_agree) == (0, 0)
     assert isinstance(out, PairedStats)
+    assert out.samples is samples  # every resample kept, NaN and inf included
 
 
 def test_summarise_p_value_is_capped_at_one_and_uses_mcnemar_for_agreement():
@@ -221,6 +222,7 @@ def test_summarise_without_finite_samples_is_all_nan_but_keeps_flips():
     assert all(math.isnan(v) for v in (out.ci_low, out.ci_high, out.bootstrap_sd,
                                        out.detectable_degradation, out.p_value))
     assert (out.flips_to_disagree, out.flips_to_agree) == (2, 0)
+    assert np.isnan(out.samples).all() and len(out.samples) == 2
     agreement = summary_of("exact_agreement", np.array([]), h, h, h + 1, 0.95)
     assert agreement.p_value == pytest.approx(0.5) and math.isnan(agreement.ci_low)
     single = summary_of("spearman", np.array([0.5]), h, h, h, 0.95)
@@ -284,6 +286,20 @@ def test_slice_stats_equal_the_replayed_bootstrap(metric, higher_is_better):
             assert result.p_value == pytest.approx(expected_p)
 
 
+def test_row_metrics_take_the_matrix_product_path(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("a row metric went through the per-check loop")
+    monkeypatch.setattr(stats, "_generic_samples", refuse)
+    human, reference, candidates = rated_sample(20)
+    for metric in ("exact_agreement", "adjacent_agreement", "mean_absolute_error"):
+        got = paired(metric, human, reference, candidates, ["x", "y"], 0.9, 30,
+                     slice_rng(1, "s"))
+        assert len(got[("a", "_all")].samples) == 30
+    with pytest.raises(AssertionError, match="per-check loop"):
+        paired("spearman", human, reference, candidates, ["x", "y"], 0.9, 30,
+               slice_rng(1, "s"))
+
+
 def test_slice_stats_signs_degradation_by_direction():
     human = np.array([[1.0], [2.0], [3.0], [4.0], [5.0]] * 4)
     reference = human + 0.1
@@ -330,6 +346,7 @@ def test_resamples_without_rated_pairs_or_variation_give_nan_silently():
 
 # -- p_exceeds / adjust_p_values / rows_to_resolve ----------------------------------------
 
+@pytest.mark.filterwarnings("error")  # zero spreads are handled without numpy warnings
 def test_p_exceeds_is_the_one_sided_normal_tail_of_degradation_beyond_max_drop():
     d = np.array([2.0, 0.5, 1.0, 3.0, 0.0, 1.0, np.nan, 2.0])
     sd = np.array([0.5, 0.25, 0.3, 0.0, 0.0, 0.0, 1.0, np.nan])
@@ -372,12 +389,15 @@ def test_adjust_p_values_leave_columns_with_a_nan_out_and_none_copies():
     assert adjust_p_values([0.04, 0.01], "holm").tolist() == [pytest.approx([0.04, 0.02])]
     assert np.isnan(adjust_p_values([[np.nan, np.nan]], "bh")).all()
     assert adjust_p_values(np.zeros((2, 0)), "bh").shape == (2, 0)
+    certain = adjust_p_values([[1, 0]], "holm")  # integer p-values come back as floats
+    assert certain.dtype == np.float64 and certain.tolist() == [[1.0, 0.0]]
 
 
 def test_rows_to_resolve_scales_the_rows_by_the_squared_spread_over_the_gap():
     assert rows_to_resolve(100, 0.5, 0.25, 2.0) == 1600
     assert rows_to_resolve(100, 0.1, 0.3, 1.96) == math.ceil(100 * (1.96 * 0.1 / 0.3) ** 2)
     assert rows_to_resolve(10, 0.3, 1.0, 1.0) == 1  # ceil(0.9)
+    assert rows_to_resolve(1, 1.0, 0.5, 2.0) == 16  # one rated row is enough to scale from
     for n, sd, gap in [(0, 0.5, 0.2), (-1, 0.5, 0.2), (10, math.nan, 0.2), (10, math.inf, 0.2),
                        (10, 0.5, 0.0), (10, 0.5, -0.1), (10, 0.5, math.nan),
                        (10, 0.5, math.inf)]:
