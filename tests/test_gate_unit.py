@@ -22,7 +22,7 @@ from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
                             apply_correction, build_checks, corrected_verdicts, decide,
                             evaluate_gate, explain_inconclusive, judge, policy_verdicts,
                             rows_needed, run_verdicts)
-from validator.metrics import HUMAN_CEILING, compute_metrics, exact_agreement, mae
+from validator.metrics import compute_metrics, exact_agreement, mae
 
 
 def check_with(**fields) -> Check:
