@@ -14,10 +14,12 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from validator.metrics import (ALL_DIMENSIONS, HUMAN_CEILING, METRICS, adjacent_agreement,
-                               compute_human_ceiling, compute_metrics, confusion_codes,
-                               exact_agreement, get_metric, kappa_from_confusion, mae, pairs,
-                               quadratic_kappa, rater_pairs, round_rating, spearman)
+import validator.metrics as metrics_module
+from validator.metrics import (ALL_DIMENSIONS, HUMAN_CEILING, METRICS, Metric,
+                               adjacent_agreement, agreement_rows, compute_human_ceiling,
+                               compute_metrics, confusion_codes, exact_agreement, get_metric,
+                               kappa_from_confusion, mae, pairs, quadratic_kappa, rater_pairs,
+                               register_metric, round_rating, spearman)
 
 COLUMNS = ["scorer", "slice", "dimension", "metric", "n", "value"]
 
@@ -126,6 +128,80 @@ def test_metric_registry_directions_units_and_degradation_sign():
     assert info.value.args[0] == ("unknown metric 'accuracy' (valid: adjacent_agreement, "
                                   "exact_agreement, mean_absolute_error, quadratic_kappa, "
                                   "spearman)")
+
+
+# -- Metric objects and the registry -----------------------------------------------------
+
+def rows_of(h, p, scale):
+    return np.abs(p - h)
+
+
+def test_a_metric_needs_exactly_one_resample_form_and_an_aggregate_when_resampled():
+    with pytest.raises(ValueError, match=r"^metric 'm': give exactly one of row_value, "
+                                         r"resampled$"):
+        Metric("m", True, "u", "d", aggregate=mae)
+    with pytest.raises(ValueError, match=r"^metric 'm': give exactly one of row_value, "
+                                         r"resampled$"):
+        Metric("m", True, "u", "d", aggregate=mae, row_value=rows_of,
+               resampled=lambda W, h, p, s: W.sum(axis=1))
+    with pytest.raises(ValueError, match=r"^metric 'm': a resampled metric needs an "
+                                         r"aggregate$"):
+        Metric("m", True, "u", "d", resampled=lambda W, h, p, s: W.sum(axis=1))
+    row_only = Metric("m", False, "u", "d", row_value=rows_of)
+    assert row_only.aggregate is None and row_only.flip_tolerance is None
+
+
+def test_metric_value_is_the_aggregate_or_the_mean_of_row_values_and_nan_when_empty():
+    h, p = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 2.0])
+    row_only = Metric("m", False, "u", "d", row_value=rows_of)
+    assert row_only.value(h, p, (1, 5)) == pytest.approx(2.5 / 3)
+    with_aggregate = Metric("m", False, "u", "d", aggregate=lambda h, p, s: 7,
+                            row_value=rows_of)
+    assert with_aggregate.value(h, p, (1, 5)) == 7.0
+    assert isinstance(with_aggregate.value(h, p, (1, 5)), float)
+    assert isinstance(row_only.value(h, p, (1, 5)), float)
+    for metric in (row_only, with_aggregate, *METRICS.values()):
+        assert math.isnan(metric.value(np.array([]), np.array([]), (1, 5)))
+
+
+@pytest.mark.filterwarnings("error")
+def test_metric_weighted_is_the_metric_of_each_materialised_resample():
+    rng = np.random.default_rng(8)
+    h = np.round(rng.uniform(1, 5, 30) * 2) / 2
+    p = h + rng.normal(0, 0.8, 30)
+    draws = rng.integers(0, 30, (4, 30))
+    W = np.stack([np.bincount(r, minlength=30) for r in draws]).astype(float)
+    for name, metric in METRICS.items():
+        got = metric.weighted(W, h, p, (1, 5))
+        for b, rows in enumerate(draws):
+            assert got[b] == pytest.approx(metric.value(h[rows], p[rows], (1, 5)),
+                                           abs=1e-12), name
+    nothing = METRICS["exact_agreement"].weighted(np.zeros((1, 30)), h, p, (1, 5))
+    assert math.isnan(nothing[0])  # a resample without rows: NaN, silently
+
+
+def test_agreement_rows_are_100_within_the_tolerance():
+    h, p = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.4, 3.0, 5.0, 9.0])
+    assert agreement_rows(0)(h, p, (1, 5)).tolist() == [100.0, 0.0, 0.0, 0.0]
+    assert agreement_rows(1)(h, p, (1, 5)).tolist() == [100.0, 100.0, 0.0, 100.0]
+    assert METRICS["exact_agreement"].flip_tolerance == 0
+    assert METRICS["adjacent_agreement"].flip_tolerance == 1
+    assert METRICS["quadratic_kappa"].flip_tolerance is None
+    assert METRICS["mean_absolute_error"].row_value(h, p, (1, 5)).tolist() == pytest.approx(
+        [0.4, 1.0, 2.0, 1.0])
+
+
+def test_register_metric_adds_it_to_the_registry_and_the_table(monkeypatch):
+    monkeypatch.setattr(metrics_module, "METRICS", dict(METRICS))
+    extra = Metric("within_two", True, "percentage points", "within two points",
+                   row_value=agreement_rows(2), flip_tolerance=2)
+    assert register_metric(extra) is extra
+    assert metrics_module.METRICS["within_two"] is extra
+    assert get_metric("within_two") is extra
+    assert list(metrics_module.METRICS)[-1] == "within_two"
+    assert "within_two" not in METRICS  # the module's registry was replaced for this test
+    table = compute_metrics(HUMAN, {"s": PRED}, pd.DataFrame({"all": [True] * 5}), (1, 5))
+    assert set(table.metric) == set(METRICS) | {"within_two"}
 
 
 HUMAN = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0, 5.0],

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, norm, rankdata, spearmanr
 from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.multitest import multipletests
 
 import validator.stats as stats
+from validator.metrics import _weighted_ranks, w_kappa, w_spearman  # weighted metric forms
 from validator.metrics import get_metric
-from validator.stats import (PairedStats, check_inputs, flips, mcnemar_exact, resample_counts,
-                             slice_rng, slice_stats, summarise)
-from validator.stats import _weighted_ranks, w_kappa, w_spearman  # weighted metric forms
+from validator.stats import (PairedStats, adjust_p_values, check_inputs, flips, mcnemar_exact,
+                             p_exceeds, resample_counts, rows_to_resolve, slice_rng, slice_stats,
+                             summarise)
 
 SCALE = (1, 5)
 LABELS = [1, 2, 3, 4, 5]
@@ -30,13 +32,12 @@ LABELS = [1, 2, 3, 4, 5]
 # The two entry points under test, called in one place each (their signatures may change).
 
 def paired(metric: str, human, reference, candidates, dimensions, confidence, resamples, rng):
-    higher_is_better = get_metric(metric).higher_is_better
-    return slice_stats(metric, higher_is_better, human, reference, candidates, dimensions,
+    return slice_stats(get_metric(metric), human, reference, candidates, dimensions,
                        SCALE, confidence, resamples, rng)
 
 
 def summary_of(metric: str, samples, h, ref, cand, confidence) -> PairedStats:
-    return summarise(metric, samples, h, ref, cand, SCALE, confidence)
+    return summarise(get_metric(metric), samples, h, ref, cand, SCALE, confidence)
 
 
 def rounded(x):
@@ -197,6 +198,7 @@ def test_summarise_percentile_ci_sd_detectable_and_bootstrap_p_value():
     assert out.p_value == pytest.approx(2 * 2 / 8)
     assert (out.flips_to_disagree, out.flips_to_agree) == (0, 0)
     assert isinstance(out, PairedStats)
+    assert out.samples is samples  # every resample kept, NaN and inf included
 
 
 def test_summarise_p_value_is_capped_at_one_and_uses_mcnemar_for_agreement():
@@ -220,6 +222,7 @@ def test_summarise_without_finite_samples_is_all_nan_but_keeps_flips():
     assert all(math.isnan(v) for v in (out.ci_low, out.ci_high, out.bootstrap_sd,
                                        out.detectable_degradation, out.p_value))
     assert (out.flips_to_disagree, out.flips_to_agree) == (2, 0)
+    assert np.isnan(out.samples).all() and len(out.samples) == 2
     agreement = summary_of("exact_agreement", np.array([]), h, h, h + 1, 0.95)
     assert agreement.p_value == pytest.approx(0.5) and math.isnan(agreement.ci_low)
     single = summary_of("spearman", np.array([0.5]), h, h, h, 0.95)
@@ -283,6 +286,20 @@ def test_slice_stats_equal_the_replayed_bootstrap(metric, higher_is_better):
             assert result.p_value == pytest.approx(expected_p)
 
 
+def test_row_metrics_take_the_matrix_product_path(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("a row metric went through the per-check loop")
+    monkeypatch.setattr(stats, "_generic_samples", refuse)
+    human, reference, candidates = rated_sample(20)
+    for metric in ("exact_agreement", "adjacent_agreement", "mean_absolute_error"):
+        got = paired(metric, human, reference, candidates, ["x", "y"], 0.9, 30,
+                     slice_rng(1, "s"))
+        assert len(got[("a", "_all")].samples) == 30
+    with pytest.raises(AssertionError, match="per-check loop"):
+        paired("spearman", human, reference, candidates, ["x", "y"], 0.9, 30,
+               slice_rng(1, "s"))
+
+
 def test_slice_stats_signs_degradation_by_direction():
     human = np.array([[1.0], [2.0], [3.0], [4.0], [5.0]] * 4)
     reference = human + 0.1
@@ -325,3 +342,64 @@ def test_resamples_without_rated_pairs_or_variation_give_nan_silently():
     constant = np.full(5, 3.0)
     assert math.isnan(w_spearman(np.ones((1, 5)), constant, constant + 0.2, SCALE)[0])
     assert math.isnan(w_kappa(np.ones((1, 5)), constant, constant, SCALE)[0])
+
+
+# -- p_exceeds / adjust_p_values / rows_to_resolve ----------------------------------------
+
+@pytest.mark.filterwarnings("error")  # zero spreads are handled without numpy warnings
+def test_p_exceeds_is_the_one_sided_normal_tail_of_degradation_beyond_max_drop():
+    d = np.array([2.0, 0.5, 1.0, 3.0, 0.0, 1.0, np.nan, 2.0])
+    sd = np.array([0.5, 0.25, 0.3, 0.0, 0.0, 0.0, 1.0, np.nan])
+    got = p_exceeds(d, sd, 1.0)
+    assert got[0] == pytest.approx(norm.sf((2.0 - 1.0) / 0.5), rel=1e-12)  # 0.0228
+    assert got[1] == pytest.approx(norm.sf(-2.0), rel=1e-12)               # 0.977
+    assert got[2] == 0.5                                                   # on max_drop
+    # no spread: certain beyond (p 0) or within (p 1), equality counts as within
+    assert got[3:6].tolist() == [0.0, 1.0, 1.0]
+    assert math.isnan(got[6]) and math.isnan(got[7])
+    assert p_exceeds(2.0, 0.5, np.array([1.0, 3.0])).tolist() == pytest.approx(
+        [norm.sf(2.0), norm.sf(-2.0)], rel=1e-12)
+    assert float(p_exceeds(1.5, 0.5, 1.0)) == pytest.approx(norm.sf(1.0), rel=1e-12)
+    assert float(p_exceeds(5.0, 1.0, 0.0)) == pytest.approx(2.866515718791939e-07, rel=1e-9)
+
+
+@pytest.mark.parametrize("method, statsmodels_name", [("holm", "holm"), ("bh", "fdr_bh")])
+def test_adjust_p_values_match_statsmodels_row_by_row(method, statsmodels_name):
+    rng = np.random.default_rng(3)
+    P = rng.uniform(0, 0.2, (4, 7)) ** 2
+    P[1, 2] = P[1, 5]  # ties keep their order
+    P[2] = 0.9         # adjusted values above 1 are capped
+    got = adjust_p_values(P, method)
+    assert got.shape == P.shape
+    for row, expected in zip(got, P):
+        assert row.tolist() == pytest.approx(
+            multipletests(expected, method=statsmodels_name)[1].tolist(), abs=1e-15)
+    assert got[2].max() == (1.0 if method == "holm" else pytest.approx(0.9))
+
+
+def test_adjust_p_values_leave_columns_with_a_nan_out_and_none_copies():
+    P = np.array([[0.01, np.nan, 0.02, 0.04], [0.03, 0.5, 0.01, 0.2]])
+    got = adjust_p_values(P, "holm")
+    assert np.isnan(got[:, 1]).all()
+    known = P[:, [0, 2, 3]]
+    for row, expected in zip(got[:, [0, 2, 3]], known):
+        assert row.tolist() == pytest.approx(multipletests(expected, method="holm")[1])
+    same = adjust_p_values(P, "none")
+    assert same is not P and np.array_equal(same, P, equal_nan=True)
+    assert adjust_p_values([0.04, 0.01], "holm").tolist() == [pytest.approx([0.04, 0.02])]
+    assert np.isnan(adjust_p_values([[np.nan, np.nan]], "bh")).all()
+    assert adjust_p_values(np.zeros((2, 0)), "bh").shape == (2, 0)
+    certain = adjust_p_values([[1, 0]], "holm")  # integer p-values come back as floats
+    assert certain.dtype == np.float64 and certain.tolist() == [[1.0, 0.0]]
+
+
+def test_rows_to_resolve_scales_the_rows_by_the_squared_spread_over_the_gap():
+    assert rows_to_resolve(100, 0.5, 0.25, 2.0) == 1600
+    assert rows_to_resolve(100, 0.1, 0.3, 1.96) == math.ceil(100 * (1.96 * 0.1 / 0.3) ** 2)
+    assert rows_to_resolve(10, 0.3, 1.0, 1.0) == 1  # ceil(0.9)
+    assert rows_to_resolve(1, 1.0, 0.5, 2.0) == 16  # one rated row is enough to scale from
+    for n, sd, gap in [(0, 0.5, 0.2), (-1, 0.5, 0.2), (10, math.nan, 0.2), (10, math.inf, 0.2),
+                       (10, 0.5, 0.0), (10, 0.5, -0.1), (10, 0.5, math.nan),
+                       (10, 0.5, math.inf)]:
+        assert rows_to_resolve(n, sd, gap, 2.0) is None, (n, sd, gap)
+    assert isinstance(rows_to_resolve(3, 1.0, 1.0, 1.0), int)
