@@ -44,10 +44,11 @@ def kappa_from_confusion(observed: np.ndarray) -> np.ndarray:
     scikit-learn's cohen_kappa_score(weights="quadratic") defines it."""
     k = observed.shape[-1]
     total = observed.sum(axis=(-2, -1))[..., None, None]
-    expected = observed.sum(axis=-1)[..., :, None] * observed.sum(axis=-2)[..., None, :] / total
     grid = np.arange(k)
     weights = (grid[:, None] - grid[None, :]) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample with no rated pair: NaN
+        expected = observed.sum(axis=-1)[..., :, None] * observed.sum(axis=-2)[..., None, :] \
+            / total
         return 1.0 - (observed * weights).sum(axis=(-2, -1)) / (expected * weights).sum(
             axis=(-2, -1))
 
@@ -96,11 +97,11 @@ def _weighted_ranks(W, values):
 def w_spearman(W, h, p, scale):
     rh, rp = _weighted_ranks(W, h), _weighted_ranks(W, p)
     total = W.sum(axis=1, keepdims=True)
-    mh = (W * rh).sum(axis=1, keepdims=True) / total
-    mp = (W * rp).sum(axis=1, keepdims=True) / total
-    cov = (W * (rh - mh) * (rp - mp)).sum(axis=1)
-    var = (W * (rh - mh) ** 2).sum(axis=1) * (W * (rp - mp) ** 2).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample with no rated pair: NaN
+        mh = (W * rh).sum(axis=1, keepdims=True) / total
+        mp = (W * rp).sum(axis=1, keepdims=True) / total
+        cov = (W * (rh - mh) * (rp - mp)).sum(axis=1)
+        var = (W * (rh - mh) ** 2).sum(axis=1) * (W * (rp - mp) ** 2).sum(axis=1)
         return cov / np.sqrt(var)
 
 
