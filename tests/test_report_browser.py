@@ -53,8 +53,10 @@ def degraded_run(tmp_path_factory, scored_rows):
         shift = frame.content_type.eq("headline") * 0.6
         frame[f"{d}_cand"] = frame[f"{d}_ref"] + shift
     out = tmp / "run"
-    result = run_cli("run", "--config", str(columns_config(tmp, frame)), "--out", str(out),
-                     "--quiet")
+    point = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,  # every drop fails
+             "policy": "point", "correction": "none"}
+    result = run_cli("run", "--config", str(columns_config(tmp, frame, gate=point)), "--out",
+                     str(out), "--quiet")
     assert result.returncode == 1, result.stderr
     return out
 
