@@ -22,16 +22,13 @@ from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
                             apply_correction, build_checks, corrected_verdicts, decide,
                             evaluate_gate, explain_inconclusive, judge, policy_verdicts,
                             rows_needed, run_verdicts)
+from test_stats import check_with as stats_check_with
 from validator.metrics import compute_metrics, exact_agreement, mae
 
 
 def check_with(**fields) -> Check:
-    base = dict(candidate="c", slice="s", dimension="d", metric="exact_agreement", n=400,
-                reference=60.0, candidate_value=58.0, degradation=2.0, ci_low=0.5,
-                ci_high=3.5, max_drop=1.0, verdict="", reason="", p_value=0.01,
-                p_value_adjusted=0.01, detectable_degradation=0.5, flips_to_disagree=20,
-                flips_to_agree=12, human_ceiling=55.0)
-    return Check(**{**base, **fields})
+    """test_stats' check, on a slice large enough to resolve max_drop by default."""
+    return stats_check_with(**{"detectable_degradation": 0.5, **fields})
 
 
 def verdict_of(policy: str, slice_rows: int = 400, min_rows: int = 50, **fields):
