@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import DIMENSIONS, ROOT, columns_config, run_cli
-from validator.decide.recommend import options_table, recommend, selection_half
+from validator.decide.recommend import options_table, recommend, selection_half, write_plan
 from validator.routing import Router
 
 
@@ -39,7 +39,8 @@ def test_recommend_routes_short_copy_and_the_plan_passes_when_gated(short_copy_r
     result = run_cli("recommend", str(tmp / "run"), "--out", str(tmp / "plan" / "routing.yaml"),
                      "--route-small")
     assert result.returncode == 0, result.stderr
-    assert "| cand | non_english, short_copy | 20.6% | pass | pass (0 failed" in result.stdout
+    assert ("| cand | non_english -> ref, short_copy -> ref | 20.6% | pass | pass (0 failed"
+            in result.stdout)
     assert "recommended: cand with fallback on 20.6% of traffic" in result.stdout
     assert "too small to decide (< min_rows): non_english\n" in result.stdout
     router = Router.from_file(tmp / "plan" / "routing.yaml")
@@ -90,9 +91,32 @@ def test_a_plan_that_fails_confirmation_is_reported_as_failed(short_copy_run, tm
     table.to_parquet(run / "predictions.parquet", index=False)
     _, options, best = recommend(run, 0.4)
     assert best is None
-    assert options[0].selection == "pass" and options[0].fallback == []
+    assert options[0].selection == "pass" and options[0].routes == []
     assert options[0].confirmation == "fail" and options[0].confirmation_counts["fail"] > 0
     assert "| cand | (none) | 0.0% | pass | fail (" in options_table(options, 0.4)
+
+
+def test_a_better_candidate_takes_the_slice_instead_of_the_reference(short_copy_run, tmp_path):
+    """``twin`` loses everywhere except on short copy, where ``cand`` loses: cand's
+    cheapest plan sends short copy to twin, with no fallback to the reference."""
+    tmp, config = short_copy_run
+    frame = pd.read_parquet(config.parent / "sample.parquet")
+    short = frame.text.str.split().str.len() <= 6
+    rng = np.random.default_rng(5)
+    for d in DIMENSIONS:
+        frame[f"{d}_twin"] = frame[f"{d}_ref"] + np.where(short, 0, rng.normal(0, 1.2, len(frame)))
+    raw = yaml.safe_load(config.read_text())
+    raw["candidates"].append({"name": "twin", "backend": "columns", "columns": "{dimension}_twin"})
+    two = columns_config(tmp_path, frame, **{k: raw[k] for k in ("slices", "gate", "candidates")})
+    run_cli("run", "--config", str(two), "--out", str(tmp_path / "run"), "--quiet")
+    run, options, best = recommend(tmp_path / "run", 0.4)
+    assert best is not None and best.candidate == "cand"
+    assert [(r.slice, r.to) for r in best.routes] == [("short_copy", "twin")]
+    assert best.share == 0.0 and best.traffic["twin"] == pytest.approx(short.mean(), abs=0.02)
+    assert best.confirmation == "pass"
+    written = write_plan(tmp_path / "plan" / "routing.yaml", run, options, best, 0.4)
+    router = Router.from_file(written[0])
+    assert (router.route_rows(frame) == np.where(short, "twin", "cand")).all()
 
 
 def test_halves_are_stable_and_balanced():

@@ -213,9 +213,12 @@ def pairs(human: pd.DataFrame, predictions: np.ndarray, mask: np.ndarray,
 
 def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarray],
                     masks: pd.DataFrame, scale: Scale,
-                    raters: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                    raters: dict[str, np.ndarray] | None = None,
+                    only: list[str] | None = None) -> pd.DataFrame:
     """Tidy frame: scorer, slice, dimension, metric, n, value (NaN where undefined),
-    with the human ceiling as scorer ``_human_ceiling`` when ``raters`` are given."""
+    with the human ceiling as scorer ``_human_ceiling`` when ``raters`` are given;
+    ``only`` the named metrics when given."""
+    chosen = {n: m for n, m in METRICS.items() if only is None or n in only}
     records = []
     dimensions = [*human.columns, ALL_DIMENSIONS]
     for scorer, predictions in scorer_predictions.items():
@@ -223,7 +226,7 @@ def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarra
             mask = masks[slice_name].to_numpy()
             for dimension in dimensions:
                 h, p, n = pairs(human, predictions, mask, dimension)
-                for metric_name, metric in METRICS.items():
+                for metric_name, metric in chosen.items():
                     value = metric.value(h, p, scale)
                     records.append((scorer, slice_name, dimension, metric_name, n, value))
     frame = pd.DataFrame.from_records(

@@ -1,17 +1,25 @@
 """``validator recommend``: the cheapest routed deployment that passes the run's gate.
 
 From a finished run (summary.json and predictions.parquet; nothing is re-scored), for
-each candidate that is not itself routed: which slices must fall back to the reference
-so that no check of the gate fails, with the least fallback traffic.
+each candidate that is not itself routed: which slices must fall back to the reference,
+or go to another candidate that does better there, so that no check of the gate fails,
+with the least fallback traffic.
 
 - The gate rows are split in two halves by a stable hash (sha256) of their id. The plan
   is **chosen** on the selection half and **confirmed** on the other: the routed
   candidate's checks are recomputed there with the gate's own functions
   (``metrics.compute_metrics``, ``gate.evaluate_gate``) and settings. A plan that fails
   confirmation is reported as failed, never as a pass.
-- The search is **greedy**: starting from no fallback, add the slice that removes the
-  most failing checks per unit of traffic it moves, until none fails; then drop every
-  slice whose removal keeps it passing (largest first). It is not guaranteed minimal.
+- The plan is chosen with each check judged at the gate's confidence but **without the
+  multiple-comparison correction**: a slice that only looks degraded on half the rows
+  is routed rather than left to fail confirmation (routing too much costs money; too
+  little fails the gate). The confirmation applies the gate's full rules.
+- The search is **greedy**: starting from no route, add the route (a slice to the
+  reference or to another candidate) that removes the most failing checks per unit of
+  fallback traffic it adds (a route to another candidate adds none), else the one that
+  brings the failing checks' lower bounds closest to their max_drop, until none fails;
+  then drop every route whose removal keeps it passing (costliest first). It is not
+  guaranteed minimal. Fallbacks to the reference come first in the routing file.
 - Slices with fewer than ``gate.min_rows`` rows cannot be decided; they are listed,
   and with ``route_small`` routed to the reference as a precaution.
 - Shares are traffic shares: each gate row weighs its ``traffic_weight`` (the
@@ -30,7 +38,7 @@ import pandas as pd
 import yaml
 
 from validator.config import GateConfig, parse_config
-from validator.decide.mix import deployment_cost
+from validator.decide.mix import deployment_cost, traffic
 from validator.decide import read_run_files
 from validator.errors import ValidatorError
 from validator.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
@@ -60,10 +68,16 @@ class Run:
         return self.table[f"slice:{slice_name}"].to_numpy(dtype=bool)
 
 
+@dataclass(frozen=True)
+class Route:
+    slice: str
+    to: str
+
+
 @dataclass
 class Option:
     candidate: str
-    fallback: list[str]
+    routes: list[Route]               # in serving order; the default is the candidate
     share: float | None               # fallback traffic share on all gate rows
     selection: str                    # pass | fail (no plan within the limit)
     confirmation: str = "not run"     # pass | fail | not run
@@ -71,9 +85,14 @@ class Option:
     failing: list[str] = field(default_factory=list)   # failing checks on confirmation
     cost: dict | None = None
 
+    traffic: dict[str, float] = field(default_factory=dict)   # scorer -> share, all rows
+
     @property
     def confirmed(self) -> bool:
         return self.confirmation == PASS
+
+    def describe(self) -> str:
+        return ", ".join(f"{r.slice} -> {r.to}" for r in self.routes) or "(none)"
 
 
 def load_run(run_dir: Path) -> Run:
@@ -101,9 +120,12 @@ def selection_half(ids: pd.Series) -> np.ndarray:
                      for i in ids])
 
 
-def gate_config(run: Run, names: list[str]):
-    """The run's gate as a columns-backend config over the given candidate names."""
+def gate_config(run: Run, names: list[str], selecting: bool = False):
+    """The run's gate as a columns-backend config over the given candidate names; while
+    selecting, without its multiple-comparison correction."""
     gate = {k: v for k, v in run.summary["gate"].items() if k in GateConfig.model_fields}
+    if selecting:
+        gate["correction"] = "none"
     gate["overrides"] = [o for o in gate.get("overrides", []) if o.get("candidate") is None]
     raw = {"sample": {"path": run.summary["sample"]["path"]},
            "rubric": {"scale": run.summary["rubric"]["scale"],
@@ -116,36 +138,69 @@ def gate_config(run: Run, names: list[str]):
     return parse_config(raw, str(run.summary["config"]["source"]), Path("."))
 
 
-def routed_scores(run: Run, candidate: str, fallback: list[str]) -> np.ndarray:
-    rows = np.zeros(len(run.table), dtype=bool)
-    for name in fallback:
-        rows |= run.mask(name)
-    return np.where(rows[:, None], run.scores(run.reference), run.scores(candidate))
+def ordered(run: Run, routes: list[Route]) -> list[Route]:
+    """Rules in serving order: fallbacks to the reference first (they win), then routes
+    to another candidate, each in the order chosen."""
+    return ([r for r in routes if r.to == run.reference]
+            + [r for r in routes if r.to != run.reference])
 
 
-def fallback_share(run: Run, fallback: list[str], rows: np.ndarray) -> float:
-    routed = np.zeros(len(run.table), dtype=bool)
-    for name in fallback:
-        routed |= run.mask(name)
-    return float(run.weights[rows & routed].sum() / run.weights[rows].sum())
+def routed_choice(run: Run, candidate: str, routes: list[Route]) -> np.ndarray:
+    """The scorer that answers each gate row; the first matching rule wins."""
+    choice = np.full(len(run.table), candidate, dtype=object)
+    for route in reversed(ordered(run, routes)):
+        choice[run.mask(route.slice)] = route.to
+    return choice
 
 
-def evaluate(run: Run, rows: np.ndarray, plans: dict[str, np.ndarray]) -> dict[str, list]:
-    """The gate's checks of each plan (name -> predictions) on the given rows."""
-    config = gate_config(run, list(plans))
+def routed_scores(run: Run, candidate: str, routes: list[Route]) -> np.ndarray:
+    choice = routed_choice(run, candidate, routes)
+    scores = run.scores(candidate).copy()
+    for scorer in set(choice) - {candidate}:
+        rows = choice == scorer
+        scores[rows] = run.scores(scorer)[rows]
+    return scores
+
+
+def shares(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -> dict[str, float]:
+    """The traffic share each scorer answers on ``rows``."""
+    return traffic(routed_choice(run, candidate, routes)[rows], run.weights[rows])
+
+
+def fallback_share(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -> float:
+    return shares(run, candidate, routes, rows).get(run.reference, 0.0)
+
+
+def plan_cost(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -> float:
+    """What the search minimises: the fallback share, plus a tie-breaking millionth of
+    the share moved to another candidate (so a move that removes no failure is never
+    free)."""
+    split = shares(run, candidate, routes, rows)
+    return split.get(run.reference, 0.0) + 1e-6 * sum(
+        v for k, v in split.items() if k not in (candidate, run.reference))
+
+
+def evaluate(run: Run, rows: np.ndarray, plans: dict[str, np.ndarray],
+             selecting: bool = False) -> dict[str, list]:
+    """The gate's checks of each plan (name -> predictions) on the given rows; while
+    selecting, each check at the gate's confidence without the multiple-comparison
+    correction."""
+    config = gate_config(run, list(plans), selecting)
     human = run.table.loc[rows, [f"human:{d}" for d in run.dimensions]]
     human.columns = run.dimensions
     masks = run.table.loc[rows, [f"slice:{s}" for s in run.slices]]
     masks.columns = list(run.slices)
     scale = tuple(run.summary["rubric"]["scale"])
+    only = [config.gate.metric]  # the checks read the gate's metric alone
     reference = run.scores(run.reference)[rows]
     key = rows.tobytes()
     if key not in run.reference_metrics:  # the reference's metrics do not change per plan
         run.reference_metrics[key] = compute_metrics(human, {run.reference: reference},
-                                                     masks, scale)
+                                                     masks, scale, only=only)
     plan_scores = {name: values[rows] for name, values in plans.items()}
     metrics = pd.concat([run.reference_metrics[key],
-                         compute_metrics(human, plan_scores, masks, scale)], ignore_index=True)
+                         compute_metrics(human, plan_scores, masks, scale, only=only)],
+                        ignore_index=True)
     scores = {run.reference: reference, **plan_scores}
     checks = evaluate_gate(metrics, human, scores, masks, config).checks
     return {name: [c for c in checks if c.candidate == name] for name in plans}
@@ -155,49 +210,64 @@ def failures(checks) -> int:
     return sum(c.verdict == FAIL for c in checks)
 
 
-def _trials(run: Run, candidate: str, plans: dict[str, list[str]], rows) -> dict[str, int]:
-    """Failing checks of each trial plan; one gate evaluation for all of them unless a
-    multiple-comparison correction makes checks of different plans interact."""
-    scores = {name: routed_scores(run, candidate, fb) for name, fb in plans.items()}
-    if run.summary["gate"].get("correction", "none") == "none":
-        return {n: failures(c) for n, c in evaluate(run, rows, scores).items()}
-    return {n: failures(evaluate(run, rows, {n: s})[n]) for n, s in scores.items()}
+def shortfall(checks) -> tuple[int, float]:
+    """Failing checks, then how far past its max_drop their lower bounds lie in all."""
+    failing = [c for c in checks if c.verdict == FAIL]
+    return len(failing), float(sum(max(c.ci_low - c.max_drop, 0.0) for c in failing))
 
 
-def greedy_plan(run: Run, candidate: str, rows: np.ndarray, start: list[str],
-                max_share: float) -> list[str] | None:
-    """Fallback slices under which no check fails on ``rows``; None past ``max_share``."""
+def _trials(run: Run, candidate: str, plans: dict[str, list[Route]],
+            rows) -> dict[str, tuple[int, float]]:
+    """The shortfall of each trial plan on the selection rows, in one gate evaluation
+    (without a correction, checks of different plans do not interact)."""
+    scores = {name: routed_scores(run, candidate, routes) for name, routes in plans.items()}
+    return {n: shortfall(c) for n, c in evaluate(run, rows, scores, selecting=True).items()}
+
+
+def moves(run: Run, candidate: str, plan: list[Route]) -> list[Route]:
+    """Every route the plan lacks: a slice not yet routed, to the reference or another
+    candidate; a slice routed to another candidate, to the reference instead."""
+    targets = [run.reference, *(c for c in run.candidates if c != candidate)]
+    return [Route(s, to) for s in run.slices if s != "all" for to in targets
+            if Route(s, to) not in plan and Route(s, run.reference) not in plan]
+
+
+def with_route(plan: list[Route], route: Route) -> list[Route]:
+    """The plan with ``route`` added, replacing the slice's earlier route."""
+    return [r for r in plan if r.slice != route.slice] + [route]
+
+
+def greedy_plan(run: Run, candidate: str, rows: np.ndarray, start: list[Route],
+                max_share: float) -> list[Route] | None:
+    """Routes under which no check fails on ``rows``; None past ``max_share``."""
     plan = list(start)
-    fails = _trials(run, candidate, {"plan": plan}, rows)["plan"]
-    pool = [s for s in run.slices if s != "all" and s not in plan]
-    while fails:
-        trials = {f"t{i}": [*plan, s] for i, s in enumerate(pool)}
-        if not trials:
-            return None
+    now = _trials(run, candidate, {"plan": plan}, rows)["plan"]
+    while now[0]:
+        trials = {f"t{i}": with_route(plan, move)
+                  for i, move in enumerate(moves(run, candidate, plan))}
         result = _trials(run, candidate, trials, rows)
-        base = fallback_share(run, plan, rows)
+        base = plan_cost(run, candidate, plan, rows)
 
-        def value(key):
-            gain = fails - result[key]
-            cost = max(fallback_share(run, trials[key], rows) - base, 1e-9)
-            return (gain / cost if gain > 0 else -cost, -result[key])
-        best = max(trials, key=value)
-        if result[best] >= fails and fallback_share(run, trials[best], rows) <= base:
+        def value(key):  # failures removed per cost, else shortfall removed per cost
+            cost = max(plan_cost(run, candidate, trials[key], rows) - base, 1e-12)
+            fewer, closer = now[0] - result[key][0], now[1] - result[key][1]
+            return (fewer / cost, closer / cost)
+        best = max(trials, key=value, default=None)
+        if best is None or value(best) <= (0, 0):
             return None
-        plan, fails = trials[best], result[best]
-        pool.remove(plan[-1])
-        if fallback_share(run, plan, rows) > max_share:
+        plan, now = trials[best], result[best]
+        if fallback_share(run, candidate, plan, rows) > max_share:
             return None
     return prune(run, candidate, rows, plan, start)
 
 
-def prune(run: Run, candidate: str, rows, plan: list[str], keep: list[str]) -> list[str]:
-    """Drop each chosen slice (largest share first) whose removal keeps every check passing."""
-    order = sorted((s for s in plan if s not in keep),
-                   key=lambda s: -fallback_share(run, [s], rows))
-    for name in order:
-        trial = [s for s in plan if s != name]
-        if _trials(run, candidate, {"plan": trial}, rows)["plan"] == 0:
+def prune(run: Run, candidate: str, rows, plan: list[Route], keep: list[Route]) -> list[Route]:
+    """Drop each chosen route (costliest first) whose removal keeps every check passing."""
+    order = sorted((r for r in plan if r not in keep),
+                   key=lambda r: -plan_cost(run, candidate, [r], rows))
+    for route in order:
+        trial = [r for r in plan if r != route]
+        if _trials(run, candidate, {"plan": trial}, rows)["plan"][0] == 0:
             plan = trial
     return plan
 
@@ -209,12 +279,14 @@ def small_slices(run: Run) -> list[str]:
 
 def plan_for(run: Run, candidate: str, max_share: float, route_small: bool,
              select: np.ndarray) -> Option:
-    start = small_slices(run) if route_small else []
+    start = [Route(s, run.reference) for s in small_slices(run)] if route_small else []
     plan = greedy_plan(run, candidate, select, start, max_share)
     if plan is None:
         return Option(candidate, [], None, FAIL)
+    plan = ordered(run, plan)
     everything = np.ones(len(run.table), dtype=bool)
-    option = Option(candidate, plan, fallback_share(run, plan, everything), PASS)
+    option = Option(candidate, plan, fallback_share(run, candidate, plan, everything), PASS,
+                    traffic=shares(run, candidate, plan, everything))
     name = candidate + ROUTED_SUFFIX
     checks = evaluate(run, ~select, {name: routed_scores(run, candidate, plan)})[name]
     option.confirmation = FAIL if failures(checks) else PASS
@@ -223,18 +295,19 @@ def plan_for(run: Run, candidate: str, max_share: float, route_small: bool,
     option.failing = [f"{c.slice}/{c.dimension}" for c in checks if c.verdict == FAIL]
     cost = run.summary.get("cost")
     if cost:
-        shares = {run.reference: option.share, candidate: 1 - option.share}
-        option.cost = deployment_cost(name, {k: v for k, v in shares.items() if v > 0},
+        option.cost = deployment_cost(name, option.traffic,
                                       {s["name"]: s for s in run.summary["scorers"]},
                                       cost, run.reference)
     return option
 
 
 def router(run: Run, option: Option) -> Router:
-    rules = [Rule(run.reference, s, parse_condition(yaml.safe_load(run.slices[s]["where"]),
-                                                     f"slice {s}"),
-                  yaml.safe_load(run.slices[s]["where"])) for s in option.fallback]
-    return Router(option.candidate + ROUTED_SUFFIX, (*rules, Rule(option.candidate)),
+    def rule(route: Route) -> Rule:
+        where = yaml.safe_load(run.slices[route.slice]["where"])
+        return Rule(route.to, route.slice, parse_condition(where, f"slice {route.slice}"),
+                    where)
+    return Router(option.candidate + ROUTED_SUFFIX,
+                  (*map(rule, option.routes), Rule(option.candidate)),
                   run.summary["sample"].get("text_column", "text"))
 
 
@@ -263,7 +336,7 @@ def _share(value: float | None) -> str:
 
 def options_table(options: list[Option], max_share: float) -> str:
     """Markdown: one row per candidate, with both halves' verdicts and the cost."""
-    lines = ["| candidate | fallback slices | fallback share | selection half | "
+    lines = ["| candidate | routes (slice -> scorer) | fallback share | selection half | "
              "confirmation half | monthly cost |", "|---|---|---|---|---|---|"]
     for o in options:
         chosen = (PASS if o.selection == PASS
@@ -274,7 +347,7 @@ def options_table(options: list[Option], max_share: float) -> str:
                      f"inconclusive, {counts[PASS]} passed)")
         cost = "-" if o.cost is None else (f"{o.cost['monthly_cost']:,.0f} (saves "
                                            f"{o.cost['saving']:,.0f})")
-        lines.append(f"| {o.candidate} | {', '.join(o.fallback) or '(none)'} | "
+        lines.append(f"| {o.candidate} | {o.describe()} | "
                      f"{_share(o.share)} | {chosen} | {confirmed} | {cost} |")
     return "\n".join(lines) + "\n"
 
