@@ -22,6 +22,7 @@ from validator.decide.lattice import search
 from validator.outputs import write_outputs
 from validator.outputs.discovery_view import TEXT_CHARS
 from validator.outputs.html import render_html
+from validator.outputs.markdown import render_markdown
 from validator.record import read_record
 from validator.slices import assign_slices, load_slices
 from validator.slices.dsl import evaluate, parse_condition, with_derived_columns
@@ -133,6 +134,9 @@ def test_discovered_examples_are_escaped_and_capped(planted_run):
     part = part[:part.index("</section>")]
     assert "<script>alert" not in part and "&lt;script&gt;alert(1)&lt;/script&gt;" in part
     assert "x" * TEXT_CHARS not in part and "x" * 200 + "…" in part
+    without = summary.model_copy(update={"discovery": None})  # discovery not enabled
+    assert 'id="discovery"' not in render_html(without, table)
+    assert "Discovery (" not in render_markdown(without)
 
 
 def test_a_rerun_replaces_the_discovery_files_and_keeps_other_files(planted_run, tmp_path):
