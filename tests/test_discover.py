@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,17 @@ import pytest
 
 from conftest import DIMENSIONS, ROOT, columns_config, human_mean, run_cli
 from validator.config import DiscoveryConfig
-from validator.decide.discover import discover, discover_after_run
+from validator.decide.discover import discover
+from validator.decide.discover_section import discover_in_run
 from validator.decide.features import build_features, feature_masks
 from validator.decide.lattice import search
+from validator.outputs import write_outputs
+from validator.outputs.discovery_view import TEXT_CHARS
+from validator.outputs.html import render_html
+from validator.outputs.markdown import render_markdown
+from validator.record import read_record
 from validator.slices import assign_slices, load_slices
-from validator.slices.dsl import with_derived_columns
+from validator.slices.dsl import evaluate, parse_condition, with_derived_columns
 
 
 def rounded(x):
@@ -77,6 +84,73 @@ def test_run_time_discovery_finds_and_confirms_the_planted_slice(planted_run):
     assert best["overlap"]["slice"] == "sms"
     text = yaml_path.read_text()
     assert "confirmed on the half it was not found on" in text and "&id" not in text
+
+
+def test_summary_report_and_markdown_hold_the_discovery(planted_run):
+    """Run-time discovery runs before the outputs are written: summary.json's
+    ``discovery`` section (its ``where`` conditions select the planted rows), the report
+    section with example rows, and the summary.md line, all from one search."""
+    folder, frame, planted = planted_run
+    run = folder / "run"
+    section = json.loads((run / "summary.json").read_text())["discovery"]
+    figures = json.loads((run / "discovered-slices.json").read_text())
+    assert section["files"] == ["discovered-slices.yaml", "discovered-slices.json"]
+    assert section["search_rows"] + section["confirm_rows"] == len(frame)
+    keys = ("name", "degradation", "ci_low", "ci_high", "p_value_adjusted", "confirmed")
+    assert [[s[k] for k in keys] for s in section["slices"]] == \
+        [[s[k] for k in keys] for s in figures["slices"]]
+    rows = with_derived_columns(frame, "text")
+    where = {s["name"]: evaluate(parse_condition(s["where"], s["name"]), rows)
+             for s in section["slices"]}
+    top3 = [s for s in section["slices"] if s["confirmed"]][:3]
+    assert max(jaccard(where[s["name"]], planted) for s in top3) >= 0.5
+    best = top3[0]
+    sms = (frame.content_type == "sms").to_numpy()
+    assert best["overlap"] == {"slice": "sms",
+                               "jaccard": round(jaccard(where[best["name"]], sms), 3)}
+    assert 1 <= len(best["examples"]) <= 5
+    assert set(best["examples"]) <= set(frame.id[where[best["name"]] & planted])
+    assert best["description"].startswith("cand: exact_agreement drops")
+
+    html = (run / "report.html").read_text()
+    part = html[html.index('<section id="discovery"'):]
+    part = part[:part.index("</section>")]
+    assert best["name"] in part and 'id="discovery-confirmed-h">Confirmed (' in part
+    first = frame.set_index("id").text[best["examples"][0]]
+    assert escape(first, quote=True) in part or escape(first, quote=False) in part
+    markdown = (run / "summary.md").read_text()
+    assert f"Discovery (human ratings, exact_agreement, dimension _all): {len(top3)} of" \
+        in markdown and best["name"] in markdown
+
+
+def test_discovered_examples_are_escaped_and_capped(planted_run):
+    folder, _, _ = planted_run
+    summary = read_record(folder / "run" / "summary.json")
+    table = pd.read_parquet(folder / "run" / "predictions.parquet")
+    example = next(s for s in summary.discovery.slices if s.confirmed).examples[0]
+    table.loc[table.id == example, "text"] = "<script>alert(1)</script>" + "x" * 500
+    html = render_html(summary, table)
+    part = html[html.index('<section id="discovery"'):]
+    part = part[:part.index("</section>")]
+    assert "<script>alert" not in part and "&lt;script&gt;alert(1)&lt;/script&gt;" in part
+    assert "x" * TEXT_CHARS not in part and "x" * 200 + "…" in part
+    without = summary.model_copy(update={"discovery": None})  # discovery not enabled
+    assert 'id="discovery"' not in render_html(without, table)
+    assert "Discovery (" not in render_markdown(without)
+
+
+def test_a_rerun_replaces_the_discovery_files_and_keeps_other_files(planted_run, tmp_path):
+    folder, _, _ = planted_run
+    summary = read_record(folder / "run" / "summary.json")
+    table = pd.read_parquet(folder / "run" / "predictions.parquet")
+    out = tmp_path / "run"
+    write_outputs(out, summary, table, {"discovered-slices.yaml": "old"})
+    (out / "notes.txt").write_text("mine")
+    written = write_outputs(out, summary, table, {"discovered-slices.yaml": "new"})
+    assert out / "discovered-slices.yaml" in written
+    assert (out / "discovered-slices.yaml").read_text() == "new"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".run.*"))
 
 
 def test_discovered_slices_pass_slices_check_and_are_gated_by_the_next_run(planted_run,
@@ -166,10 +240,14 @@ def test_numeric_bins_partition_the_rows():
     assert len(features) >= 4 and (masks.sum(axis=1) == 1).all()
 
 
-def test_run_time_hook_warns_and_never_raises(tmp_path, caplog):
-    discover_after_run(tmp_path, DiscoveryConfig(enabled=True))
-    assert "discovery skipped" in caplog.text and "summary.json: not found" in caplog.text
-    assert not (tmp_path / "discovered-slices.yaml").exists()
+def test_run_time_discovery_warns_and_never_raises(planted_run, caplog):
+    """A discovery that cannot run leaves the record unchanged and writes nothing."""
+    folder, _, _ = planted_run
+    summary = read_record(folder / "run" / "summary.json").model_copy(update={"discovery": None})
+    table = pd.read_parquet(folder / "run" / "predictions.parquet").drop(columns="text")
+    kept, files = discover_in_run(summary, table, folder / "run", DiscoveryConfig(enabled=True))
+    assert kept is summary and files == {}
+    assert "discovery skipped" in caplog.text and "missing column 'text'" in caplog.text
 
 
 def test_same_run_same_findings_and_text_features_without_the_sample(planted_run, tmp_path):

@@ -1,7 +1,7 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
 plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
--> gate -> operating characteristics -> outputs (-> discovery, if enabled)
+-> gate -> operating characteristics -> record (+ discovery, if enabled) -> outputs
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from validator.config import Config
-from validator.decide.discover import discover_after_run
+from validator.decide.discover_section import discover_in_run
 from validator.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.operating import operating_characteristics
@@ -34,7 +34,8 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     operating = operating_characteristics(gate, masks, config.gate, config.seed)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
                             operating)
-    write_outputs(out_dir, summary, predictions_table(sample, predictions, masks))
+    table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
-        discover_after_run(out_dir, config.discovery)
+        summary, extra = discover_in_run(summary, table, out_dir, config.discovery)
+    write_outputs(out_dir, summary, table, extra)
     return summary

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from validator.config import GateConfig
+from validator.config import DiscoveryConfig, GateConfig
 from validator.errors import ValidatorError
 
 SCHEMA_VERSION = 1
@@ -199,6 +199,51 @@ class MetricValue(Record):
     value: float | None
 
 
+class Overlap(Record):
+    slice: str                  # the configured slice a discovered one overlaps most
+    jaccard: float
+
+
+class DiscoveredSlice(Record):
+    """One group found on the search half and re-measured on the confirmation half
+    (validator.decide.discover); ``examples`` are ids of its rows whose rounded rating
+    changed (predictions.parquet holds them)."""
+    name: str
+    candidate: str
+    conditions: list[str]
+    where: dict[str, Any]
+    description: str
+    n_search: int
+    search_effect: float
+    n_confirm: int
+    degradation: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_value_adjusted: float | None
+    excess: float | None = None              # with ratings: worse than the other rows by
+    excess_p_adjusted: float | None = None   # this much (label-free: the degradation)
+    confirmed: bool
+    overlap: Overlap | None
+    examples: list[str]
+
+
+class Discovery(Record):
+    """Slices nobody defined, searched at run time (``discovery: {enabled: true}``)."""
+    signal: Literal["human ratings", "label-free"]
+    metric: str
+    unit: str
+    dimension: str
+    confidence: float
+    search_rows: int
+    confirm_rows: int
+    features: int
+    note: str
+    settings: DiscoveryConfig
+    files: list[str]            # written beside summary.json
+    slices: list[DiscoveredSlice]
+
+
 class RunRecord(Record):
     schema_version: Literal[1]
     tool: Tool
@@ -217,6 +262,7 @@ class RunRecord(Record):
     evenness: list[Evenness]
     data_checks: list[DataCheck]
     metrics: list[MetricValue]
+    discovery: Discovery | None = None
 
     @property
     def reference(self) -> ScorerRecord:

@@ -13,6 +13,8 @@ re-scored) and the sample file named in summary.json (for its metadata columns):
 
 Outputs: ``discovered-slices.yaml`` (slice DSL, loadable by the next run unchanged;
 unconfirmed groups as comments) and ``discovered-slices.json`` (every figure) beside it.
+At run time (discover_section.py) the same search also fills summary.json's
+``discovery`` section.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
 
 YAML_NAME = "discovered-slices.yaml"
 REDUNDANT = 0.5  # a group whose search rows overlap a better one this much is skipped
-log = logging.getLogger(__name__)
+EXAMPLES = 5     # example row ids kept per group (the report shows them)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,14 @@ class RunView:
 
 
 def read_run(run_dir: Path) -> tuple[RunView, pd.DataFrame]:
+    """A finished run directory, read back."""
     summary, table = read_run_files(run_dir)
+    return run_view(summary, table, run_dir)
+
+
+def run_view(summary: dict, table: pd.DataFrame, run_dir: Path) -> tuple[RunView, pd.DataFrame]:
+    """The view of a run record (summary.json as plain data) and its predictions table
+    indexed by id, checked; ``run_dir`` names the files in errors."""
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     if not isinstance(summary, dict) or summary.get("schema_version") != 1:
         raise ValidatorError(f"{summary_path}: not a run summary of schema_version 1")
@@ -211,10 +219,18 @@ def overlap(mask: np.ndarray, table: pd.DataFrame) -> dict | None:
 
 def discover(run_dir: Path, settings: DiscoveryConfig, candidates: list[str] | None = None,
              dimension: str = ALL_DIMENSIONS) -> dict:
-    """Search and confirm; returns the discovery record (see write_discovery)."""
+    """Search and confirm on a finished run directory; returns the discovery record
+    (see write_discovery)."""
+    return discover_run(*read_run(run_dir), settings, candidates, dimension)
+
+
+def discover_run(run: RunView, table: pd.DataFrame, settings: DiscoveryConfig,
+                 candidates: list[str] | None = None,
+                 dimension: str = ALL_DIMENSIONS) -> dict:
+    """Search and confirm on a run's view and predictions table (from run_view)."""
     from validator.slices.dsl import with_derived_columns
 
-    run, table = read_run(run_dir)
+    run_dir = run.directory
     for name in candidates or []:
         if name not in run.candidates:
             raise ValidatorError(f"--candidate: unknown candidate {name!r} (candidates of "
@@ -283,12 +299,22 @@ def _discover_candidate(run, table, candidate, dimension, settings, labelled, fe
     total = weights[searched].sum()
     overall["search_effect"] = float(sums[searched].sum() / total) if total else None
     overall["measured"] = measured
+    changes = change_signal(run, table, candidate, dimension)[0]
     return [{"name": names[g.features], "candidate": candidate,
              "conditions": [features[j].label for j in g.features],
              "where": _where([features[j] for j in g.features]),
              "n_search": g.rows, "search_effect": g.effect,
-             **figures[names[g.features]], "overlap": overlap(mask, table)}
+             **figures[names[g.features]], "overlap": overlap(mask, table),
+             "examples": example_ids(mask, changes, table.index)}
             for g, mask in chosen], overall
+
+
+def example_ids(mask: np.ndarray, changes: np.ndarray, ids: pd.Index) -> list[str]:
+    """Up to EXAMPLES ids of the group's rows whose rounded rating changed, those with
+    the most dimensions changed first (then in table order)."""
+    rows = np.flatnonzero(mask & (changes > 0))
+    rows = rows[np.argsort(-changes[rows], kind="stable")][:EXAMPLES]
+    return [str(i) for i in ids[rows]]
 
 
 def describe(entry: dict, record: dict) -> str:
@@ -343,6 +369,10 @@ def to_yaml(record: dict) -> str:
     return "\n".join(header) + "\n" + body
 
 
+def figures_json(record: dict) -> str:
+    return json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False)
+
+
 def write_discovery(record: dict, path: Path) -> tuple[Path, Path]:
     """The YAML slices at ``path`` and every figure beside it (same name, .json)."""
     from validator.outputs import write_text
@@ -350,14 +380,5 @@ def write_discovery(record: dict, path: Path) -> tuple[Path, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, to_yaml(record))
     figures = path.with_suffix(".json")
-    write_text(figures, json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False))
+    write_text(figures, figures_json(record))
     return path, figures
-
-
-def discover_after_run(out_dir: Path, settings: DiscoveryConfig) -> None:
-    """The run-time hook: discovery into the run directory. It advises and never
-    changes the verdict or the exit code, so a failure is logged, not raised."""
-    try:
-        write_discovery(discover(out_dir, settings), out_dir / YAML_NAME)
-    except Exception as exc:  # noqa: BLE001 - see docstring
-        log.warning("discovery skipped: %s", exc)

@@ -1,7 +1,8 @@
 """Write a run's outputs: summary.json, predictions.parquet, junit.xml, summary.md,
-report.html. They are written into a temporary sibling folder that is renamed into
-place only once all five exist, so a run directory is either complete or absent: a
-failure while writing any of them (say report.html) leaves no summary.json behind.
+report.html, and any extra files of the run (discovery's slice file). They are written
+into a temporary sibling folder that is renamed into place only once all exist, so a
+run directory is either complete or absent: a failure while writing any of them (say
+report.html) leaves no summary.json behind.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ def write_text(path: Path, text: str) -> None:
 OUTPUT_NAMES = ("summary.json", "predictions.parquet", *RENDERERS, "report.html")
 
 
-def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame) -> None:
+def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame,
+           extra: dict[str, str]) -> None:
     predictions.to_parquet(staging / "predictions.parquet", index=False)
+    for name, text in extra.items():
+        (staging / name).write_text(text, encoding="utf-8")
     (staging / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     for name, render in RENDERERS.items():
         (staging / name).write_text(render(summary), encoding="utf-8")
@@ -64,7 +68,8 @@ def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame) -> None
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:
     """Rename the staged run to ``out_dir``. A folder already there (``--force``) is set
-    aside and its entries that are not run outputs are moved into the new run."""
+    aside and its entries that are not run outputs, nor written anew, are moved into
+    the new run."""
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         os.replace(staging, out_dir)  # atomic, also onto an empty folder
         return
@@ -72,23 +77,25 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
     os.replace(out_dir, previous / "run")
     os.replace(staging, out_dir)
     for entry in (previous / "run").iterdir():
-        if entry.name not in OUTPUT_NAMES:
+        if entry.name not in OUTPUT_NAMES and not (out_dir / entry.name).exists():
             os.replace(entry, out_dir / entry.name)
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> list[Path]:
+def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
+                  extra: dict[str, str] | None = None) -> list[Path]:
+    """The run's outputs, and ``extra`` files (name -> text), into ``out_dir`` at once."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValidatorError(f"{out_dir}: exists and is not a folder; choose another --out")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         _shareable(staging, 0o777)
-        _stage(staging, summary, predictions)
+        _stage(staging, summary, predictions, extra or {})
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [out_dir / name for name in OUTPUT_NAMES]
+    return [out_dir / name for name in (*OUTPUT_NAMES, *(extra or {}))]
 
 
 def rerender_report(run_dir: Path) -> Path:

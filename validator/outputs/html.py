@@ -8,7 +8,7 @@ from collections import defaultdict
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from validator.outputs import report_view as view
+from validator.outputs import discovery_view, report_view as view
 from validator.record import CheckRecord, RunRecord
 
 
@@ -52,4 +52,5 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> 
                                                                    dimension)),
         anchor=view.check_anchor, colour=view.heat_colour,
         examples=view.examples(summary, predictions),
-        examples_per_slice=view.EXAMPLES_PER_SLICE)
+        examples_per_slice=view.EXAMPLES_PER_SLICE,
+        discovery=discovery_view.section(summary, predictions))

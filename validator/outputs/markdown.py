@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from validator.outputs.discovery_view import sentence as discovery_sentence
 from validator.outputs.html import megabytes, num
 from validator.outputs.report_view import operating_sentence
 from validator.outputs.report_view import problems as problem_checks
@@ -29,6 +30,8 @@ def render_markdown(summary: RunRecord) -> str:
     operating = operating_sentence(summary)
     if operating:
         lines += [operating, ""]
+    if summary.discovery is not None:
+        lines += [_cell(discovery_sentence(summary)), ""]
     lines += ["## Scorers", "",
               "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
               "| rows/s | speedup | size ratio |",
