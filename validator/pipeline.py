@@ -22,8 +22,10 @@ from validator.scoring import score_sample
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
-             use_cache: bool = True) -> RunRecord:
-    """Run the whole gate; returns the run record (also written under ``out_dir``)."""
+             use_cache: bool = True,
+             baseline: tuple[Path, RunRecord] | None = None) -> RunRecord:
+    """Run the whole gate; returns the run record (also written under ``out_dir``, with
+    the comparison against ``baseline``, an earlier run's folder and record, if given)."""
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers)
@@ -34,7 +36,7 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     operating = operating_characteristics(gate, masks, config.gate, config.seed)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
                             operating)
-    write_outputs(out_dir, summary, predictions_table(sample, predictions, masks))
+    write_outputs(out_dir, summary, predictions_table(sample, predictions, masks), baseline)
     if config.discovery.enabled:
         discover_after_run(out_dir, config.discovery)
     return summary
