@@ -23,6 +23,7 @@ from validator.errors import ValidatorError
 from validator.record import CheckRecord, RunRecord, read_record
 
 KINDS = ("new failure", "new pass", "moved")
+PLURALS = {"new failure": "new failures", "new pass": "new passes", "moved": "moved"}
 
 
 @dataclass
@@ -49,6 +50,12 @@ class Pair:
 
     def count(self, kind: str) -> int:
         return sum(c.kind == kind for c in self.changes)
+
+    @property
+    def counts(self) -> str:
+        """"2 new failures, 1 new pass, 0 moved among 64 checks in both runs"."""
+        parts = [f"{self.count(k)} {k if self.count(k) == 1 else PLURALS[k]}" for k in KINDS]
+        return f"{', '.join(parts)} among {self.compared} checks in both runs"
 
 
 @dataclass

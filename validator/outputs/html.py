@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from validator.outputs import decision, majority
 from validator.outputs import report_view as view
-from validator.outputs.baseline import KINDS, Comparison
+from validator.outputs.baseline import Comparison
 from validator.record import CheckRecord, RunRecord
 
 
@@ -69,5 +69,5 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
         majority_of=lambda slice_name, dimension: baseline.get((slice_name, dimension)),
         agreement_metrics=majority.AGREEMENT_METRICS, barely=majority.BARELY_BEATS,
         blind=blind, blind_sentence=majority.blind_sentence(summary, blind),
-        suggested=majority.SUGGESTED, comparison=comparison, change_kinds=KINDS,
+        suggested=majority.SUGGESTED, comparison=comparison,
         recommend=decision.RECOMMEND)

@@ -3,7 +3,7 @@ for CI job summaries (and, with --baseline, what changed since the earlier run).
 
 from __future__ import annotations
 
-from validator.outputs.baseline import KINDS, Comparison
+from validator.outputs.baseline import Comparison
 from validator.outputs.decision import RECOMMEND, decisions, opening
 from validator.outputs.html import megabytes, num
 from validator.outputs.majority import blind_sentence, blind_spots
@@ -35,11 +35,9 @@ def baseline_lines(comparison: Comparison, limit: int = 30) -> list[str]:
              f"{comparison.verdict.upper()}).", ""]
     lines += [f"- **Not like for like:** {_cell(note)}." for note in comparison.notes]
     for pair in comparison.pairs:
-        counts = ", ".join(f"{pair.count(k)} {k}{'s' if pair.count(k) != 1 else ''}"
-                           for k in KINDS)
         against = "" if pair.baseline == pair.candidate else f" (against {_cell(pair.baseline)})"
         lines += ["", f"### {_cell(pair.candidate)}{against}", "",
-                  f"{counts} among {pair.compared} checks in both runs.", ""]
+                  f"{pair.counts}.", ""]
         if not pair.changes:
             continue
         lines += ["| change | slice | dimension | before | now | degradation before | now "
