@@ -167,3 +167,13 @@ def test_forest_ticks_are_round(low, high):
     steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
     assert 3 <= len(ticks) <= 11 and len(steps) == 1
     assert f"{steps.pop():.0e}"[0] in "125" and low <= ticks[0] and ticks[-1] <= high
+
+
+def test_the_report_takes_the_plan_validator_recommend_confirmed(runs):
+    old, _ = runs
+    recommended = run_cli("recommend", str(old))
+    assert recommended.returncode == 0, recommended.stderr
+    assert run_cli("report", str(old)).returncode == 0
+    html = (old / "report.html").read_text()
+    assert ">ship with fallback</span> Ship cand-old only with fallback to ref on headlines (" \
+        in html and "the plan in routing.yaml that validator recommend chose" in html

@@ -16,6 +16,7 @@ import pandas as pd
 
 from validator.errors import ValidatorError
 from validator.outputs.baseline import Comparison, compare
+from validator.outputs.decision import read_plan
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
@@ -101,7 +102,9 @@ def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
 def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = None) -> Path:
     """``validator report RUN_DIR``: report.html again from summary.json (validated
     against the run record) and predictions.parquet, without scoring. With a baseline
-    run, summary.md is rendered again too, both with the comparison."""
+    run, summary.md is rendered again too, both with the comparison. A confirmed plan
+    that ``validator recommend`` wrote beside the run (routing.yaml) enters the
+    decision."""
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     for path in (summary_path, table_path):
         if not path.is_file():
@@ -113,7 +116,8 @@ def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = Non
         raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
     target = run_dir / "report.html"
     comparison = None if baseline is None else compare(summary, baseline)
-    write_text(target, render_html(summary, predictions, comparison))
+    plan = read_plan(run_dir, summary, predictions)
+    write_text(target, render_html(summary, predictions, comparison, plan))
     if comparison is not None:
         write_text(run_dir / "summary.md", render_markdown(summary, comparison))
     return target

@@ -7,16 +7,23 @@ What to do with a candidate:
   warns on those);
 - **ship with fallback**: it fails on its own, but a routed candidate of the run that
   serves it and hands the listed slices back to the reference passes (the traffic share
-  is the routed candidate's recorded ``traffic``); a routed candidate that passes is
-  itself shipped with fallback;
+  is the routed candidate's recorded ``traffic``), or ``validator recommend`` wrote a
+  confirmed plan for it beside the run (``routing.yaml``; its traffic share is computed
+  from predictions.parquet); a routed candidate that passes is itself shipped with
+  fallback;
 - **do not ship**: it fails (or cannot decide, when inconclusive checks block).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from validator.record import CheckRecord, RunRecord, ScorerRecord
+from validator.routing import Router
 
 VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
 CITED = 3          # failures named in the opening sentence
@@ -39,6 +46,8 @@ def convincing(summary: RunRecord) -> list[CheckRecord]:
 
 
 def _cite(c: CheckRecord, unit: str) -> str:
+    if c.degradation is None:  # e.g. a configured slice without rows
+        return f"{c.candidate} on {c.slice} / {c.dimension} fails ({c.reason})"
     interval = ("" if c.ci_low is None else
                 f", CI {c.ci_low:.1f} to {c.ci_high:.1f}")
     return (f"{c.candidate} on {c.slice} / {c.dimension} loses {c.degradation:.1f} {unit}"
@@ -65,6 +74,34 @@ def opening(summary: RunRecord) -> str:
 
 
 RECOMMEND = "validator recommend RUN_DIR"
+ROUTING_FILE = "routing.yaml"  # what validator recommend writes by default
+
+
+@dataclass
+class Plan:
+    """A confirmed fallback plan that ``validator recommend`` wrote beside the run."""
+    candidate: str
+    fallback: list[str]
+    share: float  # traffic share of the fallback slices (predictions.parquet)
+    file: str
+
+
+def read_plan(run_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> Plan | None:
+    """RUN_DIR/routing.yaml as a plan for one of the run's candidates, or None."""
+    path = run_dir / ROUTING_FILE
+    if not path.is_file():
+        return None
+    router = Router.from_file(path)
+    fallback = [r.slice for r in router.rules[:-1] if r.to == summary.reference.name]
+    columns = [f"slice:{name}" for name in fallback]
+    if router.default not in {s.name for s in summary.candidates} or \
+            not set(columns) <= set(predictions.columns):
+        return None
+    weights = (predictions["traffic_weight"].to_numpy(dtype=float)
+               if "traffic_weight" in predictions else np.ones(len(predictions)))
+    routed = predictions[columns].to_numpy(dtype=bool).any(axis=1)
+    return Plan(router.default, fallback, float(weights[routed].sum() / weights.sum()),
+                path.name)
 
 
 @dataclass
@@ -108,7 +145,7 @@ def _failing_slices(summary: RunRecord, name: str) -> list[str]:
     return [s.name for s in summary.slices if s.name in failing]
 
 
-def decide(summary: RunRecord, scorer: ScorerRecord) -> Decision:
+def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -> Decision:
     name, reference = scorer.name, summary.reference.name
     verdict = candidate_verdict(summary, name)
     checks = checks_of(summary, name)
@@ -133,6 +170,13 @@ def decide(summary: RunRecord, scorer: ScorerRecord) -> Decision:
                             f"{_names(fallback)} ({share:.1%} of traffic), as the routed "
                             f"candidate {routes[0].name} that passes; alone it fails on "
                             f"{_names(_failing_slices(summary, name))}.")
+        if verdict == "fail" and plan is not None and plan.candidate == name:
+            return Decision(name, "ship with fallback",
+                            f"Ship {name} only with fallback to {reference} on "
+                            f"{_names(plan.fallback)} ({plan.share:.1%} of traffic), the plan "
+                            f"in {plan.file} that validator recommend chose on one half of "
+                            f"the rows and confirmed on the other; alone it fails on "
+                            f"{_names(_failing_slices(summary, name))}.")
     if verdict == "inconclusive":
         open_checks = [c for c in checks if c.verdict == "inconclusive"]
         needed = max((c.rows_needed or 0 for c in open_checks), default=0)
@@ -147,8 +191,8 @@ def decide(summary: RunRecord, scorer: ScorerRecord) -> Decision:
                     recommend=scorer.backend != "route")
 
 
-def decisions(summary: RunRecord) -> list[Decision]:
-    return [decide(summary, s) for s in summary.candidates]
+def decisions(summary: RunRecord, plan: Plan | None = None) -> list[Decision]:
+    return [decide(summary, s, plan) for s in summary.candidates]
 
 
 def strip(summary: RunRecord) -> list[dict]:

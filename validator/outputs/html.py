@@ -45,7 +45,8 @@ def environment() -> Environment:
 
 
 def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
-                comparison: Comparison | None = None) -> str:
+                comparison: Comparison | None = None,
+                plan: decision.Plan | None = None) -> str:
     grid = degradation_grid(summary)
     checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
     problems = view.problems(summary)
@@ -64,7 +65,7 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
         anchor=view.check_anchor, colour=view.heat_colour,
         examples=view.examples(summary, predictions),
         examples_per_slice=view.EXAMPLES_PER_SLICE,
-        decisions=decision.decisions(summary), strip=decision.strip(summary),
+        decisions=decision.decisions(summary, plan), strip=decision.strip(summary),
         headline=decision.headline(summary, baseline), top=view.top_failures(summary),
         majority_of=lambda slice_name, dimension: baseline.get((slice_name, dimension)),
         agreement_metrics=majority.AGREEMENT_METRICS, barely=majority.BARELY_BEATS,
