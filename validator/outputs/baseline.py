@@ -64,7 +64,6 @@ class Comparison:
     verdict: str                 # the baseline run's verdict
     pairs: list[Pair]
     notes: list[str] = field(default_factory=list)   # what differs beyond the checks
-    same_sample: bool = True
 
 
 def read_baseline(run_dir: Path) -> tuple[Path, RunRecord]:
@@ -139,8 +138,7 @@ def _gate_notes(now: RunRecord, before: RunRecord) -> list[str]:
 def compare(now: RunRecord, baseline: tuple[Path, RunRecord]) -> Comparison:
     run_dir, before = baseline
     notes = []
-    same_sample = now.sample.sha256 == before.sample.sha256
-    if not same_sample:
+    if now.sample.sha256 != before.sample.sha256:
         notes.append(f"another sample: sha256 {before.sample.sha256[:12]}… "
                      f"({before.sample.rows} gate rows) in the baseline, "
                      f"{now.sample.sha256[:12]}… ({now.sample.rows}) now; differences "
@@ -158,4 +156,4 @@ def compare(now: RunRecord, baseline: tuple[Path, RunRecord]) -> Comparison:
         notes.append(f"the reference differs: {before.reference.name} "
                      f"({before.reference.fingerprint or 'columns'}) in the baseline, "
                      f"{now.reference.name} ({now.reference.fingerprint or 'columns'}) now")
-    return Comparison(str(run_dir), before.verdict, pairs, notes, same_sample)
+    return Comparison(str(run_dir), before.verdict, pairs, notes)

@@ -145,50 +145,57 @@ def _failing_slices(summary: RunRecord, name: str) -> list[str]:
     return [s.name for s in summary.slices if s.name in failing]
 
 
-def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -> Decision:
-    name, reference = scorer.name, summary.reference.name
-    verdict = candidate_verdict(summary, name)
-    checks = checks_of(summary, name)
-    if scorer.backend == "route":
-        default, fallback, share = _route(summary, scorer)
-        plan = (f"{default} with fallback to {reference} on {_names(fallback)} "
-                f"({share:.1%} of traffic)" if fallback else f"{default} on all traffic")
-        if verdict == "pass":
-            return Decision(name, "ship with fallback" if fallback else "ship",
-                            f"Ship {name}: {plan}; the routed candidate passes the gate.")
-    else:
-        routes = [s for s in summary.candidates if s.backend == "route"
-                  and _route(summary, s)[0] == name and candidate_verdict(summary, s.name)
-                  == "pass"]
-        if verdict == "pass":
-            return Decision(name, "ship", f"Ship {name}: none of its {len(checks)} checks "
-                                          f"fails.")
-        if verdict == "fail" and routes:
-            _, fallback, share = _route(summary, routes[0])
-            return Decision(name, "ship with fallback",
-                            f"Ship {name} only with fallback to {reference} on "
-                            f"{_names(fallback)} ({share:.1%} of traffic), as the routed "
-                            f"candidate {routes[0].name} that passes; alone it fails on "
-                            f"{_names(_failing_slices(summary, name))}.")
-        if verdict == "fail" and plan is not None and plan.candidate == name:
-            return Decision(name, "ship with fallback",
-                            f"Ship {name} only with fallback to {reference} on "
-                            f"{_names(plan.fallback)} ({plan.share:.1%} of traffic), the plan "
-                            f"in {plan.file} that validator recommend chose on one half of "
-                            f"the rows and confirmed on the other; alone it fails on "
-                            f"{_names(_failing_slices(summary, name))}.")
+def _with_fallback(summary: RunRecord, name: str, slices: list[str], share: float,
+                   source: str) -> Decision:
+    return Decision(name, "ship with fallback",
+                    f"Ship {name} only with fallback to {summary.reference.name} on "
+                    f"{_names(slices)} ({share:.1%} of traffic), {source}; alone it fails "
+                    f"on {_names(_failing_slices(summary, name))}.")
+
+
+def _blocked(summary: RunRecord, scorer: ScorerRecord, verdict: str) -> Decision:
+    checks = checks_of(summary, scorer.name)
     if verdict == "inconclusive":
         open_checks = [c for c in checks if c.verdict == "inconclusive"]
         needed = max((c.rows_needed or 0 for c in open_checks), default=0)
         more = f"; up to {needed} rated rows per slice would decide them" if needed else ""
-        return Decision(name, "do not ship",
-                        f"Do not ship {name} yet: no check fails, but {len(open_checks)} "
-                        f"cannot decide{more}.")
+        return Decision(scorer.name, "do not ship",
+                        f"Do not ship {scorer.name} yet: no check fails, but "
+                        f"{len(open_checks)} cannot decide{more}.")
     failing = [c for c in checks if c.verdict == "fail"]
-    return Decision(name, "do not ship",
-                    f"Do not ship {name}: {len(failing)} checks fail on "
-                    f"{_names(_failing_slices(summary, name))}.",
+    return Decision(scorer.name, "do not ship",
+                    f"Do not ship {scorer.name}: {len(failing)} checks fail on "
+                    f"{_names(_failing_slices(summary, scorer.name))}.",
                     recommend=scorer.backend != "route")
+
+
+def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -> Decision:
+    name = scorer.name
+    verdict = candidate_verdict(summary, name)
+    if verdict == "pass" and scorer.backend == "route":
+        default, fallback, share = _route(summary, scorer)
+        if not fallback:
+            return Decision(name, "ship", f"Ship {name}: {default} on all traffic.")
+        return Decision(name, "ship with fallback",
+                        f"Ship {name}: {default} with fallback to {summary.reference.name} "
+                        f"on {_names(fallback)} ({share:.1%} of traffic); the routed "
+                        f"candidate passes the gate.")
+    if verdict == "pass":
+        return Decision(name, "ship", f"Ship {name}: none of its "
+                                      f"{len(checks_of(summary, name))} checks fails.")
+    if verdict == "fail" and scorer.backend != "route":
+        routes = [s for s in summary.candidates if s.backend == "route"
+                  and _route(summary, s)[0] == name
+                  and candidate_verdict(summary, s.name) == "pass"]
+        if routes:
+            _, fallback, share = _route(summary, routes[0])
+            return _with_fallback(summary, name, fallback, share,
+                                  f"as the routed candidate {routes[0].name} that passes")
+        if plan is not None and plan.candidate == name:
+            return _with_fallback(summary, name, plan.fallback, plan.share,
+                                  f"the plan in {plan.file} that validator recommend chose "
+                                  f"on one half of the rows and confirmed on the other")
+    return _blocked(summary, scorer, verdict)
 
 
 def decisions(summary: RunRecord, plan: Plan | None = None) -> list[Decision]:
