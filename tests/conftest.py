@@ -71,6 +71,15 @@ def scored_rows(validation_rows) -> pd.DataFrame:
     return frame
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The embedded default run (the real scorer, cached predictions): (result, run dir),
+    shared by the end-to-end and the report browser tests."""
+    out = tmp_path_factory.mktemp("default") / "run"
+    result = run_cli("run", "--out", str(out), "--quiet")
+    return result, out
+
+
 def columns_config(tmp_path: Path, frame: pd.DataFrame, **overrides) -> Path:
     """Write ``frame`` and a columns-backend config (reference *_ref, candidate *_cand)."""
     sample = tmp_path / "sample.parquet"

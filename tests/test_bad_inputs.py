@@ -233,6 +233,8 @@ BUILDERS = {
     "discover-unknown-candidate": lambda s: ["discover", str(finished_run(s)),
                                              "--candidate", "int4"],
     "discover-bad-option": lambda s: ["discover", str(finished_run(s)), "--max-conditions", "4"],
+    # report comparison
+    "baseline-not-a-run-dir": lambda s: [*s.run(), "--baseline", str(s.folder)],
 }
 
 

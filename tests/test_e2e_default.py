@@ -8,16 +8,9 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from conftest import DIMENSIONS, run_cli
+from conftest import DIMENSIONS
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("default") / "run"
-    result = run_cli("run", "--out", str(out), "--quiet")
-    return result, out
 
 
 def test_default_run_decides(default_run):

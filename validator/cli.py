@@ -108,6 +108,11 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache",
                                   help="Neither read nor write cached predictions; build "
                                        "recipe artefacts afresh."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline",
+                                            help="An earlier run directory (the last "
+                                                 "release) to compare with: the report and "
+                                                 "summary.md add the checks that newly fail, "
+                                                 "newly pass or moved beyond their CI."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
@@ -118,15 +123,18 @@ def run(
     Exit 0: gate passed. 1: gate failed (or inconclusive). 2: could not run.
     """
     from validator.config import default_config, load_config
+    from validator.outputs.baseline import read_baseline
     from validator.pipeline import run_gate
 
     with guarded(debug):
+        earlier = read_baseline(baseline) if baseline else None  # before any scoring
         cfg = load_config(config) if config else default_config()
         out_dir = out or default_out_dir(cfg.report.out)
         if (out_dir / "summary.json").exists() and not force:
             raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
                                  f"pass --force to replace it")
-        summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache)
+        summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
+                           baseline=earlier)
         counts = summary.counts
         typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
@@ -168,18 +176,25 @@ def quantize(
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory (summary.json and "
                                              "predictions.parquet)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline",
+                                            help="An earlier run directory to compare with "
+                                                 "(summary.md is rewritten too)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Re-render report.html from a run's summary.json and predictions.parquet, without
     scoring anything. summary.json is validated first: a hand-edited or truncated file
-    exits 2 naming the field.
+    exits 2 naming the field. With --baseline, report.html and summary.md add what
+    changed since that run: checks that newly fail, newly pass or moved beyond their CI,
+    and whether the sample and slice definitions differ.
 
-    Example: validator report reports/run-20261127-101500
+    Example: validator report reports/run-20261127-101500 --baseline reports/release-41
     """
     from validator.outputs import rerender_report
+    from validator.outputs.baseline import read_baseline
 
     with guarded(debug):
-        typer.echo(f"report: {rerender_report(run_dir)}")
+        earlier = read_baseline(baseline) if baseline else None
+        typer.echo(f"report: {rerender_report(run_dir, earlier)}")
 
 
 @app.command()

@@ -22,8 +22,10 @@ from validator.scoring import score_sample
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
-             use_cache: bool = True) -> RunRecord:
-    """Run the whole gate; returns the run record (also written under ``out_dir``)."""
+             use_cache: bool = True,
+             baseline: tuple[Path, RunRecord] | None = None) -> RunRecord:
+    """Run the whole gate; returns the run record (also written under ``out_dir``, with
+    the comparison against ``baseline``, an earlier run's folder and record, if given)."""
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers)
@@ -37,5 +39,5 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
         summary, extra = discover_in_run(summary, table, out_dir, config.discovery)
-    write_outputs(out_dir, summary, table, extra)
+    write_outputs(out_dir, summary, table, extra, baseline)
     return summary

@@ -16,13 +16,15 @@ from typing import Callable
 import pandas as pd
 
 from validator.errors import ValidatorError
+from validator.outputs.baseline import Comparison, compare
+from validator.outputs.decision import read_plan
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
 from validator.record import RunRecord, read_record
 
-RENDERERS: dict[str, Callable[[RunRecord], str]] = {
-    "junit.xml": render_junit,
+RENDERERS: dict[str, Callable[[RunRecord, Comparison | None], str]] = {
+    "junit.xml": lambda summary, comparison: render_junit(summary),
     "summary.md": render_markdown,
 }
 
@@ -53,14 +55,15 @@ OUTPUT_NAMES = ("summary.json", "predictions.parquet", *RENDERERS, "report.html"
 
 
 def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame,
-           extra: dict[str, str]) -> None:
+           extra: dict[str, str], comparison: Comparison | None) -> None:
     predictions.to_parquet(staging / "predictions.parquet", index=False)
     for name, text in extra.items():
         (staging / name).write_text(text, encoding="utf-8")
     (staging / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     for name, render in RENDERERS.items():
-        (staging / name).write_text(render(summary), encoding="utf-8")
-    (staging / "report.html").write_text(render_html(summary, predictions), encoding="utf-8")
+        (staging / name).write_text(render(summary, comparison), encoding="utf-8")
+    (staging / "report.html").write_text(render_html(summary, predictions, comparison),
+                                         encoding="utf-8")
     missing = [name for name in OUTPUT_NAMES if not (staging / name).is_file()]
     if missing:
         raise OSError(f"{staging}: {', '.join(missing)} not written")
@@ -83,24 +86,31 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 
 
 def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
-                  extra: dict[str, str] | None = None) -> list[Path]:
-    """The run's outputs, and ``extra`` files (name -> text), into ``out_dir`` at once."""
+                  extra: dict[str, str] | None = None,
+                  baseline: tuple[Path, RunRecord] | None = None) -> list[Path]:
+    """The run's five outputs, and ``extra`` files (name -> text), into ``out_dir`` at
+    once; with a baseline run (its folder and record), report.html and summary.md also
+    say what changed since it."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValidatorError(f"{out_dir}: exists and is not a folder; choose another --out")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         _shareable(staging, 0o777)
-        _stage(staging, summary, predictions, extra or {})
+        comparison = None if baseline is None else compare(summary, baseline)
+        _stage(staging, summary, predictions, extra or {}, comparison)
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out_dir / name for name in (*OUTPUT_NAMES, *(extra or {}))]
 
 
-def rerender_report(run_dir: Path) -> Path:
+def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = None) -> Path:
     """``validator report RUN_DIR``: report.html again from summary.json (validated
-    against the run record) and predictions.parquet, without scoring."""
+    against the run record) and predictions.parquet, without scoring. With a baseline
+    run, summary.md is rendered again too, both with the comparison. A confirmed plan
+    that ``validator recommend`` wrote beside the run (routing.yaml) enters the
+    decision."""
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     for path in (summary_path, table_path):
         if not path.is_file():
@@ -111,5 +121,9 @@ def rerender_report(run_dir: Path) -> Path:
     except (ValueError, OSError) as exc:
         raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
     target = run_dir / "report.html"
-    write_text(target, render_html(summary, predictions))
+    comparison = None if baseline is None else compare(summary, baseline)
+    plan = read_plan(run_dir, summary, predictions)
+    write_text(target, render_html(summary, predictions, comparison, plan))
+    if comparison is not None:
+        write_text(run_dir / "summary.md", render_markdown(summary, comparison))
     return target

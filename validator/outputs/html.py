@@ -1,5 +1,11 @@
 """report.html: one self-contained page (jinja2, autoescaped, inline CSS/JS/SVG, no
-network) rendered from the summary and the predictions table."""
+network) rendered from the summary and the predictions table (and, with --baseline,
+the comparison with an earlier run's summary).
+
+The template puts the decision first (report_view, decision), then the heatmaps, the
+checks that fail, the forest plots, and every detail section in a <details> element.
+A feature adding a section writes its own partial (templates/_name.html.j2) and one
+guarded {% include %} line in report.html.j2."""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from collections import defaultdict
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from validator.outputs import discovery_view, report_view as view
+from validator.outputs import decision, discovery_view, majority
+from validator.outputs import report_view as view
+from validator.outputs.baseline import Comparison
 from validator.record import CheckRecord, RunRecord
 
 
@@ -36,11 +44,15 @@ def environment() -> Environment:
     return env
 
 
-def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> str:
+def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
+                comparison: Comparison | None = None,
+                plan: decision.Plan | None = None) -> str:
     grid = degradation_grid(summary)
     checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
     problems = view.problems(summary)
     metric_names = list(dict.fromkeys(m.metric for m in summary.metrics))
+    blind = majority.blind_spots(summary)
+    baseline = majority.values_of(summary, majority.MAJORITY, summary.gate.metric)
     return environment().get_template("report.html.j2").render(
         summary=summary, plain=view.plain_summary(summary), grid=grid, problems=problems,
         operating=view.operating_sentence(summary), percent=view.percent,
@@ -53,4 +65,11 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> 
         anchor=view.check_anchor, colour=view.heat_colour,
         examples=view.examples(summary, predictions),
         examples_per_slice=view.EXAMPLES_PER_SLICE,
+        decisions=decision.decisions(summary, plan), strip=decision.strip(summary),
+        headline=decision.headline(summary, baseline), top=view.top_failures(summary),
+        majority_of=lambda slice_name, dimension: baseline.get((slice_name, dimension)),
+        agreement_metrics=majority.AGREEMENT_METRICS, barely=majority.BARELY_BEATS,
+        blind=blind, blind_sentence=majority.blind_sentence(summary, blind),
+        suggested=majority.SUGGESTED, comparison=comparison,
+        recommend=decision.RECOMMEND,
         discovery=discovery_view.section(summary, predictions))

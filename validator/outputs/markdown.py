@@ -1,9 +1,13 @@
-"""summary.md: the verdict and the checks that matter, for CI job summaries."""
+"""summary.md: the verdict, what to do with each candidate and the checks that matter,
+for CI job summaries (and, with --baseline, what changed since the earlier run)."""
 
 from __future__ import annotations
 
+from validator.outputs.baseline import Comparison
+from validator.outputs.decision import RECOMMEND, decisions, opening
 from validator.outputs.discovery_view import sentence as discovery_sentence
 from validator.outputs.html import megabytes, num
+from validator.outputs.majority import blind_sentence, blind_spots
 from validator.outputs.report_view import operating_sentence
 from validator.outputs.report_view import problems as problem_checks
 from validator.record import RunRecord
@@ -15,9 +19,44 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(summary: RunRecord) -> str:
+def decision_lines(summary: RunRecord) -> list[str]:
+    lines = [_cell(opening(summary)), ""]
+    for d in decisions(summary):
+        hint = (f" `{RECOMMEND}` searches for slices to hand back to the reference."
+                if d.recommend else "")
+        lines.append(f"- **{d.action.upper()}**: {_cell(d.sentence)}{hint}")
+    blind = blind_sentence(summary, blind_spots(summary))
+    return lines + ([""] + [f"> **Warning:** {_cell(blind)}"] if blind else []) + [""]
+
+
+def baseline_lines(comparison: Comparison, limit: int = 30) -> list[str]:
+    """Per candidate: the counts of changed checks and the changes, the largest first."""
+    lines = ["## Since the baseline", "",
+             f"Compared with `{_cell(comparison.run_dir)}` (verdict "
+             f"{comparison.verdict.upper()}).", ""]
+    lines += [f"- **Not like for like:** {_cell(note)}." for note in comparison.notes]
+    for pair in comparison.pairs:
+        against = "" if pair.baseline == pair.candidate else f" (against {_cell(pair.baseline)})"
+        lines += ["", f"### {_cell(pair.candidate)}{against}", "",
+                  f"{pair.counts}.", ""]
+        if not pair.changes:
+            continue
+        lines += ["| change | slice | dimension | before | now | degradation before | now "
+                  "| CI now |", "|---|---|---|---|---|---:|---:|---|"]
+        for c in pair.changes[:limit]:
+            lines.append(f"| {c.kind} | {_cell(c.slice)} | {_cell(c.dimension)} | "
+                         f"{c.before.verdict} | {c.after.verdict} | "
+                         f"{num(c.before.degradation)} | {num(c.after.degradation)} | "
+                         f"[{num(c.after.ci_low)}, {num(c.after.ci_high)}] |")
+        if len(pair.changes) > limit:
+            lines.append(f"\n{len(pair.changes) - limit} more in report.html.")
+    return lines + [""]
+
+
+def render_markdown(summary: RunRecord, comparison: Comparison | None = None) -> str:
     gate, counts, sample = summary.gate, summary.counts, summary.sample
     lines = [f"# slice-validator: {summary.verdict.upper()}", "",
+             *decision_lines(summary),
              f"Gate metric **{gate.metric}** ({gate.unit}), max_drop {gate.max_drop:g}, "
              f"policy {gate.policy}, {gate.confidence:.0%} paired bootstrap CIs "
              f"({gate.bootstrap_resamples} resamples), correction {gate.correction} "
@@ -32,6 +71,8 @@ def render_markdown(summary: RunRecord) -> str:
         lines += [operating, ""]
     if summary.discovery is not None:
         lines += [_cell(discovery_sentence(summary)), ""]
+    if comparison is not None:
+        lines += baseline_lines(comparison)
     lines += ["## Scorers", "",
               "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
               "| rows/s | speedup | size ratio |",

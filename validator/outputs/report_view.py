@@ -1,6 +1,6 @@
 """What the HTML report shows, computed from summary.json and predictions.parquet only:
-the plain-language summary, heatmap colours, forest-plot geometry, per-slice metric
-tables and the example rows whose rounded score changed."""
+the opening sentence, heatmap colours, forest-plot geometry with round ticks, per-slice
+metric tables and the example rows whose rounded score changed."""
 
 from __future__ import annotations
 
@@ -11,37 +11,19 @@ import numpy as np
 import pandas as pd
 
 from validator.metrics import round_rating
+from validator.outputs.decision import convincing, opening
+from validator.outputs.majority import AGREEMENT_METRICS, MAJORITY
 from validator.record import CheckRecord, RunRecord
 
-EXAMPLES_PER_SLICE = 20
-EXAMPLES_TOTAL = 1000
+EXAMPLES_PER_SLICE = 10
+EXAMPLES_TOTAL = 400
 FOREST_WIDTH, FOREST_ROW, FOREST_LEFT = 640, 22, 190
+TOP_FAILURES = 10
 
 
 def plain_summary(summary: RunRecord) -> str:
-    counts, gate = summary.counts, summary.gate
-    candidates = [s.name for s in summary.candidates]
-    slices = len(summary.slices)
-    head = (f"The gate {summary.verdict.upper()}ED" if summary.verdict != "inconclusive"
-            else "The gate could not decide (INCONCLUSIVE)")
-    text = (f"{head}. {len(candidates)} candidate(s) ({', '.join(candidates)}) were compared "
-            f"with the reference {summary.reference.name} on {summary.sample.rows} "
-            f"gate rows, {slices} slices and {len(summary.rubric.dimensions)} rubric "
-            f"dimensions, using {gate.metric} with a {gate.policy} policy. "
-            f"{counts.fail} checks failed, {counts.inconclusive} were inconclusive and "
-            f"{counts.passed} passed.")
-    for name in candidates:
-        checks = [c for c in summary.checks if c.candidate == name
-                  and c.degradation is not None]
-        overall = next((c for c in checks if c.slice == "all"
-                        and c.dimension == "_all"), None)
-        worst = max(checks, key=lambda c: c.degradation / max(c.max_drop, 1e-9),
-                    default=None)
-        if overall is not None and worst is not None:
-            text += (f" {name} loses {overall.degradation:.2f} {gate.unit} overall; its "
-                     f"worst check is {worst.slice} / {worst.dimension} at "
-                     f"{worst.degradation:.2f} (threshold {worst.max_drop:g}).")
-    return text
+    """The opening sentence: the verdict and the most convincing failures."""
+    return opening(summary)
 
 
 def problems(summary: RunRecord) -> list[CheckRecord]:
@@ -61,7 +43,7 @@ def heat_colour(check: CheckRecord) -> str:
         return "#d8f3dc"
     if ratio <= 1:
         return f"hsl(45, 90%, {92 - 30 * ratio:.0f}%)"
-    return f"hsl(0, 75%, {max(50, 85 - 8 * min(ratio, 4.4)):.0f}%)"
+    return f"hsl(0, 80%, {max(66, 86 - 5 * min(ratio, 4.0)):.0f}%)"
 
 
 def check_anchor(check: CheckRecord) -> str:
@@ -86,51 +68,93 @@ def forest(summary: RunRecord, candidate: str) -> dict:
                         "x": None if c.degradation is None else scale(c.degradation),
                         "x_low": None if c.ci_low is None else scale(c.ci_low),
                         "x_high": None if c.ci_high is None else scale(c.ci_high)})
-    ticks = [{"x": scale(v), "label": f"{v:.3g}"} for v in np.linspace(low, high, 5)]
+    ticks = [{"x": scale(v), "label": f"{v:g}"} for v in round_ticks(low, high)]
     return {"rows": plotted, "zero_x": scale(0.0), "ticks": ticks, "width": FOREST_WIDTH,
             "height": 40 + len(rows) * FOREST_ROW, "axis_y": 20 + len(rows) * FOREST_ROW}
 
 
+def round_ticks(low: float, high: float, target: int = 6) -> list[float]:
+    """Ticks at multiples of 1, 2 or 5 x 10^k inside [low, high], about ``target`` of them."""
+    raw = (high - low) / target
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step)
+    return [round(k * step, 10) + 0.0 for k in range(first, math.floor(high / step) + 1)]
+
+
+def top_failures(summary: RunRecord) -> list[CheckRecord]:
+    return convincing(summary)[:TOP_FAILURES]
+
+
 def slice_tables(summary: RunRecord) -> dict[str, list[dict]]:
-    """slice -> rows of (scorer, dimension, metric values) incl. the human ceiling."""
+    """slice -> rows of (scorer, dimension, metric values) incl. the human ceiling; the
+    majority-rating baseline is a value beside each agreement metric, not a row."""
     tables: dict = defaultdict(dict)
+    majority: dict = {}
     for m in summary.metrics:
+        if m.scorer == MAJORITY:
+            majority[(m.slice, m.dimension, m.metric)] = m.value
+            continue
         key = (m.scorer, m.dimension)
         row = tables[m.slice].setdefault(key, {"scorer": m.scorer,
                                                "dimension": m.dimension, "n": m.n})
         row[m.metric] = m.value
+    for slice_name, rows in tables.items():
+        for row in rows.values():
+            for metric in AGREEMENT_METRICS:
+                row[f"{metric}:majority"] = majority.get((slice_name, row["dimension"],
+                                                          metric))
     return {name: list(rows.values()) for name, rows in tables.items()}
 
 
+def _watched(summary: RunRecord) -> dict[tuple[str, str], list[CheckRecord]]:
+    """(candidate, slice) -> its failing or borderline (degradation above half the
+    threshold) checks of single dimensions, the slice with the largest loss first."""
+    found: dict = defaultdict(list)
+    for c in summary.checks:
+        if c.dimension != "_all" and (c.verdict != "pass"
+                                      or (c.degradation or 0) > c.max_drop / 2):
+            found[(c.candidate, c.slice)].append(c)
+    return dict(sorted(found.items(), key=lambda kv: -max(c.degradation or 0 for c in kv[1])))
+
+
+def _rated(value: float) -> str:
+    return "–" if value != value else f"{value:.0f}"
+
+
 def examples(summary: RunRecord, predictions: pd.DataFrame | None) -> list[dict]:
-    """Rows whose rounded score changed between reference and candidate, for every
-    failing or borderline (degradation above half its threshold) slice and dimension."""
+    """Per candidate and slice with a failing or borderline check: up to
+    EXAMPLES_PER_SLICE rows whose rounded score changed on one of those dimensions, the
+    largest change first, each with every dimension's rounded ratings (changed flagged)."""
     if predictions is None or "text" not in predictions.columns:
         return []
-    scale = summary.rubric.scale
-    reference = summary.reference.name
-    wanted = [c for c in summary.checks if c.dimension != "_all" and (
-        c.verdict != "pass" or (c.degradation or 0) > c.max_drop / 2)]
-    rows, total = [], 0
-    for c in sorted(wanted, key=lambda c: -(c.degradation or 0)):
-        column = f"slice:{c.slice}"
-        if column not in predictions.columns:
+    scale, reference = summary.rubric.scale, summary.reference.name
+    dims = summary.rubric.dimensions
+    groups, total = [], 0
+    for (candidate, slice_name), checks in _watched(summary).items():
+        if f"slice:{slice_name}" not in predictions.columns or total >= EXAMPLES_TOTAL:
             continue
-        part = predictions[predictions[column]]
-        ref = part[f"{reference}:{c.dimension}"].to_numpy()
-        cand = part[f"{c.candidate}:{c.dimension}"].to_numpy()
-        changed = np.flatnonzero(round_rating(ref, scale) != round_rating(cand, scale))
-        changed = changed[np.argsort(-np.abs(ref - cand)[changed], kind="stable")]
-        for i in changed[:EXAMPLES_PER_SLICE]:
-            record = part.iloc[i]
-            rows.append({"candidate": c.candidate, "slice": c.slice,
-                         "dimension": c.dimension, "id": record["id"],
-                         "text": record["text"], "human": record[f"human:{c.dimension}"],
-                         "reference": ref[i], "candidate_value": cand[i]})
-            total += 1
-            if total >= EXAMPLES_TOTAL:
-                return rows
-    return rows
+        part = predictions[predictions[f"slice:{slice_name}"]]
+        ref = part[[f"{reference}:{d}" for d in dims]].to_numpy(dtype=float)
+        cand = part[[f"{candidate}:{d}" for d in dims]].to_numpy(dtype=float)
+        human = round_rating(part[[f"human:{d}" for d in dims]].to_numpy(dtype=float), scale)
+        changed = round_rating(ref, scale) != round_rating(cand, scale)
+        watched = [dims.index(c.dimension) for c in checks]
+        strength = np.where(changed, np.abs(ref - cand), 0.0)[:, watched].max(axis=1)
+        order = np.flatnonzero(strength > 0)
+        order = order[np.argsort(-strength[order], kind="stable")]
+        rows = []
+        for i in order[:min(EXAMPLES_PER_SLICE, EXAMPLES_TOTAL - total)]:
+            rows.append({"id": part["id"].iloc[i], "text": part["text"].iloc[i], "dims": [
+                {"name": d, "changed": bool(changed[i, j]), "watched": j in watched,
+                 "human": _rated(human[i, j]),
+                 "reference": _rated(round_rating(ref[i, j], scale)),
+                 "candidate": _rated(round_rating(cand[i, j], scale))}
+                for j, d in enumerate(dims)]})
+        total += len(rows)
+        groups.append({"candidate": candidate, "slice": slice_name, "changed": len(order),
+                       "dimensions": [c.dimension for c in checks], "rows": rows})
+    return groups
 
 
 def percent(share: float) -> str:

@@ -18,6 +18,7 @@ from validator.config import Config
 from validator.evenness import concentration
 from validator.gate import GateResult
 from validator.metrics import METRICS
+from validator.outputs.majority import majority_metrics
 from validator.profile import LATENCY_TEXTS, THROUGHPUT_ROWS
 from validator.record import SCHEMA_VERSION, RunRecord, build_record
 from validator.sample import Sample
@@ -131,7 +132,9 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "checks": checks,
         "evenness": evenness(checks, list(config.rubric.dimensions)),
         "data_checks": sample.checks,
-        "metrics": metrics.to_dict(orient="records"),
+        "metrics": pd.concat([metrics, majority_metrics(sample.human, masks,
+                                                        config.rubric.scale)],
+                             ignore_index=True).to_dict(orient="records"),
     }))
 
 
