@@ -122,8 +122,9 @@ def test_a_passing_routed_candidate_ships_its_model_with_fallback(runs):
     routed = {**candidate, "name": "routed", "backend": "route",
               "recipe": {"name": "route", "rules": [
                   {"slice": "headlines", "where": "{content_type: headline}", "to": "ref"},
+                  {"slice": "sms", "where": "{content_type: sms}", "to": "twin"},
                   {"default": "cand-old"}]},
-              "traffic": {"cand-old": 0.7, "ref": 0.3}}
+              "traffic": {"cand-old": 0.65, "ref": 0.3, "twin": 0.05}}
     data["scorers"].append(routed)
     data["checks"] += [{**c, "candidate": "routed", "verdict": "pass"}
                        for c in data["checks"]]
@@ -132,7 +133,8 @@ def test_a_passing_routed_candidate_ships_its_model_with_fallback(runs):
     assert model.action == "ship with fallback" and "headlines (30.0% of traffic)" in \
         model.sentence and "as the routed candidate routed" in model.sentence
     assert route.action == "ship with fallback" and route.sentence.startswith(
-        "Ship routed: cand-old with fallback to ref on headlines (30.0% of traffic)")
+        "Ship routed: cand-old with fallback to ref on headlines (30.0% of traffic) and "
+        "with sms sent to twin;")
 
 
 def test_majority_baseline_predicts_the_most_common_rating_per_slice():

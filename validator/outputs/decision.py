@@ -16,7 +16,7 @@ What to do with a candidate:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,7 @@ class Plan:
     fallback: list[str]
     share: float  # traffic share of the fallback slices (predictions.parquet)
     file: str
+    elsewhere: dict[str, list[str]] = field(default_factory=dict)  # other candidate: slices
 
 
 def read_plan(run_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> Plan | None:
@@ -101,7 +102,22 @@ def read_plan(run_dir: Path, summary: RunRecord, predictions: pd.DataFrame) -> P
                if "traffic_weight" in predictions else np.ones(len(predictions)))
     routed = predictions[columns].to_numpy(dtype=bool).any(axis=1)
     return Plan(router.default, fallback, float(weights[routed].sum() / weights.sum()),
-                path.name)
+                path.name, _elsewhere([{"slice": r.slice, "to": r.to} for r in router.rules],
+                                      summary.reference.name, router.default))
+
+
+def _elsewhere(rules: list[dict], reference: str, default: str) -> dict[str, list[str]]:
+    """Slices a route sends to a scorer other than the reference and its default."""
+    out: dict[str, list[str]] = {}
+    for rule in rules:
+        if rule.get("slice") and rule.get("to") not in (reference, default):
+            out.setdefault(rule["to"], []).append(rule["slice"])
+    return out
+
+
+def _and_elsewhere(elsewhere: dict[str, list[str]]) -> str:
+    return "".join(f" and with {_names(slices)} sent to {to}"
+                   for to, slices in elsewhere.items())
 
 
 @dataclass
@@ -122,13 +138,16 @@ def _names(names: list[str]) -> str:
                     else "")
 
 
-def _route(summary: RunRecord, scorer: ScorerRecord) -> tuple[str, list[str], float]:
-    """(default scorer, slices falling back to the reference, reference traffic share)."""
+def _route(summary: RunRecord,
+           scorer: ScorerRecord) -> tuple[str, list[str], float, dict[str, list[str]]]:
+    """(default scorer, slices falling back to the reference, reference traffic share,
+    slices sent to other candidates)."""
     rules = (scorer.recipe or {}).get("rules", [])
     reference = summary.reference.name
     fallback = [r["slice"] for r in rules if r.get("to") == reference and r.get("slice")]
     default = next((r["default"] for r in rules if "default" in r), scorer.name)
-    return default, fallback, (scorer.traffic or {}).get(reference, 0.0)
+    return (default, fallback, (scorer.traffic or {}).get(reference, 0.0),
+            _elsewhere(rules, reference, default))
 
 
 def candidate_verdict(summary: RunRecord, name: str) -> str:
@@ -146,11 +165,11 @@ def _failing_slices(summary: RunRecord, name: str) -> list[str]:
 
 
 def _with_fallback(summary: RunRecord, name: str, slices: list[str], share: float,
-                   source: str) -> Decision:
+                   source: str, elsewhere: dict[str, list[str]]) -> Decision:
     return Decision(name, "ship with fallback",
                     f"Ship {name} only with fallback to {summary.reference.name} on "
-                    f"{_names(slices)} ({share:.1%} of traffic), {source}; alone it fails "
-                    f"on {_names(_failing_slices(summary, name))}.")
+                    f"{_names(slices)} ({share:.1%} of traffic){_and_elsewhere(elsewhere)}, "
+                    f"{source}; alone it fails on {_names(_failing_slices(summary, name))}.")
 
 
 def _blocked(summary: RunRecord, scorer: ScorerRecord, verdict: str) -> Decision:
@@ -173,13 +192,15 @@ def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -
     name = scorer.name
     verdict = candidate_verdict(summary, name)
     if verdict == "pass" and scorer.backend == "route":
-        default, fallback, share = _route(summary, scorer)
+        default, fallback, share, elsewhere = _route(summary, scorer)
         if not fallback:
-            return Decision(name, "ship", f"Ship {name}: {default} on all traffic.")
+            where = (f"on all other traffic{_and_elsewhere(elsewhere)}" if elsewhere
+                     else "on all traffic")
+            return Decision(name, "ship", f"Ship {name}: {default} {where}.")
         return Decision(name, "ship with fallback",
                         f"Ship {name}: {default} with fallback to {summary.reference.name} "
-                        f"on {_names(fallback)} ({share:.1%} of traffic); the routed "
-                        f"candidate passes the gate.")
+                        f"on {_names(fallback)} ({share:.1%} of traffic)"
+                        f"{_and_elsewhere(elsewhere)}; the routed candidate passes the gate.")
     if verdict == "pass":
         return Decision(name, "ship", f"Ship {name}: none of its "
                                       f"{len(checks_of(summary, name))} checks fails.")
@@ -188,13 +209,15 @@ def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -
                   and _route(summary, s)[0] == name
                   and candidate_verdict(summary, s.name) == "pass"]
         if routes:
-            _, fallback, share = _route(summary, routes[0])
+            _, fallback, share, elsewhere = _route(summary, routes[0])
             return _with_fallback(summary, name, fallback, share,
-                                  f"as the routed candidate {routes[0].name} that passes")
+                                  f"as the routed candidate {routes[0].name} that passes",
+                                  elsewhere)
         if plan is not None and plan.candidate == name:
             return _with_fallback(summary, name, plan.fallback, plan.share,
                                   f"the plan in {plan.file} that validator recommend chose "
-                                  f"on one half of the rows and confirmed on the other")
+                                  f"on one half of the rows and confirmed on the other",
+                                  plan.elsewhere)
     return _blocked(summary, scorer, verdict)
 
 
