@@ -304,6 +304,52 @@ def discover(
                    f"({record['signal']}); wrote {written} and {figures}")
 
 
+@app.command()
+def diagnose(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (summary.json and "
+                                             "predictions.parquet)."),
+    candidate: str = typer.Option(..., "--candidate",
+                                  help="An INT8 recipe candidate of the run "
+                                       "(onnx-int8-static or torch-int8-dynamic)."),
+    slice_name: Optional[list[str]] = typer.Option(None, "--slice",
+                                                   help="Slice to diagnose (repeatable; "
+                                                        "default: the failing slices)."),
+    top: int = typer.Option(8, "--top", min=1,
+                            help="Layers or blocks (lowest SQNR first) each kept in fp32 "
+                                 "and re-scored per slice."),
+    rows: int = typer.Option(64, "--rows", min=4,
+                             help="Slice rows the library tools probe per slice."),
+    by: str = typer.Option("block", "--by",
+                           help="block: the layers of each block (encoder layer, "
+                                "embeddings, head) together; node: every layer alone."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Rank the layers a failing slice is sensitive to: per-layer SQNR from the
+    quantization library's own tools on the slice's rows, then the change in the
+    slice's degradation when each top layer alone is kept in fp32.
+
+    Example: validator diagnose reports/run-20261127-101500 --candidate onnx-int8-static
+
+    Writes RUN_DIR/diagnose-NAME.json and .md and adds a section to report.html.
+    Exit 0 when it ran, 2 when it could not.
+    """
+    from validator.decide.diagnose import diagnose as rank_layers
+    from validator.decide.diagnose import markdown, write_diagnosis
+    from validator.decide.rebuild import open_workbench
+    from validator.outputs import rerender_report
+
+    with guarded(debug):
+        bench = open_workbench(run_dir, candidate, rich_progress(quiet))
+        if by not in ("block", "node"):
+            raise ValidatorError(f"--by: must be block or node, got {by!r}")
+        record = rank_layers(bench, slice_name or None, top, rows, by)
+        written = write_diagnosis(run_dir, record)
+        report = rerender_report(run_dir)
+        typer.echo(markdown(record, limit=5), nl=False)
+        typer.echo(f"wrote: {written[0]}, {written[1]}; report: {report}")
+
+
 @slices_app.command("check")
 def slices_check(
     paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "

@@ -91,3 +91,42 @@ def kept_record(kept: list[Layer], patterns: tuple[str, ...]) -> dict:
     return {"exclude": list(patterns), "kept_fp32": [asdict(layer) for layer in kept],
             "kept_fp32_count": len(kept),
             "kept_fp32_size_cost_bytes": elements * (FLOAT_BYTES - INT8_BYTES)}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What diagnose and repair keep in fp32 at once: one layer, or a block of them."""
+    name: str
+    layers: tuple[Layer, ...]
+    patterns: tuple[str, ...]  # the ``exclude`` entries that name exactly these layers
+
+    @property
+    def op_type(self) -> str:
+        return "+".join(sorted({layer.op_type for layer in self.layers}))
+
+
+def block_of(layer: Layer) -> str:
+    """The block a layer belongs to: its module path up to the first index
+    (``bert.encoder.layer.3``), else its first two parts (``bert.embeddings``)."""
+    parts = (layer.module or layer.name).split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[:i + 1])
+    return ".".join(parts[:2])
+
+
+def units(layers: list[Layer], by: str) -> list[Unit]:
+    """``node``: every layer alone; ``block``: the layers of each block together."""
+    if by == "node":
+        return [Unit(layer.name, (layer,), (layer.name,)) for layer in layers]
+    blocks: dict[str, list[Layer]] = {}
+    for layer in layers:
+        blocks.setdefault(block_of(layer), []).append(layer)
+    out = []
+    for block, members in blocks.items():
+        exact = any(block in (m.module, m.name) for m in members)
+        pattern = block if exact else f"{block}.*"
+        named = [x for x in layers if x.matches(pattern)]
+        out.append(Unit(block, tuple(members),
+                        (pattern,) if named == members else tuple(m.name for m in members)))
+    return out
