@@ -31,7 +31,7 @@ TORCH_TOOL = ("torch.ao.ns._numeric_suite (prepare_model_with_stubs + ShadowLogg
               "Linear's int8 output vs its fp32 shadow on the same input; compare_weights)")
 ONNX_TOOL = ("onnxruntime.quantization.qdq_loss_debug (collect_activations, "
              "create_activation_matching + compute_activation_error, "
-             "create_weight_matching + compute_weight_error)")
+             "create_weight_matching with uint8 weights widened + compute_weight_error)")
 
 
 def combined_db(*sqnrs: float | None) -> float | None:

@@ -104,5 +104,7 @@ def rerender_report(run_dir: Path) -> Path:
     except (ValueError, OSError) as exc:
         raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
     target = run_dir / "report.html"
-    write_text(target, render_html(summary, predictions))
+    from validator.outputs.decision_view import decision_sections
+
+    write_text(target, render_html(summary, predictions, **decision_sections(run_dir)))
     return target

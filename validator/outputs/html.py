@@ -36,7 +36,9 @@ def environment() -> Environment:
     return env
 
 
-def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> str:
+def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
+                **sections) -> str:
+    """``sections``: extra template variables (decision_view.decision_sections)."""
     grid = degradation_grid(summary)
     checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
     problems = view.problems(summary)
@@ -52,4 +54,4 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None) -> 
                                                                    dimension)),
         anchor=view.check_anchor, colour=view.heat_colour,
         examples=view.examples(summary, predictions),
-        examples_per_slice=view.EXAMPLES_PER_SLICE)
+        examples_per_slice=view.EXAMPLES_PER_SLICE, **sections)
