@@ -322,6 +322,9 @@ def diagnose(
     by: str = typer.Option("block", "--by",
                            help="block: the layers of each block (encoder layer, "
                                 "embeddings, head) together; node: every layer alone."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=10,
+                                           help="Rows of each slice scored per unit kept "
+                                                "in fp32 (a seeded draw; default: all)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
@@ -343,7 +346,7 @@ def diagnose(
         bench = open_workbench(run_dir, candidate, rich_progress(quiet))
         if by not in ("block", "node"):
             raise ValidatorError(f"--by: must be block or node, got {by!r}")
-        record = rank_layers(bench, slice_name or None, top, rows, by)
+        record = rank_layers(bench, slice_name or None, top, rows, by, max_rows)
         written = write_diagnosis(run_dir, record)
         report = rerender_report(run_dir)
         typer.echo(markdown(record, limit=5), nl=False)

@@ -118,8 +118,8 @@ def library_errors(bench: Workbench, scorer, layers, texts: list[str]) -> tuple[
 
 
 def effects(bench: Workbench, base: np.ndarray, variant: np.ndarray, target: Target,
-            halves: dict[str, np.ndarray]) -> dict:
-    run, mask = bench.run, bench.run.mask(target.slice)
+            halves: dict[str, np.ndarray], mask: np.ndarray) -> dict:
+    run = bench.run
     out = {}
     for half, rows in halves.items():
         rows = rows & mask
@@ -156,7 +156,9 @@ def unit_errors(units_: list[Unit], errors: dict[str, dict]) -> dict[str, dict]:
 
 
 def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: int,
-             by: str = "block") -> dict:
+             by: str = "block", max_rows: int | None = None) -> dict:
+    """The ranked record; ``max_rows`` caps each slice's rows scored for the effects
+    (a seeded draw; default: all)."""
     run, candidate = bench.run, bench.spec.name
     chosen = targets(run, candidate, slices)
     search = selection_half(run.table["id"])
@@ -165,9 +167,9 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
     layers = bench.layers(scorer)
     by_name = {unit.name: unit for unit in units(layers, by)}
     seed = int(run.summary["config"]["seed"])
-    union = np.zeros(len(run.table), dtype=bool)
-    for target in chosen:
-        union |= run.mask(target.slice)
+    scored = {t.slice: probe_rows(run, run.mask(t.slice), max_rows or len(run.table),
+                                  seed + 1) for t in chosen}
+    union = np.logical_or.reduce(list(scored.values()))
     full = np.full((len(run.table), len(run.dimensions)), np.nan)
     full[union] = bench.predict(scorer, union)
     records, summaries, tool = [], [], ""
@@ -187,13 +189,14 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
             if entry["measured"]:
                 variant = np.full_like(full, np.nan)
                 variant[union] = bench.predict(bench.variant(list(unit.patterns)), union)
-                entry.update(effects(bench, full, variant, target, halves))
+                entry.update(effects(bench, full, variant, target, halves,
+                                     scored[target.slice]))
             entries.append(entry)
         records.extend(_rank(entries))
         summaries.append({"slice": target.slice, "dimension": target.dimension,
                           "degradation_run": target.degradation,
                           "rows_probed": int(probed.sum()),
-                          **{f"rows_{h}": int((rows & run.mask(target.slice)).sum())
+                          **{f"rows_{h}": int((rows & scored[target.slice]).sum())
                              for h, rows in halves.items()}})
     metric = get_metric(run.summary["gate"]["metric"])
     return {"candidate": candidate, "recipe": bench.recipe, "tool": tool, "by": by,

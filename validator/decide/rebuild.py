@@ -79,9 +79,12 @@ class Workbench:
         return values
 
 
-def candidate_spec(run: Run, config: Config, candidate: str) -> ScorerConfig:
+def check_candidate(run: Run, candidate: str) -> None:
     if candidate not in run.candidates:
         raise ValidatorError(f"--candidate: {choices_error('candidate', candidate, run.candidates)}")
+
+
+def candidate_spec(run: Run, config: Config, candidate: str) -> ScorerConfig:
     spec = next((c for c in config.candidates if c.name == candidate), None)
     if spec is None or spec.recipe not in EXCLUDE_RECIPES:
         made = [c.name for c in config.candidates if c.recipe in EXCLUDE_RECIPES]
@@ -94,6 +97,7 @@ def candidate_spec(run: Run, config: Config, candidate: str) -> ScorerConfig:
 def open_workbench(run_dir: Path, candidate: str,
                    progress: ProgressFactory = no_progress) -> Workbench:
     run = load_run(run_dir)
+    check_candidate(run, candidate)
     if "text" not in run.table.columns:
         raise ValidatorError(f"{run_dir / 'predictions.parquet'}: missing column 'text'")
     config = run_config(run)
