@@ -102,19 +102,16 @@ def probe_rows(run, mask: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return out
 
 
+MEASURED = ("onnx-int8-static", "torch-int8-dynamic")  # recipes the library tools read
+
+
 def library_errors(bench: Workbench, scorer, layers, texts: list[str]) -> tuple[dict, str]:
     if bench.recipe == "onnx-int8-static":
-        from validator.scorers.onnx_recipes import fp32_artefact
-
-        fp32 = fp32_artefact(bench.reference, bench.context()) / "model.onnx"
-        return (sensitivity.onnx_layer_errors(fp32, scorer.onnx_file, bench.reference,
-                                              layers, texts), sensitivity.ONNX_TOOL)
-    if bench.recipe == "torch-int8-dynamic":
-        return (sensitivity.torch_layer_errors(bench.reference, scorer, layers, texts),
-                sensitivity.TORCH_TOOL)
-    raise ValidatorError(f"--candidate: diagnose measures onnx-int8-static (QDQ) and "
-                         f"torch-int8-dynamic candidates; {bench.spec.name!r} is "
-                         f"{bench.recipe!r}")
+        return (sensitivity.onnx_layer_errors(bench.fp32_graph(), scorer.onnx_file,
+                                              bench.reference, layers, texts),
+                sensitivity.ONNX_TOOL)
+    return (sensitivity.torch_layer_errors(bench.reference, scorer, layers, texts),
+            sensitivity.TORCH_TOOL)
 
 
 def effects(bench: Workbench, base: np.ndarray, variant: np.ndarray, target: Target,
@@ -160,11 +157,14 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
     """The ranked record; ``max_rows`` caps each slice's rows scored for the effects
     (a seeded draw; default: all)."""
     run, candidate = bench.run, bench.spec.name
+    if bench.recipe not in MEASURED:
+        raise ValidatorError(f"--candidate: diagnose measures {' and '.join(MEASURED)} "
+                             f"candidates; {candidate!r} is {bench.recipe!r}")
     chosen = targets(run, candidate, slices)
     search = selection_half(run.table["id"])
     halves = {"search": search, "confirm": ~search}
     scorer = bench.variant([])
-    layers = bench.layers(scorer)
+    layers = bench.layers()
     by_name = {unit.name: unit for unit in units(layers, by)}
     seed = int(run.summary["config"]["seed"])
     scored = {t.slice: probe_rows(run, run.mask(t.slice), max_rows or len(run.table),

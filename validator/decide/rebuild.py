@@ -57,18 +57,20 @@ class Workbench:
         return build_scorer(spec, self.config, self.reference, self.sample,
                             cache_root() / "artefacts", self.progress)
 
-    def layers(self, scorer: Scorer) -> list[Layer]:
+    def layers(self) -> list[Layer]:
         """Every layer the recipe can keep in fp32 (of the fp32 graph, for ONNX)."""
         if self.recipe.startswith("onnx-"):
-            from validator.scorers.onnx_recipes import fp32_artefact
-
-            return onnx_layers(fp32_artefact(self.reference, self.context()) / "model.onnx")
+            return onnx_layers(self.fp32_graph())
         return torch_layers(self.reference.model)
 
-    def context(self):
+    def fp32_graph(self) -> Path:
+        """The fp32 ONNX export the ONNX recipes quantize (from the artefact cache)."""
         from validator.scorers import RecipeContext
+        from validator.scorers.onnx_recipes import fp32_artefact
 
-        return RecipeContext(self.spec.key, list, cache_root() / "artefacts", self.progress)
+        context = RecipeContext(self.spec.key, lambda: [],  # exporting needs no rows
+                                cache_root() / "artefacts", self.progress)
+        return fp32_artefact(self.reference, context) / "model.onnx"
 
     def texts(self, rows: np.ndarray) -> list[str]:
         return self.run.table.loc[rows, "text"].astype(str).tolist()

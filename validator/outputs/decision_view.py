@@ -38,8 +38,7 @@ def diagnoses(run_dir: Path) -> list[dict]:
 
 def repairs(run_dir: Path) -> list[dict]:
     return [{**_read(path), "file": path.name}
-            for path in sorted(run_dir.glob("repair-*.json"))
-            if not path.name.endswith(".candidate.json")]
+            for path in sorted(run_dir.glob("repair-*.json"))]
 
 
 def routing_vs_repair(run_dir: Path, repaired: list[dict]) -> list[dict]:
