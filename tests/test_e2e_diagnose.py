@@ -25,10 +25,12 @@ def diagnosed(tmp_path_factory):
                and c["verdict"] == "fail" and c["slice"] != "all"]
     worst = max(failing, key=lambda c: c["degradation"])
     result = run_cli("diagnose", str(out), "--candidate", CANDIDATE, "--slice",
-                     worst["slice"], "--top", "8", "--rows", "8", "--max-rows", "100",
+                     worst["slice"], "--top", "20", "--rows", "8", "--max-rows", "100",
                      "--quiet")
     assert result.returncode == 0, result.stderr
-    return json.loads((out / f"diagnose-{CANDIDATE}.json").read_text())
+    record = json.loads((out / f"diagnose-{CANDIDATE}.json").read_text())
+    print(json.dumps(record["layers"], indent=1))  # shown when a test fails
+    return record
 
 
 def test_every_block_is_measured_and_ranked_on_the_search_half(diagnosed):
