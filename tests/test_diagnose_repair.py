@@ -132,3 +132,25 @@ def test_repair_confirms_fewer_failing_checks_and_writes_a_recipe(tiny):
     snippet = yaml.safe_load((tiny["run"] / "repair-dynamic.candidate.yaml").read_text())
     assert snippet["candidates"][0]["exclude"] == record["exclude"]
     assert "| step |" in (tiny["run"] / "repair-dynamic.md").read_text()
+
+
+@pytest.mark.parametrize("option", [
+    {"fallback": ["headlines"]},                                    # fallback to the reference
+    {"routes": [{"slice": "headlines", "to": "fp32"}]}])            # routes to any scorer
+def test_routing_and_repair_side_by_side(tmp_path, option):
+    from validator.outputs.decision_view import decision_sections
+
+    step = {"step": 1, "added": "bert.encoder.layer.5", "exclude": ["bert.encoder.layer.5.*"],
+            "layers_kept": 8, "size_bytes": 29e6, "latency_ms_p50": 20.0, "failing_search": 0}
+    repair = {"candidate": "q", "steps": [step], "best_step": 0,
+              "confirmation": {"verdict": "pass", "repaired": {"fail": 0}},
+              "original": {"size_bytes": 24e6}, "reference": {"size_bytes": 91e6}}
+    (tmp_path / "repair-q.json").write_text(json.dumps(repair))
+    assert decision_sections(tmp_path)["routing_vs_repair"] == []  # recommend has not run
+    (tmp_path / "routing.options.json").write_text(json.dumps(
+        [{"candidate": "q", "share": 0.25, "confirmation": "fail", "failing": ["a", "b"],
+          "cost": None, **option}]))
+    [row] = decision_sections(tmp_path)["routing_vs_repair"]
+    assert row["routing"]["routes"] in (["headlines"], ["headlines -> fp32"])
+    assert row["routing"]["failing"] == 2 and row["repair"]["layers_kept"] == 8
+    assert row["repair"]["confirmation"] == "pass" and row["original"]["size_bytes"] == 24e6

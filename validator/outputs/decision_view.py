@@ -56,7 +56,7 @@ def routing_vs_repair(run_dir: Path, repaired: list[dict]) -> list[dict]:
             continue
         best = record["steps"][record["best_step"]]
         rows.append({"candidate": record["candidate"],
-                     "routing": {"fallback": option["fallback"], "share": option["share"],
+                     "routing": {"routes": _routes(option), "share": option["share"],
                                  "confirmation": option["confirmation"],
                                  "failing": len(option.get("failing", [])),
                                  "monthly_cost": (option.get("cost") or {}).get(
@@ -68,6 +68,13 @@ def routing_vs_repair(run_dir: Path, repaired: list[dict]) -> list[dict]:
                                 "failing": record["confirmation"]["repaired"]["fail"]},
                      "original": record["original"], "reference": record["reference"]})
     return rows
+
+
+def _routes(option: dict) -> list[str]:
+    """The plan's routes, ``slice -> scorer`` (fallback slices: to the reference)."""
+    if "routes" in option:
+        return [f"{r['slice']} -> {r['to']}" for r in option["routes"]]
+    return list(option.get("fallback", []))
 
 
 def decision_sections(run_dir: Path) -> dict:
