@@ -26,9 +26,11 @@ def run_cli(*args: str, cwd: Path | None = None,
                           env={**os.environ, **(env or {})})
 
 
-def tiny_model_dir(path: Path, labels=tuple(DIMENSIONS), vocab_size: int = 30522) -> Path:
+def tiny_model_dir(path: Path, labels=tuple(DIMENSIONS), vocab_size: int = 30522,
+                   initializer_range: float = 0.02) -> Path:
     """A small random BERT regression model saved as a real model directory, with the
-    default encoder's tokenizer beside it."""
+    default encoder's tokenizer beside it (a larger ``initializer_range`` makes its
+    outputs depend on the text: std ~0.7 at 0.3)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -38,6 +40,7 @@ def tiny_model_dir(path: Path, labels=tuple(DIMENSIONS), vocab_size: int = 30522
     config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, num_labels=len(labels),
                         problem_type="regression", max_position_embeddings=128,
+                        initializer_range=initializer_range,
                         id2label={i: label for i, label in enumerate(labels)},
                         label2id={label: i for i, label in enumerate(labels)})
     model = BertForSequenceClassification(config)

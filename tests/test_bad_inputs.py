@@ -227,6 +227,20 @@ BUILDERS = {
     "route-not-serving-column": lambda s: s.routed(
         [{"slice": "high_stakes", "to": "ref"}, {"default": "cand"}],
         sample={"path": "sample.csv", "serving_columns": ["channel"]}),
+    # mixed precision (exclude)
+    "recipe-exclude-unknown-layer": lambda s: s.run(
+        reference={"name": "ref", "backend": "transformers",
+                   "model": str(tiny_model_dir(s.folder / "m"))},
+        candidates=[{"name": "q", "from": "reference", "recipe": "torch-int8-dynamic",
+                     "exclude": ["bert.encoder.layer.*.output.dense", "no_such_layer"]}]),
+    "config-exclude-wrong-recipe": lambda s: s.run(candidates=[
+        {"name": "q", "from": "reference", "recipe": "torch-bf16", "exclude": ["bert.*"]}]),
+    "config-exclude-not-a-recipe": lambda s: s.run(candidates=[
+        {"name": "cand", "backend": "columns", "columns": "{dimension}_cand",
+         "exclude": ["bert.*"]}]),
+    "diagnose-unknown-candidate": lambda s: ["diagnose", str(finished_run(s)),
+                                             "--candidate", "int4"],
+    "repair-not-a-run-dir": lambda s: ["repair", str(s.folder), "--candidate", "cand"],
     # discovery
     "config-discovery-bad-option": lambda s: s.run(discovery={"max_conditions": 5}),
     "discover-not-a-run-dir": lambda s: ["discover", str(s.folder)],
@@ -251,8 +265,9 @@ def finished_run(s: Setup) -> Path:
     summary = {"schema_version": 1, "config": {"seed": 0}, "gate": {"metric": "exact_agreement"},
                "rubric": {"scale": [1, 5], "dimensions": DIMENSIONS},
                "sample": {"path": str(s.write()), "text_column": "text"},
-               "scorers": [{"name": "ref", "role": "reference"},
-                           {"name": "cand", "role": "candidate"}]}
+               "scorers": [{"name": "ref", "role": "reference", "backend": "columns"},
+                           {"name": "cand", "role": "candidate", "backend": "columns"}],
+               "slices": []}
     (run / "summary.json").write_text(json.dumps(summary))
     return run
 

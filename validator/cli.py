@@ -355,6 +355,13 @@ def slices_check(
         typer.echo(f"ok: {len(slice_set.slices) - 1} slices (plus 'all') in {len(frame)} rows")
 
 
+# diagnose and repair live in their own module (this one stays small); registered here
+from validator.cli_layers import diagnose, repair  # noqa: E402
+
+app.command()(diagnose)
+app.command()(repair)
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

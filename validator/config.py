@@ -83,6 +83,8 @@ class ScorerConfig(StrictModel):
     # dimension -> the model's id2label name or output index (default: the dimension's name)
     outputs: dict[str, str | Annotated[int, Field(ge=0)]] | None = None
     output_scale: tuple[float, float] | None = None  # model range mapped onto rubric.scale
+    # layers a quantizing recipe keeps in full precision: node/module names or patterns
+    exclude: list[Annotated[str, Field(min_length=1)]] | None = None
     _key: str = PrivateAttr(default="")  # where this scorer sits in the file
 
     @property
@@ -109,6 +111,9 @@ class ScorerConfig(StrictModel):
                 (self.from_ is not None or self.backend == "columns"):
             raise ValueError("'outputs' and 'output_scale' apply to model backends "
                              "(transformers, onnxruntime); a recipe uses its reference's")
+        if self.exclude is not None and self.from_ is None:
+            raise ValueError("'exclude' applies to a recipe candidate ('from: reference'), "
+                             "whose recipe quantizes the reference")
         if self.from_ is not None:
             if self.recipe is None or self.backend is not None or self.model is not None:
                 raise ValueError("a scorer with 'from' needs 'recipe' and no 'backend'/'model'")

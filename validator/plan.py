@@ -29,7 +29,8 @@ from validator.scorers import BACKENDS, RECIPES
 from validator.slices import SliceSet, assign_slices, load_slices
 
 TORCH_BACKEND = "transformers"  # the backend every recipe starts from
-CALIBRATED_RECIPES = ("onnx-int8-static",)  # recipes that calibrate on sample rows
+CALIBRATED_RECIPES = ("onnx-int8-static",)
+EXCLUDE_RECIPES = ("onnx-int8-static", "onnx-int8-dynamic", "torch-int8-dynamic")  # recipes that calibrate on sample rows
 MIN_CALIBRATION_ROWS = 100
 INSPECTORS = {  # backend -> its cheap model check (path, dimensions)
     "transformers": "validator.scorers.transformers_backend:inspect_model_dir",
@@ -57,6 +58,9 @@ def check_scorer(scorer: ScorerConfig, config: Config) -> None:
         return
     if scorer.recipe not in RECIPES:
         raise ConfigError(f"{where}.recipe: {choices_error('recipe', scorer.recipe, RECIPES)}")
+    if scorer.exclude is not None and scorer.recipe not in EXCLUDE_RECIPES:
+        raise ConfigError(f"{where}.exclude: applies to the recipes "
+                          f"{', '.join(EXCLUDE_RECIPES)}, not {scorer.recipe!r}")
     if scorer.recipe.startswith("onnx-") and scorer.runtime is not None:
         raise ConfigError(f"{where}.runtime: applies to torch models; recipe {scorer.recipe!r} "
                           f"makes an ONNX Runtime model (set graph_optimization instead)")

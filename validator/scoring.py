@@ -18,7 +18,7 @@ import pandas as pd
 
 from validator.cache import PredictionCache, cache_root, row_keys
 from validator.config import Config, ScorerConfig
-from validator.errors import ScoringError
+from validator.errors import ConfigError, ScoringError
 from validator.profile import PeakRss, Speed, add_ratios, speed_probe
 from validator.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
@@ -77,8 +77,12 @@ def build_scorer(scorer_config: ScorerConfig, config: Config, reference: Scorer 
     recipe = get_recipe(scorer_config.recipe)
     context = RecipeContext(scorer_config.key,
                             lambda: calibration_texts(sample, scorer_config, config),
-                            artefact_dir, progress, scorer_config.runtime)
-    return recipe(scorer_config.name, reference, context)
+                            artefact_dir, progress, scorer_config.runtime,
+                            tuple(scorer_config.exclude or ()))
+    try:
+        return recipe(scorer_config.name, reference, context)
+    except ConfigError as exc:  # e.g. an ``exclude`` entry naming no layer of the model
+        raise ConfigError(f"{config.source}: {exc}") from exc
 
 
 def check_finite(values: np.ndarray, scorer: str, sample: Sample) -> None:

@@ -30,7 +30,8 @@ with the least fallback traffic.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +361,8 @@ def write_plan(out: Path, run: Run, options: list[Option], best: Option | None,
     note = ("Plans chosen on one half of the gate rows (sha256 of the id) by a greedy "
             "search, confirmed on the other half.\n\n")
     write_text(table, note + options_table(options, max_share))
+    write_text(out.with_name(out.stem + ".options.json"),  # for the report (decision_view)
+               json.dumps([asdict(o) for o in options], indent=2))
     if best is None:
         return [table]
     plan = router(run, best)

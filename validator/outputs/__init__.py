@@ -121,9 +121,12 @@ def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = Non
     except (ValueError, OSError) as exc:
         raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
     target = run_dir / "report.html"
+    from validator.outputs.decision_view import decision_sections
+
     comparison = None if baseline is None else compare(summary, baseline)
     plan = read_plan(run_dir, summary, predictions)
-    write_text(target, render_html(summary, predictions, comparison, plan))
+    write_text(target, render_html(summary, predictions, comparison, plan,
+                                   **decision_sections(run_dir)))
     if comparison is not None:
         write_text(run_dir / "summary.md", render_markdown(summary, comparison))
     return target

@@ -46,7 +46,8 @@ def environment() -> Environment:
 
 def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
                 comparison: Comparison | None = None,
-                plan: decision.Plan | None = None) -> str:
+                plan: decision.Plan | None = None, **sections) -> str:
+    """``sections``: extra template variables (decision_view.decision_sections)."""
     grid = degradation_grid(summary)
     checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
     problems = view.problems(summary)
@@ -72,4 +73,4 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
         blind=blind, blind_sentence=majority.blind_sentence(summary, blind),
         suggested=majority.SUGGESTED, comparison=comparison,
         recommend=decision.RECOMMEND,
-        discovery=discovery_view.section(summary, predictions))
+        discovery=discovery_view.section(summary, predictions), **sections)

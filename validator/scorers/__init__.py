@@ -36,6 +36,7 @@ class RecipeContext:
     artefact_dir: Path
     progress: "ProgressFactory"
     runtime: str | None = None  # eager | torchscript; None: the reference's
+    exclude: tuple[str, ...] = ()  # layer names or patterns kept in full precision
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ that is checked on every use, then loads it through the
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from validator.cache import CACHED_FOLDER_FORMAT, verify_manifest, write_manifes
 from validator.errors import ModelError
 from validator.scorers import RecipeContext, Scorer
 from validator.scorers.batched import padded_batches
+from validator.scorers.layers import ONNX_OP_TYPES, Layer, kept_record, onnx_layers, select
 from validator.scorers.onnx_backend import build_onnx_scorer
 from validator.scorers.recipes import require_transformers
 
@@ -94,6 +96,7 @@ def cached_artefact(context: RecipeContext, key: str, build: Callable[[Path], di
     shutil.rmtree(target, ignore_errors=True)
     context.artefact_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=context.artefact_dir))
+    previous = logging.root.manager.disable  # a build may nest another (calibration)
     logging.disable(logging.WARNING)  # exporter and quantizer log advice on every call
     try:
         record = build(staging)
@@ -105,7 +108,7 @@ def cached_artefact(context: RecipeContext, key: str, build: Callable[[Path], di
             if not verify_manifest(target):  # not a concurrent run's finished build
                 raise
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
@@ -163,22 +166,41 @@ def onnx_fp32(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
     return _load(name, reference, fp32_artefact(reference, context))
 
 
+def excluded_layers(source: Path, context: RecipeContext) -> list[Layer]:
+    """The fp32 graph's layers the candidate's ``exclude`` names (none without it)."""
+    return select(onnx_layers(source / "model.onnx"), context.exclude, context.key) \
+        if context.exclude else []
+
+
+def _kept_key(kept: list[Layer]) -> tuple:
+    """Key parts for the layers kept in fp32: none when all are quantized, so the
+    artefacts of recipes without ``exclude`` keep their keys."""
+    return (sorted(layer.name for layer in kept),) if kept else ()
+
+
+def _with_kept(record: dict, kept: list[Layer], context: RecipeContext) -> dict:
+    return {**record, **kept_record(kept, context.exclude)} if kept else record
+
+
 def onnx_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
-    """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
+    """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time;
+    the ``exclude``d nodes stay in fp32 (``nodes_to_exclude``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     reference = onnx_reference(reference, context, "onnx-int8-dynamic")
     source = fp32_artefact(reference, context)
+    kept = excluded_layers(source, context)
 
     def build(folder: Path) -> dict:
         quantize_dynamic(source / "model.onnx", folder / "model.onnx",
-                         weight_type=QuantType.QInt8)
+                         weight_type=QuantType.QInt8,
+                         nodes_to_exclude=[layer.name for layer in kept])
         _copy_side_files(source, folder)
-        return _finish({"name": "onnx-int8-dynamic",
-                        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights"},
-                       folder)
+        return _finish(_with_kept({"name": "onnx-int8-dynamic",
+                                   "method": "onnxruntime.quantization.quantize_dynamic, "
+                                             "QInt8 weights"}, kept, context), folder)
 
-    key = f"onnx-int8-dynamic-{_key(reference, versions())}"
+    key = f"onnx-int8-dynamic-{_key(reference, versions(), *_kept_key(kept))}"
     return _load(name, reference, cached_artefact(context, key, build))
 
 
@@ -202,38 +224,77 @@ class CalibrationReader(CalibrationDataReader):
         self._iter = iter(self.batches)
 
 
+def static_settings() -> dict:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    return {"quant_format": QuantFormat.QDQ, "per_channel": True,
+            "activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8,
+            "op_types_to_quantize": list(ONNX_OP_TYPES),
+            "calibrate_method": CalibrationMethod.MinMax}
+
+
+def _reader(reference, source: Path, texts: list[str]) -> CalibrationReader:
+    import onnxruntime as ort
+
+    inputs = [i.name for i in ort.InferenceSession(
+        str(source / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()]
+    return CalibrationReader(reference, texts, inputs)
+
+
+def calibration_ranges(reference, context: RecipeContext, source: Path, texts: list[str],
+                       text_hash: str, label: str) -> Path | None:
+    """ONNX Runtime's calibration cache (``calibration_cache_path``) for the fp32 graph
+    and the calibration rows, computed once, so variants that keep other layers in fp32
+    skip calibration; None where the installed ONNX Runtime cannot reuse ranges."""
+    from onnxruntime.quantization import quantize_static
+
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        return None
+
+    def build(folder: Path) -> dict:
+        with context.progress(f"calibrating {label}", len(texts)) as advance:
+            quantize_static(source / "model.onnx", folder / "scratch.onnx",
+                            _reader(reference, source, texts),
+                            calibration_cache_path=folder / "ranges.json", **static_settings())
+            advance(len(texts))
+        (folder / "scratch.onnx").unlink()
+        return {"name": "onnx-calibration", "libraries": versions(),
+                "calibration_rows": len(texts), "calibration_sha256": text_hash}
+
+    key = f"onnx-calibration-{_key(reference, versions(), text_hash)}"
+    return cached_artefact(context, key, build) / "ranges.json"
+
+
 def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
     """ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
-    activations) with ranges calibrated on the configured calibration rows."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    activations) with ranges calibrated on the configured calibration rows; the
+    ``exclude``d nodes stay in fp32 (``nodes_to_exclude``)."""
+    from onnxruntime.quantization import quantize_static
 
     reference = onnx_reference(reference, context, "onnx-int8-static")
     texts = context.calibration_texts()  # the plan has checked there are enough
     source = fp32_artefact(reference, context)
     text_hash = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
+    kept = excluded_layers(source, context)
 
     def build(folder: Path) -> dict:
-        inputs = [i.name for i in ort.InferenceSession(
-            str(source / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()]
-        reader = CalibrationReader(reference, texts, inputs)
-        with context.progress(f"calibrating {name}", len(texts)) as advance:
-            quantize_static(source / "model.onnx", folder / "model.onnx", reader,
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["MatMul", "Gemm", "Gather"],
-                            calibrate_method=CalibrationMethod.MinMax)
-            advance(len(texts))
+        ranges = calibration_ranges(reference, context, source, texts, text_hash, name)
+        calibration = ({"calibration_data_reader": None, "calibration_cache_path": ranges}
+                       if ranges else
+                       {"calibration_data_reader": _reader(reference, source, texts)})
+        quantize_static(source / "model.onnx", folder / "model.onnx",
+                        nodes_to_exclude=[layer.name for layer in kept], **calibration,
+                        **static_settings())
         _copy_side_files(source, folder)
-        return _finish({"name": "onnx-int8-static",
-                        "method": "onnxruntime.quantization.quantize_static, QDQ, MinMax "
-                                  "calibration, per-channel QInt8 weights, QUInt8 "
-                                  "activations; MatMul, Gemm and Gather (embeddings)",
-                        "calibration_rows": len(texts), "calibration_sha256": text_hash},
-                       folder)
+        return _finish(_with_kept({
+            "name": "onnx-int8-static",
+            "method": "onnxruntime.quantization.quantize_static, QDQ, MinMax calibration, "
+                      "per-channel QInt8 weights, QUInt8 activations; MatMul, Gemm and "
+                      "Gather (embeddings)",
+            "calibration_rows": len(texts), "calibration_sha256": text_hash}, kept, context),
+            folder)
 
-    key = f"onnx-int8-static-{_key(reference, versions(), text_hash)}"
+    key = f"onnx-int8-static-{_key(reference, versions(), text_hash, *_kept_key(kept))}"
     try:
         return _load(name, reference, cached_artefact(context, key, build))
     except (OSError, RuntimeError) as exc:

@@ -12,6 +12,7 @@ import warnings
 
 from validator.errors import ConfigError
 from validator.scorers import RecipeContext, Scorer
+from validator.scorers.layers import kept_record, select, torch_layers
 
 
 def require_transformers(reference: Scorer, recipe: str):
@@ -24,28 +25,33 @@ def require_transformers(reference: Scorer, recipe: str):
 
 
 def _derive(reference, name: str, model, record: dict, device: str, context: RecipeContext):
-    """The candidate scorer, run like the reference unless its own ``runtime`` is set."""
+    """The candidate scorer, run like the reference unless its own ``runtime`` is set.
+    Its fingerprint covers the layers kept in full precision."""
     from validator.scorers.transformers_backend import TransformersScorer, library_tag
 
     runtime = context.runtime or reference.runtime
+    kept = [layer["name"] for layer in record.get("kept_fp32", [])]
     return TransformersScorer(name, reference.dimensions, model, reference.tokenizer,
                               reference.outputs, reference.batch_size,
                               reference.max_length, recipe=record, path=reference.path,
                               model_fingerprint=reference.derived_fingerprint(
-                                  record["name"], library_tag()),
+                                  record["name"], library_tag(), *kept),
                               device=device, runtime=runtime, label=context.key,
                               tokens=reference.tokens)
 
 
 def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
-    """Dynamic INT8: Linear weights stored as int8, activations quantized per batch (CPU)."""
+    """Dynamic INT8: Linear weights stored as int8, activations quantized per batch (CPU);
+    the ``exclude``d Linear modules stay in fp32."""
     import torch
 
     reference = require_transformers(reference, "torch-int8-dynamic")
+    kept = select(torch_layers(reference.model), context.exclude, context.key)
     with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
         warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
-        model = quantize_dynamic(copy.deepcopy(reference.model).cpu(), {torch.nn.Linear},
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+        spec = {torch.nn.Linear: default_dynamic_qconfig, **{k.name: None for k in kept}}
+        model = quantize_dynamic(copy.deepcopy(reference.model).cpu(), spec,
                                  dtype=torch.qint8)
     quantized = [m for m in model.modules() if "quantized" in type(m).__module__
                  and hasattr(m, "weight")]
@@ -53,6 +59,8 @@ def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> 
               "method": "torch.ao.quantization.quantize_dynamic, qint8 weights",
               "quantized_op_types": sorted({type(m).__name__ for m in quantized}),
               "quantized_count": len(quantized)}
+    if kept:
+        record.update(kept_record(kept, context.exclude))
     return _derive(reference, name, model, record, "cpu", context)
 
 

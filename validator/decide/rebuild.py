@@ -1,0 +1,114 @@
+"""Rebuild a finished run's reference and one recipe candidate, to try layer variants.
+
+``validator diagnose`` and ``validator repair`` re-quantize the candidate with some
+layers kept in fp32 (the recipe's ``exclude``) and score chosen gate rows with it,
+through the prediction cache. The run's config (``summary.json``'s ``config.source``)
+and sample are read again; a sample whose sha256 differs from the run's is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from validator.cache import PredictionCache, cache_root
+from validator.config import Config, ScorerConfig, default_config, load_config
+from validator.decide.recommend import Run, load_run
+from validator.errors import ValidatorError, choices_error
+from validator.plan import EXCLUDE_RECIPES, check_config
+from validator.sample import Sample, load_sample
+from validator.scorers import ProgressFactory, Scorer, no_progress
+from validator.scorers.layers import Layer, onnx_layers, torch_layers
+from validator.scoring import build_scorer, score_cached
+
+DEFAULT_SOURCE = "<default config>"
+
+
+def run_config(run: Run) -> Config:
+    source = str(run.summary["config"]["source"])
+    if source == DEFAULT_SOURCE:
+        return default_config()
+    if not Path(source).is_file():
+        raise ValidatorError(f"{source}: the run's config file is gone; diagnose and repair "
+                             f"rebuild the candidate from it")
+    return load_config(Path(source))
+
+
+@dataclass
+class Workbench:
+    run: Run
+    config: Config
+    sample: Sample
+    spec: ScorerConfig              # the candidate's config
+    reference: Scorer
+    progress: ProgressFactory = no_progress
+    cache: PredictionCache = field(default_factory=lambda: PredictionCache(cache_root()))
+
+    @property
+    def recipe(self) -> str:
+        return self.spec.recipe
+
+    def variant(self, exclude: list[str], name: str | None = None) -> Scorer:
+        """The candidate rebuilt with these layers kept in fp32."""
+        spec = self.spec.model_copy(update={"exclude": list(exclude) or None,
+                                            "name": name or self.spec.name})
+        return build_scorer(spec, self.config, self.reference, self.sample,
+                            cache_root() / "artefacts", self.progress)
+
+    def layers(self) -> list[Layer]:
+        """Every layer the recipe can keep in fp32 (of the fp32 graph, for ONNX)."""
+        if self.recipe.startswith("onnx-"):
+            return onnx_layers(self.fp32_graph())
+        return torch_layers(self.reference.model)
+
+    def fp32_graph(self) -> Path:
+        """The fp32 ONNX export the ONNX recipes quantize (from the artefact cache)."""
+        from validator.scorers import RecipeContext
+        from validator.scorers.onnx_recipes import fp32_artefact
+
+        context = RecipeContext(self.spec.key, lambda: [],  # exporting needs no rows
+                                cache_root() / "artefacts", self.progress)
+        return fp32_artefact(self.reference, context) / "model.onnx"
+
+    def texts(self, rows: np.ndarray) -> list[str]:
+        return self.run.table.loc[rows, "text"].astype(str).tolist()
+
+    def predict(self, scorer: Scorer, rows: np.ndarray) -> np.ndarray:
+        """Predictions on the given gate rows (cached by the scorer's fingerprint)."""
+        values, _ = score_cached(scorer, self.texts(rows), self.progress, self.cache)
+        return values
+
+
+def check_candidate(run: Run, candidate: str) -> None:
+    if candidate not in run.candidates:
+        raise ValidatorError(f"--candidate: {choices_error('candidate', candidate, run.candidates)}")
+
+
+def candidate_spec(run: Run, config: Config, candidate: str) -> ScorerConfig:
+    spec = next((c for c in config.candidates if c.name == candidate), None)
+    if spec is None or spec.recipe not in EXCLUDE_RECIPES:
+        made = [c.name for c in config.candidates if c.recipe in EXCLUDE_RECIPES]
+        raise ValidatorError(f"--candidate: {candidate!r} is not made by a recipe that can "
+                             f"keep layers in fp32 ({', '.join(EXCLUDE_RECIPES)}); "
+                             f"candidates that are: {', '.join(made) or 'none'}")
+    return spec
+
+
+def open_workbench(run_dir: Path, candidate: str,
+                   progress: ProgressFactory = no_progress) -> Workbench:
+    run = load_run(run_dir)
+    check_candidate(run, candidate)
+    if "text" not in run.table.columns:
+        raise ValidatorError(f"{run_dir / 'predictions.parquet'}: missing column 'text'")
+    config = run_config(run)
+    spec = candidate_spec(run, config, candidate)
+    check_config(config)
+    sample = load_sample(config)
+    if sample.sha256 != run.summary["sample"]["sha256"]:
+        raise ValidatorError(f"{sample.path}: the sample changed since the run (sha256 "
+                             f"{sample.sha256[:12]}, the run's {run.summary['sample']['sha256'][:12]})")
+    reference = build_scorer(config.reference, config, None, sample,
+                             cache_root() / "artefacts", progress)
+    return Workbench(run, config, sample, spec, reference, progress)
