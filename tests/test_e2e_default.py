@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from conftest import DIMENSIONS, run_cli
+from conftest import DIMENSIONS, SERVING_PROBE, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("default") / "run"
-    result = run_cli("run", "--out", str(out), "--quiet")
+    result = run_cli("run", "--out", str(out), "--quiet", env=SERVING_PROBE)
     return result, out
 
 
@@ -51,6 +51,14 @@ def test_default_run_measures_both_real_scorers(default_run):
         checks = [c for c in summary["checks"] if c["candidate"] == candidate["name"]]
         assert len(checks) == len(summary["slices"]) * (len(DIMENSIONS) + 1)
     assert onnx_int8["size_vs_reference"] < 1 / 3.5
+    for scorer in (reference, torch_int8, onnx_int8):  # each measured alone (issue 15)
+        assert scorer["memory_bytes"] > 0 and scorer["capacity_rps"] is not None
+        assert scorer["build_seconds"] > 0 and scorer["score_seconds"] >= 0
+    for candidate in (torch_int8, onnx_int8):
+        assert candidate["memory_vs_reference"] > 0
+    assert onnx_int8["recipe"]["graph_fusions"]["Attention"] == 6
+    assert summary["speed_probe"]["latency_texts"] >= 200
+    assert summary["cpu"]["cores"] >= 1 and summary["cpu"]["onnxruntime"]
     metrics = pd.DataFrame(summary["metrics"])
     overall = metrics[(metrics.slice == "all") & (metrics.dimension == "_all")
                       & (metrics.metric == "exact_agreement")].set_index("scorer").value

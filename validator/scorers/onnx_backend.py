@@ -52,6 +52,11 @@ class OnnxScorer(BatchedScorer):
                                       batch_size=self.batch_size,
                                       libraries=f"onnxruntime {ort.__version__}")
 
+    def serving_spec(self) -> dict:
+        return {"name": self.name, "backend": self.backend, "path": str(self.onnx_file),
+                "graph_optimization": self.graph_optimization,
+                "batch_size": self.batch_size, "max_length": self.max_length}
+
     def size_bytes(self) -> int:
         return self.onnx_file.stat().st_size
 
