@@ -4,7 +4,8 @@ A closed-loop load test: ``clients`` threads each send one text, wait for its an
 and send the next, for a fixed window. The server is the scorer as it would serve: one
 worker takes whatever requests are queued (up to the batch size) as one micro-batch,
 tokenises, pads and runs it. Concurrency doubles from 1 until the p95 latency leaves
-the SLO or, once there are as many clients as the batch size, throughput stops growing; the capacity is the best throughput of a level
+the SLO, or, once there are as many clients as the batch size, throughput stops growing,
+or there are four full batches of clients; the capacity is the best throughput of a level
 whose p95 met the SLO (0 when even one client at a time misses it).
 """
 
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 LEVEL_SECONDS = 2.0   # each concurrency level runs this long (plus in-flight requests)
-MAX_CLIENTS = 256
+BATCHES_QUEUED = 4    # at most this many full batches of clients: beyond, they only queue
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def capacity(serve: Callable[[list[str]], object], texts: list[str], batch_size:
     levels: list[Level] = []
     try:
         clients = 1
-        while clients <= MAX_CLIENTS:
+        while clients <= BATCHES_QUEUED * batch_size:
             level = run_level(server, texts, clients, seconds)
             levels.append(level)
             met = [lv.throughput_rps for lv in levels if lv.latency_ms_p95 <= slo_ms]
