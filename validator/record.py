@@ -109,7 +109,7 @@ class ScorerRecord(Record):
     size_vs_reference: float | None
     traffic: dict[str, float] | None = None  # share of traffic per model scorer
     # measured alone in a fresh process (validator.isolated); peak_rss_bytes above is the
-    # harness process's peak while the scorer was built and scored
+    # harness process's peak while the scorer scored the gate rows
     memory_bytes: int | None = None
     memory_vs_reference: float | None = None
     latency_ms_mean: float | None = None

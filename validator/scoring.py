@@ -37,7 +37,7 @@ class ScorerInfo:
     fingerprint: str | None
     size_bytes: int | None
     parameter_bytes: int | None
-    peak_rss_bytes: int  # the harness process's peak while this scorer was built and run
+    peak_rss_bytes: int  # the harness process's peak while this scorer scored the gate rows
     latency_ms_p50: float | None
     latency_ms_p95: float | None
     throughput_rows_per_s: float | None
