@@ -1,7 +1,8 @@
 """Capacity: the highest request rate one instance sustains within a latency SLO.
 
 A closed-loop load test: ``clients`` threads each send one text, wait for its answer
-and send the next, for a fixed window. The server is the scorer as it would serve: one
+and send the next, for a fixed window (one client sends every text once instead: that
+level is the batch-1 latency probe). The server is the scorer as it would serve: one
 worker takes whatever requests are queued (up to the batch size) as one micro-batch,
 tokenises, pads and runs it. Concurrency doubles from 1 until the p95 latency leaves
 the SLO, or, once there are as many clients as the batch size, throughput stops growing,
@@ -28,7 +29,9 @@ class Level:
     clients: int
     requests: int
     throughput_rps: float
+    latency_ms_p50: float
     latency_ms_p95: float
+    latency_ms_mean: float
 
 
 class MicroBatcher:
@@ -69,8 +72,9 @@ class MicroBatcher:
 
 
 def run_level(server: MicroBatcher, texts: list[str], clients: int,
-              seconds: float = LEVEL_SECONDS) -> Level:
-    """``clients`` closed-loop clients for ``seconds``; texts taken in order, cycling."""
+              seconds: float = LEVEL_SECONDS, requests: int = 0) -> Level:
+    """``clients`` closed-loop clients for ``seconds`` and at least ``requests``
+    requests; texts taken in order, cycling."""
     latencies: list[float] = []
     lock = threading.Lock()
     counter = iter(range(10 ** 9))
@@ -78,9 +82,12 @@ def run_level(server: MicroBatcher, texts: list[str], clients: int,
     deadline = start + seconds
 
     def client() -> None:
-        while time.perf_counter() < deadline:
+        while True:
             with lock:
-                text = texts[next(counter) % len(texts)]
+                sent_so_far = next(counter)
+                if sent_so_far >= requests and time.perf_counter() >= deadline:
+                    return
+                text = texts[sent_so_far % len(texts)]
             sent = time.perf_counter()
             server.request(text)
             with lock:
@@ -92,19 +99,23 @@ def run_level(server: MicroBatcher, texts: list[str], clients: int,
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
+    milliseconds = np.array(latencies) * 1000
     return Level(clients, len(latencies), len(latencies) / elapsed,
-                 float(np.percentile(latencies, 95)) * 1000)
+                 float(np.percentile(milliseconds, 50)), float(np.percentile(milliseconds, 95)),
+                 float(milliseconds.mean()))
 
 
 def capacity(serve: Callable[[list[str]], object], texts: list[str], batch_size: int,
              slo_ms: float, seconds: float = LEVEL_SECONDS) -> tuple[float, list[Level]]:
-    """(capacity in requests/s under the SLO, every level run)."""
+    """(capacity in requests/s under the SLO, every level run). The first level, one
+    client, sends each text once: it is the batch-1 latency probe."""
     server = MicroBatcher(serve, batch_size)
     levels: list[Level] = []
     try:
         clients = 1
         while clients <= BATCHES_QUEUED * batch_size:
-            level = run_level(server, texts, clients, seconds)
+            level = run_level(server, texts, clients, 0.0, len(texts)) if clients == 1 \
+                else run_level(server, texts, clients, seconds, clients)
             levels.append(level)
             met = [lv.throughput_rps for lv in levels if lv.latency_ms_p95 <= slo_ms]
             if level.latency_ms_p95 > slo_ms or (clients >= batch_size and len(met) >= 2
