@@ -27,6 +27,17 @@ SIDE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.t
               "special_tokens_map.json")
 
 
+def shrinking_arena():
+    """Run options that hand the CPU arena's unused chunks back after each run: without
+    them the arena keeps the largest batch's activations (about 300 MB for the default
+    scorer at batch 32 and 256 tokens) for the life of the process; measured no slower."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 class OnnxScorer(BatchedScorer):
     backend = "onnxruntime"
 
@@ -39,11 +50,12 @@ class OnnxScorer(BatchedScorer):
         self.graph_optimization = graph_optimization
         self.input_names = [i.name for i in session.get_inputs()]
         self._fingerprint = fingerprint
+        self.run_options = shrinking_arena()
 
     def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feed = {name: batch.get(name, np.zeros_like(batch["input_ids"]))
                 for name in self.input_names}
-        return np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
+        return np.asarray(self.session.run(None, feed, self.run_options)[0], dtype=np.float64)
 
     def fingerprint(self) -> str:
         import onnxruntime as ort
