@@ -3,9 +3,9 @@
 The harness process holds every scorer of the run (and their tokenisations, caches and
 freed arenas), so its memory grows with each scorer loaded and its timings share the
 cores with whatever else it keeps alive. Here a fresh ``python -m validator.isolated``
-imports only the scorer's runtime, records its resident memory, loads the scorer from
-what the run built (the model directory, or the recipe's ONNX artefact; a torch
-recipe is re-applied to the reference, which is then freed and its pages returned),
+imports only the scorer's runtime and loads its tokenizer, records its resident
+memory, loads the scorer from what the run built (the model directory, or the
+recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then freed and its pages returned),
 runs one warm batch at the configured batch size and records the memory again:
 ``memory_bytes`` is the difference (weights plus runtime arenas for this model). It
 then times the probe texts at the configured batch size (throughput) and runs the
@@ -57,13 +57,19 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def _import_runtime(backend: str) -> None:
-    import transformers  # noqa: F401  (tokenizers, for every model backend)
+def _load_runtime(spec: dict) -> None:
+    """Import the runtime and load the scorer's tokenizer once, so that the memory
+    baseline holds the libraries (transformers imports torch lazily, ~200 MB) and only
+    the model's weights and arenas are measured above it."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
 
-    if backend == "onnxruntime":
+    if spec["backend"] == "onnxruntime":
         import onnxruntime  # noqa: F401
+        folder = Path(spec["path"]).parent
     else:
         import torch  # noqa: F401
+        folder = Path(spec["path"])
+    AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
 
 
 def _build(spec: dict, scratch: Path):
@@ -112,7 +118,7 @@ def _child(request: dict) -> dict:
     from validator.capacity import capacity
 
     spec, texts = request["spec"], request["texts"]
-    _import_runtime(spec["backend"])
+    _load_runtime(spec)
     before = _rss()
     with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
         scorer = _build(spec, Path(scratch))
