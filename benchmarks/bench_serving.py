@@ -106,11 +106,11 @@ def specs(config, sample, scratch: Path) -> dict[str, dict]:
     context = RecipeContext("bench", lambda: texts, cache_root() / "artefacts", no_progress)
     for recipe in ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static"):
         after = get_recipe(recipe)(recipe, reference, context)
-        out[f"{recipe} (after: fused)"] = after.serving_spec()
+        out[f"{recipe} (after)"] = after.serving_spec()
         print(recipe, after.recipe.get("graph_fusions"), flush=True)
     for recipe, graph in before_graphs(reference, texts, scratch / "before").items():
         out[f"{recipe} (before: dynamo, unfused)"] = {
-            **out[f"{recipe} (after: fused)"], "path": str(graph)}
+            **out[f"{recipe} (after)"], "path": str(graph)}
     return out
 
 
