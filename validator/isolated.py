@@ -9,8 +9,9 @@ recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is 
 freed and its pages returned), runs one warm batch at the configured batch size and
 records the memory again: ``memory_bytes`` is the difference (weights plus runtime
 arenas for this model). It then times the probe texts at the configured batch size
-(throughput) and runs the closed-loop load test (validator.capacity) for ``capacity_rps`` at the SLO, whose first
-level, one client sending each probe text once, gives the batch-1 latency.
+(throughput) and runs the closed-loop load test (validator.capacity) for
+``capacity_rps`` at the SLO, whose first level, one client sending each probe text
+once, gives the batch-1 latency.
 
 The child reads one JSON request on stdin and writes one JSON answer on stdout.
 """
