@@ -14,6 +14,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# measuring each model scorer alone (validator.isolated) costs seconds per scorer; the
+# tests of that measurement turn it back on (SERVING_PROBE)
+os.environ.setdefault("SLICE_VALIDATOR_SERVING_PROBE", "off")
+SERVING_PROBE = {"SLICE_VALIDATOR_SERVING_PROBE": "on"}
 SAMPLE = ROOT / "fixtures" / "sample.csv"
 DIMENSIONS = ["clarity", "persuasiveness", "brand_voice", "grammar", "call_to_action",
               "compliance", "tone"]
@@ -77,9 +81,10 @@ def scored_rows(validation_rows) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
     """The embedded default run (the real scorer, cached predictions): (result, run dir),
-    shared by the end-to-end and the report browser tests."""
+    shared by the end-to-end and the report browser tests; with the serving measurement
+    of each scorer alone."""
     out = tmp_path_factory.mktemp("default") / "run"
-    result = run_cli("run", "--out", str(out), "--quiet")
+    result = run_cli("run", "--out", str(out), "--quiet", env=SERVING_PROBE)
     return result, out
 
 

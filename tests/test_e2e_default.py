@@ -44,6 +44,14 @@ def test_default_run_measures_both_real_scorers(default_run):
         checks = [c for c in summary["checks"] if c["candidate"] == candidate["name"]]
         assert len(checks) == len(summary["slices"]) * (len(DIMENSIONS) + 1)
     assert onnx_int8["size_vs_reference"] < 1 / 3.5
+    for scorer in (reference, torch_int8, onnx_int8):  # each measured alone (issue 15)
+        assert scorer["memory_bytes"] > 0 and scorer["capacity_rps"] is not None
+        assert scorer["build_seconds"] > 0 and scorer["score_seconds"] >= 0
+    for candidate in (torch_int8, onnx_int8):
+        assert candidate["memory_vs_reference"] > 0
+    assert onnx_int8["recipe"]["fusion_warning"] is None  # exported as the optimizer knows
+    assert summary["speed_probe"]["latency_texts"] >= 200
+    assert summary["cpu"]["cores"] >= 1 and summary["cpu"]["onnxruntime"]
     metrics = pd.DataFrame(summary["metrics"])
     overall = metrics[(metrics.slice == "all") & (metrics.dimension == "_all")
                       & (metrics.metric == "exact_agreement")].set_index("scorer").value

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DIMENSIONS, ROOT, SAMPLE, run_cli, tiny_model_dir
+from conftest import DIMENSIONS, ROOT, SAMPLE, SERVING_PROBE, run_cli, tiny_model_dir
 from validator.cache import MANIFEST
 
 
@@ -47,8 +47,10 @@ STATIC = {"name": "onnx-int8-static", "from": "reference", "recipe": "onnx-int8-
           "calibration": {"rows": 150}}
 
 
-def run(tiny, config: str, out: str, *extra: str, cache: str | None = None):
-    env = {"SLICE_VALIDATOR_CACHE": str(tiny["root"] / cache)} if cache else tiny["env"]
+def run(tiny, config: str, out: str, *extra: str, cache: str | None = None,
+        env: dict | None = None):
+    env = {**({"SLICE_VALIDATOR_CACHE": str(tiny["root"] / cache)} if cache else tiny["env"]),
+           **(env or {})}
     result = run_cli("run", "--config", config, "--out", str(tiny["root"] / out), "--quiet",
                      *extra, env=env)
     assert result.returncode in (0, 1), result.stderr
@@ -147,7 +149,8 @@ def test_prediction_fingerprint_covers_batch_size_device_and_versions(tiny, monk
 def test_every_recipe_runs_and_is_profiled(tiny):
     candidates = [{"name": r, "from": "reference", "recipe": r}
                   for r in ("torch-int8-dynamic", "torch-bf16", "onnx-fp32", "onnx-int8-dynamic")]
-    summary, table = run(tiny, write_config(tiny, "all-recipes", candidates), "all-recipes")
+    summary, table = run(tiny, write_config(tiny, "all-recipes", candidates), "all-recipes",
+                         env=SERVING_PROBE)
     reference = summary["scorers"][0]
     for scorer in summary["scorers"][1:]:
         assert scorer["recipe"]["name"] == scorer["name"]
@@ -155,6 +158,16 @@ def test_every_recipe_runs_and_is_profiled(tiny):
         assert scorer["speedup_vs_reference"] == pytest.approx(
             reference["latency_ms_p50"] / scorer["latency_ms_p50"])
         assert scorer["peak_rss_bytes"] > 0 and scorer["parameter_bytes"] > 0
+        # measured alone in a fresh process: memory, capacity, build and score time
+        assert scorer["memory_bytes"] > 0 and scorer["capacity_rps"] > 0
+        assert scorer["memory_vs_reference"] == pytest.approx(
+            scorer["memory_bytes"] / reference["memory_bytes"])
+        assert scorer["build_seconds"] > 0 and scorer["score_seconds"] > 0
+        assert scorer["capacity_levels"][0]["clients"] == 1
+    # the ONNX graphs are fused: one Attention per layer of the tiny BERT
+    for name in ("onnx-fp32", "onnx-int8-dynamic"):
+        recipe = next(s["recipe"] for s in summary["scorers"] if s["name"] == name)
+        assert recipe["graph_fusions"]["Attention"] == 2 and recipe["fusion_warning"] is None
     # the fp32 export computes the same function as the reference
     np.testing.assert_allclose(table["onnx-fp32:clarity"], table["fp32:clarity"], atol=1e-4)
     sizes = {s["name"]: s["size_bytes"] for s in summary["scorers"]}

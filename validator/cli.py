@@ -138,6 +138,8 @@ def run(
         counts = summary.counts
         typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
+        if summary.cpu is not None and summary.cpu.reason:
+            typer.echo(f"inconclusive: {summary.cpu.reason}")
         typer.echo(f"report: {out_dir / 'report.html'}")
         raise typer.Exit(summary.exit_code)
 

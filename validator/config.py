@@ -188,6 +188,17 @@ class CostConfig(StrictModel):
 class ReportConfig(StrictModel):
     out: Path = Path("reports")
     cost: CostConfig | None = None  # projected monthly serving cost per scorer
+    slo_ms: float = Field(default=500.0, gt=0)  # p95 latency SLO that capacity is measured at
+    instance_memory_gb: float | None = Field(default=None, gt=0)  # replicas fitting in it
+
+
+IsaFeature = Literal["avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile",
+                     "amx_int8", "amx_bf16"]  # validator.cpu.ISA_FEATURES
+
+
+class ServingConfig(StrictModel):
+    """Where production serves: a run on a CPU lacking a listed feature is inconclusive."""
+    isa: list[IsaFeature] = []
 
 
 class DiscoveryConfig(StrictModel):
@@ -209,6 +220,7 @@ class Config(StrictModel):
     gate: GateConfig = GateConfig()
     report: ReportConfig = ReportConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
+    serving: ServingConfig = ServingConfig()
     seed: int = 0
     _source: str = PrivateAttr(default="<default config>")
 

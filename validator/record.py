@@ -108,6 +108,18 @@ class ScorerRecord(Record):
     throughput_vs_reference: float | None
     size_vs_reference: float | None
     traffic: dict[str, float] | None = None  # share of traffic per model scorer
+    # measured alone in a fresh process (validator.isolated); peak_rss_bytes above is the
+    # harness process's peak while the scorer scored the gate rows
+    memory_bytes: int | None = None
+    memory_vs_reference: float | None = None
+    latency_ms_mean: float | None = None
+    capacity_rps: float | None = None       # requests/s within report.slo_ms (p95)
+    capacity_vs_reference: float | None = None
+    capacity_levels: list[dict[str, float]] | None = None
+    replicas_in_memory: int | None = None   # in report.instance_memory_gb
+    memory_bound_capacity_rps: float | None = None
+    build_seconds: float | None = None      # loading, exporting, quantizing, calibrating
+    score_seconds: float | None = None      # scoring the gate rows through the cache
 
 
 class Deployment(Record):
@@ -134,6 +146,21 @@ class SpeedProbe(Record):
     latency_texts: int
     latency_batch_size: int
     throughput_rows: int
+    selection: str | None = None            # how the probe rows were drawn
+    slo_ms: float | None = None
+    instance_memory_gb: float | None = None
+
+
+class Cpu(Record):
+    """The CPU the run measured on (validator.cpu): INT8 kernels depend on it."""
+    model: str
+    cores: int
+    isa: list[str]
+    torch_quantized_engine: str | None
+    onnxruntime: str | None
+    serving_isa: list[str]
+    missing_isa: list[str]
+    reason: str | None
 
 
 class SliceRecord(Record):
@@ -263,6 +290,7 @@ class RunRecord(Record):
     data_checks: list[DataCheck]
     metrics: list[MetricValue]
     discovery: Discovery | None = None
+    cpu: Cpu | None = None
 
     @property
     def reference(self) -> ScorerRecord:

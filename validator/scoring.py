@@ -19,7 +19,8 @@ import pandas as pd
 from validator.cache import PredictionCache, cache_root, row_keys
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError, ScoringError
-from validator.profile import PeakRss, Speed, add_ratios, speed_probe
+from validator.profile import (PeakRss, Speed, add_ratios, add_replicas, isolated_speed,
+                               probe_texts)
 from validator.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
@@ -36,7 +37,7 @@ class ScorerInfo:
     fingerprint: str | None
     size_bytes: int | None
     parameter_bytes: int | None
-    peak_rss_bytes: int
+    peak_rss_bytes: int  # the harness process's peak while this scorer scored the gate rows
     latency_ms_p50: float | None
     latency_ms_p95: float | None
     throughput_rows_per_s: float | None
@@ -47,6 +48,16 @@ class ScorerInfo:
     throughput_vs_reference: float | None = None   # this throughput / reference's
     size_vs_reference: float | None = None         # this size on disk / reference's
     traffic: dict[str, float] | None = None        # share of traffic per model scorer
+    memory_bytes: int | None = None                # this scorer alone (validator.isolated)
+    memory_vs_reference: float | None = None
+    latency_ms_mean: float | None = None
+    capacity_rps: float | None = None              # at report.slo_ms (validator.capacity)
+    capacity_vs_reference: float | None = None
+    capacity_levels: list[dict] | None = None      # the load test's concurrency levels
+    replicas_in_memory: int | None = None          # in report.instance_memory_gb
+    memory_bound_capacity_rps: float | None = None  # replicas x capacity
+    build_seconds: float | None = None             # loading / exporting / quantizing
+    score_seconds: float | None = None             # scoring the gate rows (= scoring_seconds)
 
 
 @dataclass
@@ -138,11 +149,18 @@ def identity(scorer: Scorer | ColumnPredictions) -> Identity:
                      scorer.parameter_bytes())
 
 
+@dataclass(frozen=True)
+class Probe:
+    """The seeded gate texts each model scorer is measured on alone, and the SLO."""
+    texts: list[str]
+    slo_ms: float
+
+
 def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample,
-                   progress: ProgressFactory,
-                   cache: PredictionCache | None) -> tuple[np.ndarray, ScorerInfo]:
-    """The scorer's predictions for the gate rows and its ScorerInfo (speed probed for
-    models; memory measured while scoring and probing)."""
+                   progress: ProgressFactory, cache: PredictionCache | None,
+                   probe: Probe) -> tuple[np.ndarray, ScorerInfo]:
+    """The scorer's predictions for the gate rows and its ScorerInfo (models measured
+    alone in a fresh process; the harness's peak memory while scoring)."""
     speed = Speed()
     with PeakRss() as memory:
         start = time.perf_counter()
@@ -153,8 +171,10 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
                 values, from_cache = scorer.read(sample), 0
                 advance(len(values))
         seconds = time.perf_counter() - start
-        if isinstance(scorer, Scorer):
-            speed = speed_probe(scorer, sample.texts)
+    if isinstance(scorer, Scorer):
+        with progress(f"measuring {scorer.name} alone", 1) as advance:
+            speed = isolated_speed(scorer, probe.texts, probe.slo_ms)
+            advance(1)
     if values.shape != (len(sample.frame), len(scorer.dimensions)):
         raise ScoringError(f"scorer {scorer.name!r} returned shape {values.shape}, expected "
                            f"{(len(sample.frame), len(scorer.dimensions))}")
@@ -162,7 +182,7 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     info = ScorerInfo(name=scorer.name, role=role, backend=scorer.backend,
                       **asdict(identity(scorer)), peak_rss_bytes=memory.peak, **asdict(speed),
                       scoring_seconds=seconds, rows_scored=len(values) - from_cache,
-                      rows_from_cache=from_cache)
+                      rows_from_cache=from_cache, score_seconds=seconds)
     return values, info
 
 
@@ -194,7 +214,8 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
                                 None, speed["size_bytes"], speed["parameter_bytes"],
                                 speed["peak_rss_bytes"], speed["latency_ms_p50"],
                                 speed["latency_ms_p95"], speed["throughput_rows_per_s"],
-                                0.0, 0, 0, traffic=shares))
+                                0.0, 0, 0, traffic=shares, memory_bytes=speed["memory_bytes"],
+                                capacity_rps=speed["capacity_rps"]))
 
 
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,
@@ -204,14 +225,21 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
         columns, infos = {}, []
         reference = None
+        texts, _ = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
+                               config.seed)
+        probe = Probe(texts, config.report.slo_ms)
         for scorer_config in (s for s in config.scorers if s.route is None):
+            start = time.perf_counter()
             scorer = build_scorer(scorer_config, config, reference, sample, artefacts, progress)
+            built = time.perf_counter() - start
             reference = reference or scorer
             role = "reference" if scorer is reference else "candidate"
-            values, info = predictions_of(scorer, role, sample, progress, cache)
+            values, info = predictions_of(scorer, role, sample, progress, cache, probe)
+            info.build_seconds = built if isinstance(scorer, Scorer) else None
             infos.append(info)
             for j, dimension in enumerate(scorer.dimensions):
                 columns[f"{scorer.name}:{dimension}"] = values[:, j]
     add_routed(config, sample, routers or {}, columns, infos)
     add_ratios(infos)
+    add_replicas(infos, config.report.instance_memory_gb)
     return Predictions(pd.DataFrame(columns, index=sample.ids), infos)

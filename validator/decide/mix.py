@@ -6,12 +6,15 @@ value), else equally. For a mix with shares s_i over scorers i:
 
 - latency p50 / p95: the traffic-weighted mean of each scorer's p50 / p95 (the
   expected value of that percentile for a request, not the percentile of the mix);
-- throughput: 1 / sum(s_i / throughput_i), since a row's time adds up;
-- size and weights in memory: the sum over the scorers that take traffic (all are
-  deployed); peak resident memory: the largest (they were measured in one process);
-- instances: per scorer, ceil(requests per second x s_i / throughput_i), the average
+- throughput: 1 / sum(s_i / throughput_i), since a row's time adds up; capacity alike
+  from each scorer's capacity under the SLO;
+- size, weights in memory and isolated memory: the sum over the scorers that take
+  traffic (all are deployed); the harness's peak resident memory: the largest;
+- the serving rate of a scorer: its capacity under ``report.slo_ms`` (requests/s one
+  instance sustains within the SLO) when measured, else its raw throughput;
+- instances: per scorer, ceil(requests per second x s_i / rate_i), the average
   load over a 730-hour month;
-- monthly cost: requests x sum(s_i / throughput_i) / 3600 x instance cost per hour,
+- monthly cost: requests x sum(s_i / rate_i) / 3600 x instance cost per hour,
   the basis of the per-scorer cost in ``summary.json`` (busy instance-hours).
 """
 
@@ -50,8 +53,17 @@ def _weighted(shares: dict[str, float], scorers: dict[str, dict], key: str) -> f
     return float(sum(share * v for share, v in zip(shares.values(), values)))
 
 
-def _seconds_per_row(shares: dict[str, float], scorers: dict[str, dict]) -> float | None:
-    rates = [scorers[name].get("throughput_rows_per_s") for name in shares]
+def rate_key(scorers) -> str:
+    """The rate cost is projected from: capacity under the SLO when every scorer has
+    one, else raw throughput."""
+    values = scorers.values() if isinstance(scorers, dict) else scorers
+    return "capacity_rps" if all(s.get("capacity_rps") for s in values) \
+        else "throughput_rows_per_s"
+
+
+def _seconds_per_row(shares: dict[str, float], scorers: dict[str, dict],
+                     key: str = "throughput_rows_per_s") -> float | None:
+    rates = [scorers[name].get(key) for name in shares]
     if any(not rate for rate in rates):
         return None
     return sum(share / rate for share, rate in zip(shares.values(), rates))
@@ -60,9 +72,13 @@ def _seconds_per_row(shares: dict[str, float], scorers: dict[str, dict]) -> floa
 def mix_speed(shares: dict[str, float], scorers: dict[str, dict]) -> dict:
     """Speed figures of a deployment from its scorers' (dicts of ScorerInfo fields)."""
     per_row = _seconds_per_row(shares, scorers)
+    per_request = _seconds_per_row(shares, scorers, "capacity_rps")
     sizes = [scorers[name].get("size_bytes") for name in shares]
     params = [scorers[name].get("parameter_bytes") for name in shares]
+    memory = [scorers[name].get("memory_bytes") for name in shares]
     return {
+        "capacity_rps": None if not per_request else 1.0 / per_request,
+        "memory_bytes": None if None in memory else int(sum(memory)),
         "latency_ms_p50": _weighted(shares, scorers, "latency_ms_p50"),
         "latency_ms_p95": _weighted(shares, scorers, "latency_ms_p95"),
         "throughput_rows_per_s": None if not per_row else 1.0 / per_row,
@@ -80,8 +96,9 @@ def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict
                     reference: str) -> dict | None:
     """Instances and monthly cost of a deployment, and its saving against the reference
     on all traffic; None when a throughput is unknown."""
-    per_row = _seconds_per_row(shares, scorers)
-    full = _seconds_per_row({reference: 1.0}, scorers)
+    key = rate_key({s: scorers[s] for s in {*shares, reference}})
+    per_row = _seconds_per_row(shares, scorers, key)
+    full = _seconds_per_row({reference: 1.0}, scorers, key)
     if per_row is None or full is None:
         return None
     requests, rate = cost["requests_per_month"], cost["instance_cost_per_hour"]
@@ -93,7 +110,7 @@ def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict
             else f"{name} on all traffic")
     return {
         "candidate": name, "traffic": shares, "fallback_share": fallback,
-        "instances": {s: math.ceil(per_second * share / scorers[s]["throughput_rows_per_s"])
+        "instances": {s: math.ceil(per_second * share / scorers[s][key])
                       for s, share in shares.items()},
         "monthly_cost": monthly, "reference_monthly_cost": baseline,
         "saving": baseline - monthly,

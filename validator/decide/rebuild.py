@@ -64,13 +64,15 @@ class Workbench:
         return torch_layers(self.reference.model)
 
     def fp32_graph(self) -> Path:
-        """The fp32 ONNX export the ONNX recipes quantize (from the artefact cache)."""
+        """The fp32 ONNX graph the candidate's recipe quantizes (from the artefact cache):
+        the unfused export for static quantization, the fused graph for dynamic."""
         from validator.scorers import RecipeContext
-        from validator.scorers.onnx_recipes import fp32_artefact
+        from validator.scorers.onnx_recipes import fp32_artefact, unfused_artefact
 
         context = RecipeContext(self.spec.key, lambda: [],  # exporting needs no rows
                                 cache_root() / "artefacts", self.progress)
-        return fp32_artefact(self.reference, context) / "model.onnx"
+        source = unfused_artefact if self.recipe == "onnx-int8-static" else fp32_artefact
+        return source(self.reference, context) / "model.onnx"
 
     def texts(self, rows: np.ndarray) -> list[str]:
         return self.run.table.loc[rows, "text"].astype(str).tolist()

@@ -74,17 +74,20 @@ def render_markdown(summary: RunRecord, comparison: Comparison | None = None) ->
     if comparison is not None:
         lines += baseline_lines(comparison)
     lines += ["## Scorers", "",
-              "| scorer | role | backend | recipe | size (MB) | peak RSS (MB) | p50 ms | p95 ms "
-              "| rows/s | speedup | size ratio |",
-              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| scorer | role | backend | recipe | size (MB) | harness peak RSS (MB) "
+              "| memory alone (MB) | p50 ms | p95 ms | rows/s | capacity req/s | speedup "
+              "| size ratio | memory ratio | capacity ratio |",
+              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary.scorers:
         recipe = (s.recipe or {}).get("name", "")
         backend = f"{s.backend} ({s.runtime})" if s.runtime else s.backend
         lines.append(f"| {_cell(s.name)} | {s.role} | {backend} | {recipe} | "
                      f"{megabytes(s.size_bytes)} | {megabytes(s.peak_rss_bytes)} | "
+                     f"{megabytes(s.memory_bytes)} | "
                      f"{num(s.latency_ms_p50, 1)} | {num(s.latency_ms_p95, 1)} | "
-                     f"{num(s.throughput_rows_per_s, 0)} | "
-                     f"{num(s.speedup_vs_reference)} | {num(s.size_vs_reference)} |")
+                     f"{num(s.throughput_rows_per_s, 0)} | {num(s.capacity_rps, 1)} | "
+                     f"{num(s.speedup_vs_reference)} | {num(s.size_vs_reference)} | "
+                     f"{num(s.memory_vs_reference)} | {num(s.capacity_vs_reference)} |")
     problems = problem_checks(summary)
     if problems:
         lines += ["", "## Failing and inconclusive checks", "",

@@ -18,8 +18,9 @@ from validator.config import Config
 from validator.evenness import concentration
 from validator.gate import GateResult
 from validator.metrics import METRICS
+from validator.cpu import cpu_facts
 from validator.outputs.majority import majority_metrics
-from validator.profile import LATENCY_TEXTS, THROUGHPUT_ROWS
+from validator.profile import probe_texts
 from validator.record import SCHEMA_VERSION, RunRecord, build_record
 from validator.sample import Sample
 from validator.scoring import Predictions
@@ -59,18 +60,27 @@ def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
     return out
 
 
-def cost_projection(cost, scorers: list[dict]) -> dict | None:
+BASIS = {"capacity_rps": "requests / capacity (requests/s one instance sustains within "
+                         "the {slo:g} ms p95 SLO, closed-loop load test) x instance cost "
+                         "per hour",
+         "throughput_rows_per_s": "requests / measured throughput (rows/s; no capacity "
+                                  "measured) x instance cost per hour"}
+
+
+def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
+    from validator.decide.mix import rate_key
+
     if cost is None:
         return None
+    key = rate_key([s for s in scorers if s["backend"] != "route"])
     per_scorer = {}
     for s in scorers:
-        rate = s["throughput_rows_per_s"]
+        rate = s[key]
         hours = cost.requests_per_month / rate / 3600 if rate else None
         per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
     projection = {"requests_per_month": cost.requests_per_month,
                   "instance_cost_per_hour": cost.instance_cost_per_hour,
-                  "basis": "requests / measured throughput (rows/s) x instance cost per hour",
-                  "monthly_cost": per_scorer}
+                  "basis": BASIS[key].format(slo=slo_ms), "monthly_cost": per_scorer}
     return {**projection, "deployments": deployments(projection, scorers)}
 
 
@@ -82,6 +92,15 @@ def deployments(cost: dict, scorers: list[dict]) -> list[dict]:
     found = [deployment_cost(s["name"], s["traffic"] or {s["name"]: 1.0}, by_name, cost,
                              scorers[0]["name"]) for s in scorers[1:]]
     return [d for d in found if d is not None]
+
+
+def speed_probe_record(config: Config, sample: Sample) -> dict:
+    texts, selection = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
+                                   config.seed)
+    return {"latency_texts": len(texts), "latency_batch_size": 1,
+            "throughput_rows": len(texts), "selection": selection,
+            "slo_ms": config.report.slo_ms,
+            "instance_memory_gb": config.report.instance_memory_gb}
 
 
 def library_versions() -> dict[str, str]:
@@ -106,12 +125,15 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
     counts = {v: len(gate.by_verdict(v)) for v in ("pass", "fail", "inconclusive")}
     checks = [c.as_dict() for c in gate.checks]
     scorers = [asdict(info) for info in predictions.scorers]
+    cpu = cpu_facts(config.serving.isa)
+    verdict, exit_code = ("inconclusive", 1) if cpu["missing_isa"] else \
+        (gate.verdict, gate.exit_code)  # kernels production will not use decide nothing
     return build_record(_clean({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "slice-validator", "version": validator.__version__,
                  "python": platform.python_version(), "libraries": library_versions()},
-        "verdict": gate.verdict,
-        "exit_code": gate.exit_code,
+        "verdict": verdict,
+        "exit_code": exit_code,
         "counts": counts,
         "config": {"source": config.source, "seed": config.seed},
         "gate": {**config.gate.model_dump(mode="json"), "unit": metric.unit,
@@ -123,9 +145,9 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "rubric": {"scale": list(config.rubric.scale),
                    "dimensions": list(config.rubric.dimensions)},
         "scorers": scorers,
-        "cost": cost_projection(config.report.cost, scorers),
-        "speed_probe": {"latency_texts": LATENCY_TEXTS, "latency_batch_size": 1,
-                        "throughput_rows": THROUGHPUT_ROWS},
+        "cost": cost_projection(config.report.cost, scorers, config.report.slo_ms),
+        "speed_probe": speed_probe_record(config, sample),
+        "cpu": cpu,
         "slices": [{"name": s.name, "description": s.description, "file": s.file,
                     "rows": int(masks[s.name].sum()), "where": s.where_yaml}
                    for s in slice_set.slices],

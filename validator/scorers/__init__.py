@@ -72,6 +72,11 @@ class Scorer(ABC):
         """Bytes of the weights held in memory."""
         return None
 
+    def serving_spec(self) -> dict | None:
+        """How a fresh process loads this scorer from disk, as serving would (for the
+        isolated measurement, validator.isolated); None: not measurable alone."""
+        return None
+
 
 BACKENDS = {
     "transformers": "validator.scorers.transformers_backend:load_transformers_scorer",

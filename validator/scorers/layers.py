@@ -34,7 +34,9 @@ class Layer:
 
 
 def _module_of(node) -> str:
-    """The torch module an exported node came from (``pkg.torch.onnx.name_scopes``)."""
+    """The torch module an exported node came from: the dynamo exporter's
+    ``pkg.torch.onnx.name_scopes``, else the TorchScript exporter's node name
+    (``/model/bert/encoder/layer.5/output/dense/MatMul``)."""
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             try:
@@ -43,6 +45,8 @@ def _module_of(node) -> str:
                 return ""
             if isinstance(scopes, list) and len(scopes) >= 2:
                 return str(scopes[-2]).removeprefix("model.")  # the export's wrapper
+    if node.name.startswith("/") and node.name.count("/") >= 2:
+        return ".".join(node.name.strip("/").split("/")[:-1]).removeprefix("model.")
     return ""
 
 

@@ -27,6 +27,17 @@ SIDE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.t
               "special_tokens_map.json")
 
 
+def shrinking_arena():
+    """Run options that hand the CPU arena's unused chunks back after each run: without
+    them the arena keeps the largest batch's activations (about 300 MB for the default
+    scorer at batch 32 and 256 tokens) for the life of the process; measured no slower."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 class OnnxScorer(BatchedScorer):
     backend = "onnxruntime"
 
@@ -39,11 +50,12 @@ class OnnxScorer(BatchedScorer):
         self.graph_optimization = graph_optimization
         self.input_names = [i.name for i in session.get_inputs()]
         self._fingerprint = fingerprint
+        self.run_options = shrinking_arena()
 
     def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feed = {name: batch.get(name, np.zeros_like(batch["input_ids"]))
                 for name in self.input_names}
-        return np.asarray(self.session.run(None, feed)[0], dtype=np.float64)
+        return np.asarray(self.session.run(None, feed, self.run_options)[0], dtype=np.float64)
 
     def fingerprint(self) -> str:
         import onnxruntime as ort
@@ -51,6 +63,11 @@ class OnnxScorer(BatchedScorer):
         return prediction_fingerprint(self._fingerprint, device=self.session.get_providers()[0],
                                       batch_size=self.batch_size,
                                       libraries=f"onnxruntime {ort.__version__}")
+
+    def serving_spec(self) -> dict:
+        return {"name": self.name, "backend": self.backend, "path": str(self.onnx_file),
+                "graph_optimization": self.graph_optimization,
+                "batch_size": self.batch_size, "max_length": self.max_length}
 
     def size_bytes(self) -> int:
         return self.onnx_file.stat().st_size

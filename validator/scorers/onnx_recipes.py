@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -30,9 +29,11 @@ from validator.scorers import RecipeContext, Scorer
 from validator.scorers.batched import padded_batches
 from validator.scorers.layers import ONNX_OP_TYPES, Layer, kept_record, onnx_layers, select
 from validator.scorers.onnx_backend import build_onnx_scorer
+from validator.scorers.onnx_export import export_torchscript, fuse, write_side_files
 from validator.scorers.recipes import require_transformers
 
 CALIBRATION_BATCH = 32
+EXPORT = "torchscript-eager-attention, transformers optimizer fusions"  # in artefact keys
 
 
 def versions() -> dict[str, str]:
@@ -42,42 +43,6 @@ def versions() -> dict[str, str]:
 
     return {"torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__}
-
-
-def _export(reference, target: Path) -> None:
-    """torch.onnx.export (dynamo) of the reference, with dynamic batch and sequence."""
-    import torch
-
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-             if n in reference.tokenizer.model_input_names]
-
-    class Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs):
-            return self.model(**dict(zip(names, inputs))).logits
-
-    example = reference.tokenizer(["an example", "a second, longer example text"],
-                                  padding=True, return_tensors="pt")
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    model = reference.model.float().cpu() if reference.device != "cpu" else reference.model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            Logits(model), tuple(example[n] for n in names), input_names=names,
-            output_names=["logits"], dynamo=True, external_data=False, verbose=False,
-            dynamic_shapes={"inputs": tuple({0: batch, 1: sequence} for _ in names)})
-    program.save(str(target / "model.onnx"), external_data=False)
-    reference.model.config.to_json_file(str(target / "config.json"))
-    reference.tokenizer.save_pretrained(str(target))
-    settings_path = target / "tokenizer_config.json"  # the served model truncates alike
-    settings = json.loads(settings_path.read_text(encoding="utf-8"))
-    settings["model_max_length"] = reference.max_length
-    settings_path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    if reference.device != "cpu":
-        reference.model.to(reference.device)
 
 
 def _copy_side_files(source: Path, target: Path) -> None:
@@ -122,13 +87,40 @@ def _key(reference, *parts) -> str:
 
 
 def fp32_artefact(reference, context: RecipeContext) -> Path:
+    """The fused fp32 graph (onnx_export), the source every ONNX INT8 recipe quantizes."""
     def build(folder: Path) -> dict:
-        _export(reference, folder)
+        unfused = folder / "unfused.onnx"
+        export_torchscript(reference, unfused)
+        fusion = fuse(reference, unfused, folder / "model.onnx")
+        unfused.unlink()
+        write_side_files(reference, folder)
         return {"name": "onnx-fp32", "libraries": versions(),
-                "method": "torch.onnx.export(dynamo=True), opset default, fp32",
+                "method": "torch.onnx.export(dynamo=False, eager attention), opset 17, "
+                          "onnxruntime.transformers.optimizer fusions, fp32",
+                **fusion, "quantized_op_types": [], "quantized_count": 0}
+
+    return cached_artefact(context, f"onnx-fp32-{_key(reference, versions(), EXPORT)}", build)
+
+
+def unfused_artefact(reference, context: RecipeContext) -> Path:
+    """The unfused fp32 TorchScript export: what static (QDQ) quantization starts from,
+    and the graph ``validator diagnose`` compares the static candidate with."""
+    def build(folder: Path) -> dict:
+        export_torchscript(reference, folder / "model.onnx")
+        write_side_files(reference, folder)
+        return {"name": "onnx-fp32-unfused", "libraries": versions(),
+                "method": "torch.onnx.export(dynamo=False, eager attention), opset 17, fp32",
                 "quantized_op_types": [], "quantized_count": 0}
 
-    return cached_artefact(context, f"onnx-fp32-{_key(reference, versions())}", build)
+    key = f"onnx-fp32-unfused-{_key(reference, versions(), EXPORT)}"
+    return cached_artefact(context, key, build)
+
+
+def fusion_of(source: Path) -> dict:
+    """The fusions recorded for the fp32 graph a quantized recipe starts from."""
+    record = json.loads((source / "recipe.json").read_text("utf-8"))
+    return {"graph_fusions": record.get("graph_fusions", {}),
+            "fusion_warning": record.get("fusion_warning")}
 
 
 def quantized_op_types(onnx_file: Path) -> tuple[list[str], int]:
@@ -183,8 +175,9 @@ def _with_kept(record: dict, kept: list[Layer], context: RecipeContext) -> dict:
 
 
 def onnx_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
-    """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time;
-    the ``exclude``d nodes stay in fp32 (``nodes_to_exclude``)."""
+    """ONNX Runtime dynamic quantization of the fused graph: int8 weights, activations
+    quantized at run time; the ``exclude``d nodes stay in fp32 (``nodes_to_exclude``)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     reference = onnx_reference(reference, context, "onnx-int8-dynamic")
@@ -193,14 +186,16 @@ def onnx_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> S
 
     def build(folder: Path) -> dict:
         quantize_dynamic(source / "model.onnx", folder / "model.onnx",
-                         weight_type=QuantType.QInt8,
+                         weight_type=QuantType.QInt8,  # fused ops need a default type
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                          nodes_to_exclude=[layer.name for layer in kept])
         _copy_side_files(source, folder)
         return _finish(_with_kept({"name": "onnx-int8-dynamic",
-                                   "method": "onnxruntime.quantization.quantize_dynamic, "
-                                             "QInt8 weights"}, kept, context), folder)
+                                   "method": "onnxruntime.quantization.quantize_dynamic of "
+                                             "the fused graph, QInt8 weights",
+                                   **fusion_of(source)}, kept, context), folder)
 
-    key = f"onnx-int8-dynamic-{_key(reference, versions(), *_kept_key(kept))}"
+    key = f"onnx-int8-dynamic-{_key(reference, versions(), EXPORT, *_kept_key(kept))}"
     return _load(name, reference, cached_artefact(context, key, build))
 
 
@@ -268,13 +263,17 @@ def calibration_ranges(reference, context: RecipeContext, source: Path, texts: l
 def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
     """ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
     activations) with ranges calibrated on the configured calibration rows; the
-    ``exclude``d nodes stay in fp32 (``nodes_to_exclude``)."""
+    ``exclude``d nodes stay in fp32 (``nodes_to_exclude``). It quantizes the unfused
+    TorchScript export (``unfused_artefact``): QDQ cannot quantize the fused
+    ``Attention`` op (its QKV weights would stay fp32), and the fused graphs measured
+    slower once QDQ-quantized (benchmarks/README.md); ONNX Runtime fuses the QDQ pairs
+    into integer ops at load."""
     from onnxruntime.quantization import quantize_static
 
     reference = onnx_reference(reference, context, "onnx-int8-static")
     texts = context.calibration_texts()  # the plan has checked there are enough
-    source = fp32_artefact(reference, context)
     text_hash = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
+    source = unfused_artefact(reference, context)
     kept = excluded_layers(source, context)
 
     def build(folder: Path) -> dict:
@@ -288,13 +287,15 @@ def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Sc
         _copy_side_files(source, folder)
         return _finish(_with_kept({
             "name": "onnx-int8-static",
-            "method": "onnxruntime.quantization.quantize_static, QDQ, MinMax calibration, "
-                      "per-channel QInt8 weights, QUInt8 activations; MatMul, Gemm and "
-                      "Gather (embeddings)",
-            "calibration_rows": len(texts), "calibration_sha256": text_hash}, kept, context),
-            folder)
+            "method": "onnxruntime.quantization.quantize_static of the unfused "
+                      "torch.onnx.export(dynamo=False) graph (QDQ cannot quantize a fused "
+                      "Attention), QDQ, MinMax calibration, per-channel QInt8 weights, "
+                      "QUInt8 activations; MatMul, Gemm and Gather (embeddings)",
+            "calibration_rows": len(texts), "calibration_sha256": text_hash,
+            "graph_fusions": {}, "fusion_warning": None}, kept, context), folder)
 
-    key = f"onnx-int8-static-{_key(reference, versions(), text_hash, *_kept_key(kept))}"
+    key = (f"onnx-int8-static-"
+           f"{_key(reference, versions(), EXPORT, text_hash, *_kept_key(kept))}")
     try:
         return _load(name, reference, cached_artefact(context, key, build))
     except (OSError, RuntimeError) as exc:

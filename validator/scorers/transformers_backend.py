@@ -78,6 +78,15 @@ class TransformersScorer(BatchedScorer):
                                       device=device_name(self.device),
                                       batch_size=self.batch_size, libraries=library_tag())
 
+    def serving_spec(self) -> dict | None:
+        """The model directory, plus the torch recipe a candidate re-applies to it."""
+        if self.path is None:
+            return None
+        return {"name": self.name, "backend": self.backend, "path": str(self.path),
+                "recipe": self.recipe["name"] if self.recipe else None,
+                "runtime": self.runtime, "device": self.device,
+                "batch_size": self.batch_size, "max_length": self.max_length}
+
     def derived_fingerprint(self, *parts: str) -> str:
         """The model fingerprint extended by ``parts`` (a recipe made from this model, the
         runtime)."""

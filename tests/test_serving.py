@@ -1,0 +1,120 @@
+"""Serving truth (issue 15): the closed-loop capacity test, the seeded probe, each scorer
+measured alone in a fresh process, graph-fusion fallback, and the CPU facts with
+``serving.isa``."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import columns_config, run_cli, tiny_model_dir
+from validator.capacity import capacity
+from validator.config import ProductionMix
+from validator.cpu import ISA_FEATURES, cpu_facts
+from validator.profile import PROBE_ROWS, probe_texts
+
+
+def fixed_cost_server(base: float, per_row: float):
+    """A fake model whose batch takes base + per_row x rows seconds (sleeping releases
+    the GIL, as a model runtime does)."""
+    def serve(texts: list[str]):
+        time.sleep(base + per_row * len(texts))
+    return serve
+
+
+def test_capacity_grows_with_micro_batching_and_stops_at_the_slo():
+    rps, levels = capacity(fixed_cost_server(0.02, 0.001), ["x"] * 10, batch_size=32,
+                           slo_ms=150, seconds=0.3)
+    single = levels[0]
+    assert single.clients == 1 and single.latency_ms_p95 < 150
+    # one client at a time: ~1 / 21 ms; batching queued requests serves several per call
+    assert rps > 2 * single.throughput_rps
+    assert all(level.clients == 2 ** i for i, level in enumerate(levels))
+
+
+def test_capacity_is_zero_when_even_one_request_misses_the_slo():
+    rps, levels = capacity(fixed_cost_server(0.06, 0.0), ["x"], batch_size=8, slo_ms=30,
+                           seconds=0.2)
+    assert rps == 0.0 and len(levels) == 1
+
+
+def test_the_probe_is_seeded_and_drawn_in_the_production_mix():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"kind": rng.choice(["short", "long"], 2000, p=[0.9, 0.1])})
+    texts = [f"{kind} {i}" for i, kind in enumerate(frame.kind)]
+    mix = ProductionMix(column="kind", shares={"short": 0.5, "long": 0.5})
+    first, how = probe_texts(frame, texts, mix, seed=3)
+    assert first == probe_texts(frame, texts, mix, seed=3)[0]
+    assert len(first) == PROBE_ROWS >= 200 and len(set(first)) == len(first)
+    long_share = sum(t.startswith("long") for t in first) / len(first)
+    assert 0.35 < long_share < 0.65  # the mix's half, not the sample's tenth
+    assert "production mix of kind" in how
+    uniform, how = probe_texts(frame, texts, None, seed=3)
+    assert sum(t.startswith("long") for t in uniform) / len(uniform) < 0.2
+    assert "uniformly" in how
+
+
+def test_an_architecture_the_optimizer_does_not_know_keeps_the_unfused_graph(tmp_path):
+    from validator.scorers.onnx_export import fuse
+
+    source, target = tmp_path / "unfused.onnx", tmp_path / "model.onnx"
+    source.write_bytes(b"graph bytes")
+    reference = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(
+        model_type="mamba")))
+    record = fuse(reference, source, target)
+    assert target.read_bytes() == b"graph bytes" and record["graph_fusions"] == {}
+    assert "does not know architecture 'mamba'" in record["fusion_warning"]
+
+
+def test_a_scorer_is_measured_alone_in_a_fresh_process(tmp_path):
+    from validator.isolated import measure
+
+    model = tiny_model_dir(tmp_path / "model")
+    spec = {"name": "int8", "backend": "transformers", "path": str(model),
+            "recipe": "torch-int8-dynamic", "runtime": "eager", "device": "cpu",
+            "batch_size": 4, "max_length": 32}
+    texts = [f"short text number {i}" for i in range(20)]
+    found = measure(spec, texts, slo_ms=500)
+    assert 0 < found["memory_bytes"] < 200e6  # the tiny model and its arenas, not torch
+    assert found["latency_ms_p95"] >= found["latency_ms_p50"] > 0
+    assert found["throughput_rows_per_s"] > 0 and found["capacity_rps"] > 0
+    assert [level["clients"] for level in found["capacity_levels"]][:2] == [1, 2]
+    assert found["capacity_levels"][-1]["clients"] <= 16  # four full batches at most
+
+
+def test_cpu_facts_name_the_missing_features():
+    facts = cpu_facts(["avx2", "amx_int8"])
+    assert set(facts["isa"]) <= set(ISA_FEATURES) and facts["cores"] >= 1
+    assert facts["missing_isa"] == [f for f in ["avx2", "amx_int8"] if f not in facts["isa"]]
+    assert (facts["reason"] is None) == (not facts["missing_isa"])
+
+
+def test_a_run_on_a_cpu_lacking_a_serving_feature_is_inconclusive(tmp_path, scored_rows):
+    present = cpu_facts([])["isa"]
+    missing = next((f for f in reversed(ISA_FEATURES) if f not in present), None)
+    if missing is None:
+        pytest.skip("this CPU has every feature serving.isa can name")
+    frame = scored_rows.copy()
+    for column in [c for c in frame.columns if c.endswith("_ref")]:
+        frame[column.replace("_ref", "_cand")] = frame[column]  # a lossless candidate
+    config = columns_config(tmp_path, frame, serving={"isa": [missing]})
+    result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 1, result.stderr
+    assert f"lacks {missing}" in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["verdict"] == "inconclusive" and summary["exit_code"] == 1
+    assert summary["cpu"]["missing_isa"] == [missing]
+    assert summary["cpu"]["model"] and summary["cpu"]["onnxruntime"]
+    assert summary["counts"]["fail"] == 0  # the checks alone would not have failed
+
+
+def test_serving_isa_names_only_known_features(tmp_path, scored_rows):
+    config = columns_config(tmp_path, scored_rows, serving={"isa": ["avx1024"]})
+    result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "serving.isa" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,140 @@
+"""Each model scorer measured alone, in a fresh process, as one serving instance sees it.
+
+The harness process holds every scorer of the run (and their tokenisations, caches and
+freed arenas), so its memory grows with each scorer loaded and its timings share the
+cores with whatever else it keeps alive. Here a fresh ``python -m validator.isolated``
+imports only the scorer's runtime and loads its tokenizer, records its resident
+memory, loads the scorer from what the run built (the model directory, or the
+recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then
+freed and its pages returned), runs one warm batch at the configured batch size and
+records the memory again: ``memory_bytes`` is the difference (weights plus runtime
+arenas for this model). It then times the probe texts at the configured batch size
+(throughput) and runs the closed-loop load test (validator.capacity) for
+``capacity_rps`` at the SLO, whose first level, one client sending each probe text
+once, gives the batch-1 latency.
+
+The child reads one JSON request on stdin and writes one JSON answer on stdout.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from validator.errors import ScoringError
+
+
+def measure(spec: dict, texts: list[str], slo_ms: float) -> dict:
+    """Run the isolated measurement of the scorer ``spec`` (Scorer.serving_spec) in a
+    fresh process; ScoringError if it fails."""
+    request = json.dumps({"spec": spec, "texts": texts, "slo_ms": slo_ms})
+    try:
+        done = subprocess.run([sys.executable, "-m", "validator.isolated"], input=request,
+                              capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired as exc:
+        raise ScoringError(f"measuring {spec['name']!r} alone timed out") from exc
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ScoringError(f"measuring {spec['name']!r} alone failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _rss() -> int:
+    import psutil
+
+    gc.collect()
+    try:  # hand freed heap pages back, so freed models do not count (glibc only)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return psutil.Process().memory_info().rss
+
+
+def _load_runtime(spec: dict) -> None:
+    """Import the runtime and load the scorer's tokenizer once, so that the memory
+    baseline holds the libraries (transformers imports torch lazily, ~200 MB) and only
+    the model's weights and arenas are measured above it."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
+
+    if spec["backend"] == "onnxruntime":
+        import onnxruntime  # noqa: F401
+        folder = Path(spec["path"]).parent
+    else:
+        import torch  # noqa: F401
+        folder = Path(spec["path"])
+    AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+
+
+def _build(spec: dict, scratch: Path):
+    """The scorer of ``spec``, loaded from disk as a serving process would load it."""
+    if spec["backend"] == "onnxruntime":
+        from validator.scorers.onnx_backend import OnnxScorer, load_side_files, open_session
+
+        onnx_file = Path(spec["path"])
+        _, tokenizer = load_side_files(onnx_file)
+        session = open_session(onnx_file, spec["graph_optimization"], "cpu")
+        return OnnxScorer(spec["name"], [], session, tokenizer, None, spec["batch_size"],
+                          spec["max_length"], onnx_file, spec["graph_optimization"], "")
+    from validator.scorers import RecipeContext, get_recipe, no_progress
+    from validator.scorers.transformers_backend import TransformersScorer, load_model_dir
+
+    _, tokenizer, model = load_model_dir(Path(spec["path"]))
+    recipe = spec.get("recipe")
+    scorer = TransformersScorer(spec["name"], [], model.to(spec["device"]), tokenizer, None,
+                                spec["batch_size"], spec["max_length"], path=Path(spec["path"]),
+                                device=spec["device"],
+                                runtime="eager" if recipe else spec["runtime"])
+    if recipe:
+        context = RecipeContext(spec["name"], list, scratch, no_progress, spec["runtime"])
+        scorer = get_recipe(recipe)(spec["name"], scorer, context)
+    return scorer
+
+
+def _serve(scorer):
+    """texts -> model outputs, through the scorer's own tokenisation and padding."""
+    from validator.scorers.batched import padded_batches
+
+    def serve(texts: list[str]):
+        encodings = scorer.encode(texts)
+        return [scorer.run_batch(batch)
+                for _, batch in padded_batches(scorer.tokenizer, encodings, scorer.batch_size)]
+    return serve
+
+
+def _timed(serve, texts: list[str]) -> float:
+    start = time.perf_counter()
+    serve(texts)
+    return time.perf_counter() - start
+
+
+def _child(request: dict) -> dict:
+    from validator.capacity import capacity
+
+    spec, texts = request["spec"], request["texts"]
+    _load_runtime(spec)
+    before = _rss()
+    with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
+        scorer = _build(spec, Path(scratch))
+        serve = _serve(scorer)
+        scorer.set_threads(os.cpu_count() or 1)
+        serve(texts[:scorer.batch_size])  # the warm batch
+        memory = _rss() - before
+        throughput = len(texts) / _timed(serve, texts)
+        rps, levels = capacity(serve, texts, scorer.batch_size, request["slo_ms"])
+    single = levels[0]  # one client sending each probe text once: batch-1 latency
+    return {"memory_bytes": max(memory, 0), "latency_ms_p50": single.latency_ms_p50,
+            "latency_ms_p95": single.latency_ms_p95, "latency_ms_mean": single.latency_ms_mean,
+            "throughput_rows_per_s": throughput, "capacity_rps": rps,
+            "capacity_levels": [asdict(level) for level in levels]}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.stdin.read()))))
