@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,19 @@ def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float) -> Speed:
     if spec is None or os.environ.get("SLICE_VALIDATOR_SERVING_PROBE") == "off":
         return Speed()
     return Speed(**measure(spec, texts, slo_ms))
+
+
+def inprocess_latency_p50(scorer: Scorer, texts: list[str], probes: int = 32) -> float:
+    """Median batch-1 latency (ms) over the first ``probes`` texts, in this process: a
+    quick comparison of variants of one scorer (``validator repair``'s steps), not the
+    serving figures of ``isolated_speed``."""
+    scorer.predict(texts[:1])  # warm-up
+    timings = []
+    for text in texts[:probes]:
+        start = time.perf_counter()
+        scorer.predict([text])
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(timings, 50))
 
 
 def _ratio(numerator, denominator) -> float | None:

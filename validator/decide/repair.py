@@ -30,7 +30,7 @@ from validator.decide.rebuild import Workbench
 from validator.decide.recommend import evaluate, failures, selection_half
 from validator.gate import FAIL, INCONCLUSIVE, PASS
 from validator.outputs import write_text
-from validator.profile import speed_probe
+from validator.profile import inprocess_latency_p50
 
 REPAIRED_SUFFIX = "-repaired"
 
@@ -71,10 +71,10 @@ def _step(bench: Workbench, index: int, added: str | None, exclude: list[str],
     everything = np.ones(len(bench.run.table), dtype=bool)
     values = bench.predict(scorer, everything)
     checks = evaluate(bench.run, search, {name: values})[name]
-    speed = speed_probe(scorer, bench.texts(everything))
+    latency = inprocess_latency_p50(scorer, bench.texts(everything))
     kept = (scorer.recipe or {}).get("kept_fp32_count", 0)
     failing = [f"{c.slice}/{c.dimension}" for c in checks if c.verdict == FAIL]
-    return Step(index, added, exclude, kept, scorer.size_bytes(), speed.latency_ms_p50,
+    return Step(index, added, exclude, kept, scorer.size_bytes(), latency,
                 failures(checks), failing), values
 
 

@@ -105,9 +105,10 @@ def weight_matching(fp32_file: Path, qdq_file: Path) -> dict[str, dict]:
     graph = onnx.load(str(qdq_file), load_external_data=False).graph
     inits = {init.name: init for init in graph.initializer}
     for node in graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 3:
+            continue
         name = node.input[0].removesuffix("_quantized")
-        if node.op_type != "DequantizeLinear" or name not in matched or \
-                len(node.input) < 3 or node.input[0] not in inits:
+        if name not in matched or node.input[0] not in inits:
             continue
         weight, scale, zero = (numpy_helper.to_array(inits[i]).astype(np.float64)
                                for i in node.input[:3])

@@ -51,14 +51,21 @@ def _module_of(node) -> str:
 
 
 def onnx_layers(onnx_file: Path) -> list[Layer]:
-    """The quantizable nodes of an fp32 ONNX graph, in graph order."""
+    """The quantizable nodes of an fp32 ONNX graph, in graph order: the MatMul / Gemm /
+    Gather nodes on float data (the TorchScript export's Gathers of tensor shapes are
+    integer and never quantized)."""
     import onnx
 
-    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    graph = onnx.shape_inference.infer_shapes(model).graph
     sizes = {init.name: _elements(init.dims) for init in graph.initializer}
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update({init.name: init.data_type for init in graph.initializer})
     return [Layer(node.name, _module_of(node), node.op_type,
                   sum(sizes.get(name, 0) for name in node.input))
-            for node in graph.node if node.op_type in ONNX_OP_TYPES]
+            for node in graph.node if node.op_type in ONNX_OP_TYPES
+            and types.get(node.input[0], onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT]
 
 
 def _elements(dims) -> int:
