@@ -18,6 +18,7 @@ import pandas as pd
 
 from validator.cache import PredictionCache, cache_root, row_keys
 from validator.config import Config, ScorerConfig
+from validator.engine import Predict, local_predict, open_engine
 from validator.errors import ScoringError
 from validator.profile import PeakRss, Speed, add_ratios, speed_probe
 from validator.sample import Sample, select_rows
@@ -90,9 +91,11 @@ def check_finite(values: np.ndarray, scorer: str, sample: Sample) -> None:
 
 
 def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
-                 cache: PredictionCache | None) -> tuple[np.ndarray, int]:
+                 cache: PredictionCache | None,
+                 predict: Predict = local_predict) -> tuple[np.ndarray, int]:
     """Predictions for every text: each distinct text is predicted once, and only when
-    the cache lacks it. Returns (values, rows served from the cache)."""
+    the cache lacks it, by ``predict`` (the engine: here or on Ray). Returns (values,
+    rows served from the cache)."""
     codes, distinct = pd.factorize(pd.Series(texts, dtype=object))
     distinct = list(distinct)
     keys = row_keys(distinct)
@@ -111,7 +114,7 @@ def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
                     writer.add(keys[missing[rows]], batch)
                 advance(len(rows))
 
-            values[missing] = scorer.predict([distinct[i] for i in missing], done)
+            values[missing] = predict(scorer, [distinct[i] for i in missing], done)
         if writer is not None:
             writer.flush()
     return values[codes], int(found[codes].sum())
@@ -135,15 +138,15 @@ def identity(scorer: Scorer | ColumnPredictions) -> Identity:
 
 
 def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample,
-                   progress: ProgressFactory,
-                   cache: PredictionCache | None) -> tuple[np.ndarray, ScorerInfo]:
+                   progress: ProgressFactory, cache: PredictionCache | None,
+                   predict: Predict = local_predict) -> tuple[np.ndarray, ScorerInfo]:
     """The scorer's predictions for the gate rows and its ScorerInfo (speed probed for
     models; memory measured while scoring and probing)."""
     speed = Speed()
     with PeakRss() as memory:
         start = time.perf_counter()
         if isinstance(scorer, Scorer):
-            values, from_cache = score_cached(scorer, sample.texts, progress, cache)
+            values, from_cache = score_cached(scorer, sample.texts, progress, cache, predict)
         else:
             with progress(f"reading {scorer.name}", len(sample.frame)) as advance:
                 values, from_cache = scorer.read(sample), 0
@@ -196,7 +199,8 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,
                  use_cache: bool = True, routers: dict | None = None) -> Predictions:
     cache = PredictionCache(cache_root()) if use_cache else None
-    with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch, \
+            open_engine(config) as predict:
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
         columns, infos = {}, []
         reference = None
@@ -204,7 +208,7 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
             scorer = build_scorer(scorer_config, config, reference, sample, artefacts, progress)
             reference = reference or scorer
             role = "reference" if scorer is reference else "candidate"
-            values, info = predictions_of(scorer, role, sample, progress, cache)
+            values, info = predictions_of(scorer, role, sample, progress, cache, predict)
             infos.append(info)
             for j, dimension in enumerate(scorer.dimensions):
                 columns[f"{scorer.name}:{dimension}"] = values[:, j]
