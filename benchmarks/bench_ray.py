@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -107,6 +108,7 @@ def part(name: str, rows: int) -> dict:
         result["score_s"] = time.perf_counter() - start  # its own pool, started afresh
         engine.close()
     result["score_cpu_s"] = cpu.seconds
+    result["driver_peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     return result
 
 

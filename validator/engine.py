@@ -108,8 +108,15 @@ class RayEngine:
     def _connect(self):
         import ray
 
-        if ray.is_initialized():
-            return ray
+        if not ray.is_initialized():
+            self._init(ray)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # our own progress goes to stderr
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        return ray
+
+    def _init(self, ray) -> None:
         address = self.execution.address
         local = {"num_cpus": self.execution.num_workers, "include_dashboard": False} \
             if address is None else {}
@@ -122,11 +129,6 @@ class RayEngine:
                               f"{address or 'a new local instance'!r} "
                               f"({first_line(exc)})") from exc
         self.started = True
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # our own progress goes to stderr
-        context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        return ray
 
     def _quiet_native_logs(self) -> None:
         """Ray's C++ core writes its log lines to file descriptor 2 (one, about restartable
