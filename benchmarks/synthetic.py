@@ -13,9 +13,13 @@ from validator.config import DEFAULT_DIMENSIONS
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 
-def resampled_sample(rows: int, candidate_noise: dict[str, float], seed: int = 0) -> pd.DataFrame:
+def resampled_sample(rows: int, candidate_noise: dict[str, float], seed: int = 0,
+                     split: str | None = None) -> pd.DataFrame:
+    """``split``: resample only the shipped rows of that split (default: all rows)."""
     rng = np.random.default_rng(seed)
     frame = pd.read_csv(ROOT / "fixtures" / "sample.csv")
+    if split is not None:
+        frame = frame[frame.split == split]
     frame = frame.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)
     frame["id"] = [f"row-{i:07d}" for i in range(rows)]
     for d in DEFAULT_DIMENSIONS:

@@ -8,6 +8,7 @@ one-line error. A row without a builder, or a builder without a row, fails the t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -249,7 +250,22 @@ BUILDERS = {
     "discover-bad-option": lambda s: ["discover", str(finished_run(s)), "--max-conditions", "4"],
     # report comparison
     "baseline-not-a-run-dir": lambda s: [*s.run(), "--baseline", str(s.folder)],
+    # execution
+    "execution-ray-not-installed": lambda s: (s.run(execution={"engine": "ray"}), without_ray(s)),
+    "execution-address-unreachable": lambda s: s.run(execution={"engine": "ray",
+                                                                "address": "ray://127.0.0.1:9"}),
+    "execution-address-malformed": lambda s: s.run(execution={"engine": "ray",
+                                                              "address": "head-node"}),
 }
+
+
+def without_ray(s: Setup) -> dict:
+    """The environment of a Python where ``import ray`` fails, as without the extra."""
+    shim = s.folder / "no-ray" / "ray"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'ray'\", "
+                                      "name='ray')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(shim.parent), os.environ.get("PYTHONPATH", "")])}
 
 
 def finished_run(s: Setup) -> Path:
@@ -292,7 +308,9 @@ def test_the_table_and_the_builders_name_the_same_cases():
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_exits_2_with_the_documented_message(case, tmp_path):
-    result = run_cli(*BUILDERS[case](Setup(tmp_path)))
+    built = BUILDERS[case](Setup(tmp_path))  # the arguments, or (arguments, environment)
+    args, env = built if isinstance(built, tuple) else (built, None)
+    result = run_cli(*args, env=env)
     assert result.returncode == 2, (case, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

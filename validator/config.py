@@ -211,6 +211,16 @@ class DiscoveryConfig(StrictModel):
     columns: list[str] | None = None  # metadata columns to search (default: detected)
 
 
+class ExecutionConfig(StrictModel):
+    """Where model scoring runs (validator/engine.py); metrics and outputs stay here."""
+    engine: Literal["local", "ray"] = "local"
+    # ray: null starts a Ray instance for the run on this machine; "auto" joins the one
+    # `ray start` left here; "ray://host:port" (Ray Client) or "host:port" (GCS) a remote one
+    address: str | None = None
+    num_workers: int = Field(default=2, ge=1)      # ray: scoring actors per scorer
+    batch_size: int = Field(default=1024, ge=1)    # ray: rows per actor call (whole model batches)
+
+
 class Config(StrictModel):
     sample: SampleConfig
     rubric: RubricConfig
@@ -221,6 +231,7 @@ class Config(StrictModel):
     report: ReportConfig = ReportConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
     serving: ServingConfig = ServingConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     seed: int = 0
     _source: str = PrivateAttr(default="<default config>")
 

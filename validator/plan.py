@@ -1,6 +1,6 @@
 """Plan before work: validate everything that needs no scoring, then hand it on.
 
-    config (metric, backends, recipes, runtime rules, model files)
+    config (metric, backends, recipes, runtime rules, model files, execution engine)
       -> slice files -> overrides against the slice names
       -> sample (read, great-expectations, gate rows) -> calibration rows
       -> slice conditions on the sample's columns
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from validator.config import Config, ScorerConfig
+from validator.engine import check_execution
 from validator.errors import ConfigError, ModelError, choices_error
 from validator.metrics import METRICS
 from validator.routing import build_routers
@@ -97,6 +98,7 @@ def check_config(config: Config) -> None:
         check_scorer(scorer, config)
     for scorer in config.scorers:
         check_model(scorer, config)
+    check_execution(config)
 
 
 def check_overrides(config: Config, slice_names: list[str]) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from validator.cache import PredictionCache, cache_root, row_keys
 from validator.config import Config, ScorerConfig
+from validator.engine import Predict, local_predict, open_engine
 from validator.errors import ConfigError, ScoringError
 from validator.profile import (PeakRss, Speed, add_ratios, add_replicas, isolated_speed,
                                probe_texts)
@@ -105,9 +106,11 @@ def check_finite(values: np.ndarray, scorer: str, sample: Sample) -> None:
 
 
 def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
-                 cache: PredictionCache | None) -> tuple[np.ndarray, int]:
+                 cache: PredictionCache | None,
+                 predict: Predict = local_predict) -> tuple[np.ndarray, int]:
     """Predictions for every text: each distinct text is predicted once, and only when
-    the cache lacks it. Returns (values, rows served from the cache)."""
+    the cache lacks it, by ``predict`` (the engine: here or on Ray). Returns (values,
+    rows served from the cache)."""
     codes, distinct = pd.factorize(pd.Series(texts, dtype=object))
     distinct = list(distinct)
     keys = row_keys(distinct)
@@ -126,7 +129,7 @@ def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
                     writer.add(keys[missing[rows]], batch)
                 advance(len(rows))
 
-            values[missing] = scorer.predict([distinct[i] for i in missing], done)
+            values[missing] = predict(scorer, [distinct[i] for i in missing], done)
         if writer is not None:
             writer.flush()
     return values[codes], int(found[codes].sum())
@@ -158,14 +161,16 @@ class Probe:
 
 def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample,
                    progress: ProgressFactory, cache: PredictionCache | None,
-                   probe: Probe) -> tuple[np.ndarray, ScorerInfo]:
-    """The scorer's predictions for the gate rows and its ScorerInfo (models measured
-    alone in a fresh process; the harness's peak memory while scoring)."""
+                   probe: Probe,
+                   predict: Predict = local_predict) -> tuple[np.ndarray, ScorerInfo]:
+    """The scorer's predictions for the gate rows (through the execution engine's
+    ``predict``) and its ScorerInfo (models measured alone in a fresh process; the
+    harness's peak memory while scoring)."""
     speed = Speed()
     with PeakRss() as memory:
         start = time.perf_counter()
         if isinstance(scorer, Scorer):
-            values, from_cache = score_cached(scorer, sample.texts, progress, cache)
+            values, from_cache = score_cached(scorer, sample.texts, progress, cache, predict)
         else:
             with progress(f"reading {scorer.name}", len(sample.frame)) as advance:
                 values, from_cache = scorer.read(sample), 0
@@ -221,7 +226,8 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,
                  use_cache: bool = True, routers: dict | None = None) -> Predictions:
     cache = PredictionCache(cache_root()) if use_cache else None
-    with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch, \
+            open_engine(config) as predict:
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
         columns, infos = {}, []
         reference = None
@@ -234,7 +240,8 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
             built = time.perf_counter() - start
             reference = reference or scorer
             role = "reference" if scorer is reference else "candidate"
-            values, info = predictions_of(scorer, role, sample, progress, cache, probe)
+            values, info = predictions_of(scorer, role, sample, progress, cache, probe,
+                                          predict)
             info.build_seconds = built if isinstance(scorer, Scorer) else None
             infos.append(info)
             for j, dimension in enumerate(scorer.dimensions):

@@ -49,6 +49,7 @@ class Scorer(ABC):
 
     backend: str = ""
     runtime: str | None = None  # how a torch model runs: eager | torchscript
+    threads: int | None = None  # cores predict may use (None: all; a Ray actor: its share)
 
     def __init__(self, name: str, dimensions: list[str], recipe: dict | None = None):
         self.name = name
@@ -59,6 +60,16 @@ class Scorer(ABC):
     def predict(self, texts: list[str], on_batch: BatchCallback | None = None) -> np.ndarray:
         """Raw (unrounded) predictions on the rubric's scale, shape (texts, dimensions).
         ``on_batch(rows, values)`` is called as each batch of rows is done."""
+
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` cores from now on (backends with thread settings override)."""
+
+    def batch_order(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """(row order, batch size) in which ``predict`` scores ``texts``: predicting any
+        run of that order starting at a multiple of the batch size gives the values
+        predicting all of them gives (how the Ray engine splits work without changing a
+        batch). Default: rows that do not depend on each other."""
+        return np.arange(len(texts)), 1
 
     def fingerprint(self) -> str | None:
         """A hash of everything that determines the predictions (None: never cached)."""

@@ -21,6 +21,7 @@ from validator.scorers import BatchCallback, Scorer
 from validator.scorers.output_map import OutputMap
 
 Encodings = list[list[int]]
+LENGTH_CHUNK = 10_000  # texts tokenised at a time when only their lengths are kept
 
 
 class TokenCache:
@@ -29,12 +30,25 @@ class TokenCache:
     def __init__(self):
         self._store: dict[tuple, Encodings] = {}
 
+    @staticmethod
+    def _key(scorer: "BatchedScorer", texts: list[str]) -> tuple:
+        return (scorer.tokenizer_key, scorer.max_length, len(texts),
+                hashlib.sha1("\0".join(texts).encode("utf-8")).hexdigest())
+
     def encode(self, scorer: "BatchedScorer", texts: list[str]) -> Encodings:
-        key = (scorer.tokenizer_key, scorer.max_length, len(texts),
-               hashlib.sha1("\0".join(texts).encode("utf-8")).hexdigest())
+        key = self._key(scorer, texts)
         if key not in self._store:
             self._store[key] = scorer.encode(texts)
         return self._store[key]
+
+    def lengths(self, scorer: "BatchedScorer", texts: list[str]) -> np.ndarray:
+        """Token counts, tokenising in chunks when the encodings are not held (so a
+        million rows ordered for the Ray engine never hold every encoding at once)."""
+        key = self._key(scorer, texts)
+        if key in self._store:
+            return np.array([len(ids) for ids in self._store[key]])
+        return np.concatenate([[len(ids) for ids in scorer.encode(texts[i:i + LENGTH_CHUNK])]
+                               for i in range(0, len(texts), LENGTH_CHUNK)] or [[]])
 
 
 def check_tokenizer_fits(path: Path, tokenizer, vocab_size: int) -> None:
@@ -56,10 +70,15 @@ def fingerprint_files(paths: list[Path], *extra: str) -> str:
     return digest.hexdigest()
 
 
+def length_order(lengths) -> np.ndarray:
+    """Rows by token length, ties in row order: batches pad little, deterministically."""
+    return np.argsort(np.asarray(lengths), kind="stable")
+
+
 def padded_batches(tokenizer, encodings: Encodings,
                    batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """(row positions, padded int64 inputs) for rows sorted by token length."""
-    order = np.argsort([len(ids) for ids in encodings], kind="stable")
+    order = length_order([len(ids) for ids in encodings])
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         batch = tokenizer.pad({"input_ids": [encodings[i] for i in rows]}, return_tensors="np")
@@ -80,6 +99,13 @@ class BatchedScorer(Scorer):
         self.tokens = tokens or TokenCache()  # shared with the candidates made from it
         self._tokenizer_key: str | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickled for Ray actors without the shared tokenisations (a fresh cache there)."""
+        return {**self.__dict__, "tokens": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, tokens=TokenCache())
+
     @property
     def tokenizer_key(self) -> str:
         if self._tokenizer_key is None:
@@ -97,7 +123,7 @@ class BatchedScorer(Scorer):
 
     def predict(self, texts: list[str], on_batch: BatchCallback | None = None) -> np.ndarray:
         encodings = self.tokens.encode(self, texts)
-        self.set_threads(os.cpu_count() or 1)
+        self.set_threads(self.threads or os.cpu_count() or 1)
         out = np.empty((len(encodings), len(self.dimensions)), dtype=np.float64)
         for rows, batch in padded_batches(self.tokenizer, encodings, self.batch_size):
             out[rows] = self.outputs.apply(self.run_batch(batch))
@@ -105,5 +131,5 @@ class BatchedScorer(Scorer):
                 on_batch(rows, out[rows])
         return out
 
-    def set_threads(self, threads: int) -> None:
-        """Use every core (overridden by backends with their own thread settings)."""
+    def batch_order(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        return length_order(self.tokens.lengths(self, texts)), self.batch_size

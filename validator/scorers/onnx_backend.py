@@ -51,6 +51,34 @@ class OnnxScorer(BatchedScorer):
         self.input_names = [i.name for i in session.get_inputs()]
         self._fingerprint = fingerprint
         self.run_options = shrinking_arena()
+        self.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self._session_threads = os.cpu_count() or 1
+
+    def set_threads(self, threads: int) -> None:
+        if threads != self._session_threads:  # a Ray actor's CPU share
+            self.session = open_session(self.onnx_file, self.graph_optimization, self.device,
+                                        threads)
+            self._session_threads = threads
+
+    def __getstate__(self) -> dict:
+        """For a Ray actor: the model file's bytes (and its external data), no session."""
+        folder = self.onnx_file.parent
+        files = {name: (folder / name).read_bytes()
+                 for name in [self.onnx_file.name, *external_files(self.onnx_file)]}
+        return {**super().__getstate__(), "session": None, "run_options": None,
+                "onnx_file": files}
+
+    def __setstate__(self, state: dict) -> None:
+        import tempfile
+
+        files = state.pop("onnx_file")
+        super().__setstate__(state)
+        self._folder = tempfile.TemporaryDirectory(prefix="slice-validator-onnx-")
+        for name, data in files.items():
+            (Path(self._folder.name) / name).write_bytes(data)
+        self.onnx_file = Path(self._folder.name) / next(iter(files))
+        self._session_threads = None  # opened by set_threads, with the actor's threads
+        self.run_options = shrinking_arena()
 
     def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feed = {name: batch.get(name, np.zeros_like(batch["input_ids"]))
@@ -93,13 +121,24 @@ def find_onnx_file(path: Path) -> Path:
     return candidates[0]
 
 
-def open_session(onnx_file: Path, graph_optimization: str, device: str):
+def external_files(onnx_file: Path) -> list[str]:
+    """The files beside ``onnx_file`` holding its external weights, if any."""
+    import onnx
+
+    graph = onnx.load(str(onnx_file), load_external_data=False).graph
+    return sorted({entry.value for tensor in graph.initializer
+                   if tensor.data_location == onnx.TensorProto.EXTERNAL
+                   for entry in tensor.external_data if entry.key == "location"})
+
+
+def open_session(onnx_file: Path, graph_optimization: str, device: str,
+                 threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
                                                GRAPH_OPTIMIZATION[graph_optimization])
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():

@@ -49,10 +49,22 @@ class TransformersScorer(BatchedScorer):
                          recipe, path, tokens)
         self.model, self.device, self.runtime = model, device, runtime
         self.model_fingerprint = model_fingerprint  # weights and settings, not the runtime
-        self.run_model = self._eager  # tensors by input name -> logits
-        if runtime == "torchscript":
+        self.label = label or name
+        self.run_model = self._runner()  # tensors by input name -> logits
+
+    def _runner(self):
+        if self.runtime == "torchscript":
             from validator.scorers.torchscript import trace
-            self.run_model = trace(model, tokenizer, device, label or name)
+            return trace(self.model, self.tokenizer, self.device, self.label)
+        return self._eager
+
+    def __getstate__(self) -> dict:
+        """For a Ray actor: the model and settings; the trace is made again there."""
+        return {**super().__getstate__(), "run_model": None}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.run_model = self._runner()
 
     def _eager(self, inputs: dict):
         return self.model(**inputs).logits
