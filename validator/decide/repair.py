@@ -9,7 +9,10 @@ From a finished run, for one INT8 recipe candidate:
 2. **Greedy**: keep the next-ranked unit in fp32 as well (the recipe's ``exclude``),
    rebuild, score every gate row (through the prediction cache), and re-gate on the
    search half with the gate's own functions and settings (``recommend.evaluate``),
-   until no check fails there or ``budget`` units are kept. Each step records the
+   each check at the gate's confidence but without the multiple-comparison correction
+   (as ``validator recommend`` chooses: a slice that only looks degraded on half the
+   rows is repaired rather than left to fail confirmation), until no check fails there
+   or ``budget`` units are kept. Each step records the
    layers kept, size on disk, batch-1 p50 latency and the failing checks left.
 3. The step with the fewest failing checks on the search half (then the fewest units)
    is **confirmed** on the other half. Only a confirmation without failing checks is a
@@ -70,7 +73,7 @@ def _step(bench: Workbench, index: int, added: str | None, exclude: list[str],
     scorer = bench.variant(exclude, name)
     everything = np.ones(len(bench.run.table), dtype=bool)
     values = bench.predict(scorer, everything)
-    checks = evaluate(bench.run, search, {name: values})[name]
+    checks = evaluate(bench.run, search, {name: values}, selecting=True)[name]
     latency = inprocess_latency_p50(scorer, bench.texts(everything))
     kept = (scorer.recipe or {}).get("kept_fp32_count", 0)
     failing = [f"{c.slice}/{c.dimension}" for c in checks if c.verdict == FAIL]
