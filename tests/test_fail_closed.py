@@ -285,7 +285,7 @@ def test_force_replaces_a_run_only_once_the_new_one_is_complete(tmp_path, scored
 def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path):
     """SIGINT to a real run once the first prediction chunk is on disk: exit 2, no run
     directory; the re-run resumes from the cache and equals an uncached run."""
-    frame = pd.read_csv(SAMPLE).head(700)  # a chunk of 512 texts lands before the end
+    frame = pd.read_csv(SAMPLE).head(3000)  # chunks of 512: SIGINT lands before the end
     frame.to_parquet(tmp_path / "sample.parquet", index=False)
     config = {"sample": {"path": str(tmp_path / "sample.parquet")},
               "rubric": {"scale": [1, 5],
