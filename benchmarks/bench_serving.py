@@ -41,25 +41,17 @@ def dynamo_export(reference, folder: Path) -> Path:
     """main's export before issue 15: dynamo, unfused, with its side files."""
     import torch
 
-    from validator.scorers.onnx_export import input_names, write_side_files
+    from validator.scorers.onnx_export import input_names, logits_module, write_side_files
 
     names = input_names(reference)
-
-    class Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs):
-            return self.model(**dict(zip(names, inputs))).logits
-
     example = reference.tokenizer(["an example", "a second, longer example text"],
                                   padding=True, return_tensors="pt")
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            Logits(reference.model), tuple(example[n] for n in names), input_names=names,
+            logits_module(reference.model, names), tuple(example[n] for n in names),
+            input_names=names,
             output_names=["logits"], dynamo=True, external_data=False, verbose=False,
             dynamic_shapes={"inputs": tuple({0: batch, 1: sequence} for _ in names)})
     folder.mkdir(parents=True, exist_ok=True)

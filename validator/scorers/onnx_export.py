@@ -36,6 +36,22 @@ def input_names(reference) -> list[str]:
             if n in reference.tokenizer.model_input_names]
 
 
+def logits_module(model, names: list[str]):
+    """The model as a module of positional inputs (in ``names`` order) returning its
+    logits: the form torch.onnx.export traces."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs))).logits
+
+    return Logits()
+
+
 def export_torchscript(reference, onnx_file: Path) -> None:
     """torch.onnx.export (TorchScript, eager attention) with dynamic batch and sequence.
     The model's attention implementation and eval mode are restored afterwards (the
@@ -43,15 +59,6 @@ def export_torchscript(reference, onnx_file: Path) -> None:
     import torch
 
     names = input_names(reference)
-
-    class Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs):
-            return self.model(**dict(zip(names, inputs))).logits
-
     model = reference.model.float().cpu() if reference.device != "cpu" else reference.model
     attention = model.config._attn_implementation
     example = reference.tokenizer(CHECK_TEXTS[:2], padding=True, return_tensors="pt")
@@ -59,7 +66,7 @@ def export_torchscript(reference, onnx_file: Path) -> None:
         model.set_attn_implementation("eager")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(Logits(model), tuple(example[n] for n in names), str(onnx_file),
+            torch.onnx.export(logits_module(model, names), tuple(example[n] for n in names), str(onnx_file),
                               input_names=names, output_names=["logits"], dynamo=False,
                               opset_version=OPSET,
                               dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
