@@ -301,3 +301,53 @@ def test_outputs_map_an_onnx_model_with_generic_labels(tiny):
     texts = pd.read_parquet(tiny["root"] / "sample.parquet").text.head(40).tolist()
     expected = load(named, None).predict(texts)[:, [1, 0, *range(2, len(DIMENSIONS))]]
     np.testing.assert_array_equal(load(generic, outputs).predict(texts), expected)
+
+
+def renamed_graph(source, target) -> None:
+    """``source``'s graph with every intermediate tensor renamed, as another exporter
+    (or another version of one) would name it, in a folder of its own."""
+    import onnx
+
+    shutil.copytree(source, target)
+    model = onnx.load(str(target / "model.onnx"))
+    keep = {t.name for t in [*model.graph.input, *model.graph.output, *model.graph.initializer]}
+    rename = {}
+    for node in model.graph.node:
+        for i, name in enumerate(node.output):
+            if name not in keep:
+                node.output[i] = rename.setdefault(name, f"other/{name}")
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+    del model.graph.value_info[:]
+    onnx.save(model, str(target / "model.onnx"))
+
+
+def test_calibration_ranges_belong_to_the_graph_they_were_computed_on(tiny, monkeypatch):
+    """Ranges are per tensor name: a cache entry computed on one export must not serve
+    another (a stale entry from an older export failed static quantization in CI)."""
+    import onnx
+
+    from validator.cache import cache_root
+    from validator.config import load_config
+    from validator.sample import load_sample
+    from validator.scorers import RecipeContext, no_progress
+    from validator.scorers.onnx_recipes import calibration_ranges, unfused_artefact
+    from validator.scoring import build_scorer
+
+    monkeypatch.setenv("SLICE_VALIDATOR_CACHE", str(tiny["root"] / "ranges-cache"))
+    config = load_config(tiny["root"] / write_config(tiny, "ranges", [STATIC]))
+    sample = load_sample(config)
+    reference = build_scorer(config.reference, config, None, sample,
+                             cache_root() / "artefacts", no_progress)
+    texts = sample.frame[sample.text_column].head(120).astype(str).tolist()
+    context = RecipeContext("candidates[0]", lambda: texts, cache_root() / "artefacts",
+                            no_progress)
+    exported = unfused_artefact(reference, context)
+    other = tiny["root"] / "other-export"
+    renamed_graph(exported, other)
+    for graph in (exported, other):
+        ranges = json.loads(calibration_ranges(reference, context, graph, texts, "same-rows",
+                                               "static").read_text())["data"]
+        model = onnx.load(str(graph / "model.onnx"))
+        tensors = {name for node in model.graph.node for name in [*node.input, *node.output]}
+        assert ranges and set(ranges) <= tensors, (graph, sorted(set(ranges) - tensors)[:5])

@@ -240,7 +240,9 @@ def calibration_ranges(reference, context: RecipeContext, source: Path, texts: l
                        text_hash: str, label: str) -> Path | None:
     """ONNX Runtime's calibration cache (``calibration_cache_path``) for the fp32 graph
     and the calibration rows, computed once, so variants that keep other layers in fp32
-    skip calibration; None where the installed ONNX Runtime cannot reuse ranges."""
+    skip calibration; None where the installed ONNX Runtime cannot reuse ranges. Keyed
+    by the graph's own artefact key too: ranges are per tensor name, and another export
+    of the same model names its tensors differently."""
     from onnxruntime.quantization import quantize_static
 
     if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
@@ -256,7 +258,7 @@ def calibration_ranges(reference, context: RecipeContext, source: Path, texts: l
         return {"name": "onnx-calibration", "libraries": versions(),
                 "calibration_rows": len(texts), "calibration_sha256": text_hash}
 
-    key = f"onnx-calibration-{_key(reference, versions(), text_hash)}"
+    key = f"onnx-calibration-{_key(reference, versions(), source.name, text_hash)}"
     return cached_artefact(context, key, build) / "ranges.json"
 
 
