@@ -32,6 +32,7 @@ from validator.isolated import measure
 from validator.plan import make_plan
 from validator.profile import probe_texts
 from validator.scorers import RecipeContext, get_recipe, no_progress
+from validator.scorers.onnx_recipes import unfused_artefact
 from validator.scoring import build_scorer, calibration_texts
 
 HERE = Path(__file__).resolve().parent
@@ -147,7 +148,7 @@ def calibration(attempts: int) -> dict:
         reference.predict(texts)
         scoring = time.perf_counter() - start
         context = RecipeContext("bench", lambda: texts, Path(scratch), no_progress)
-        get_recipe("onnx-fp32")("onnx-fp32", reference, context)  # export apart
+        unfused_artefact(reference, context)  # the export static quantizes, timed apart
         start = time.perf_counter()
         get_recipe("onnx-int8-static")("static", reference, context)
         calibrating = time.perf_counter() - start

@@ -43,20 +43,37 @@ def test_capacity_is_zero_when_even_one_request_misses_the_slo():
     assert rps == 0.0 and len(levels) == 1
 
 
-def test_the_probe_is_seeded_and_drawn_in_the_production_mix():
+def test_the_probe_is_seeded_and_stratified_by_the_production_mix():
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"kind": rng.choice(["short", "long"], 2000, p=[0.9, 0.1])})
+    frame = pd.DataFrame({"kind": rng.choice(["short", "long", "rare"], 2000,
+                                             p=[0.895, 0.1, 0.005])})
     texts = [f"{kind} {i}" for i, kind in enumerate(frame.kind)]
-    mix = ProductionMix(column="kind", shares={"short": 0.5, "long": 0.5})
+    rare = int((frame.kind == "rare").sum())
+    mix = ProductionMix(column="kind", shares={"short": 0.45, "long": 0.45, "rare": 0.1})
     first, how = probe_texts(frame, texts, mix, seed=3)
     assert first == probe_texts(frame, texts, mix, seed=3)[0]
+    assert first != probe_texts(frame, texts, mix, seed=4)[0]
     assert len(first) == PROBE_ROWS >= 200 and len(set(first)) == len(first)
-    long_share = sum(t.startswith("long") for t in first) / len(first)
-    assert 0.35 < long_share < 0.65  # the mix's half, not the sample's tenth
-    assert "production mix of kind" in how
-    uniform, how = probe_texts(frame, texts, None, seed=3)
-    assert sum(t.startswith("long") for t in uniform) / len(uniform) < 0.2
-    assert "uniformly" in how
+    kinds = pd.Series([t.split()[0] for t in first]).value_counts().to_dict()
+    # every rare row (fewer than its 10% share), the rest split evenly by the mix
+    assert kinds["rare"] == rare and abs(kinds["long"] - kinds["short"]) <= 1
+    assert "stratified by the production mix of kind (3 strata)" in how
+
+
+def test_without_a_mix_the_probe_is_stratified_by_content_slice_membership():
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"n": rng.integers(0, 1000, 3000)})
+    texts = [f"text {i}" for i in range(len(frame))]
+    masks = pd.DataFrame({"all": True, "small": frame.n < 100, "tiny": frame.n < 20,
+                          "even": frame.n % 2 == 0})
+    drawn, how = probe_texts(frame, texts, None, seed=0, masks=masks)
+    rows = frame.loc[[int(t.split()[1]) for t in drawn]]
+    for name in ("small", "tiny", "even"):  # each slice's share of the sample, to a row
+        column = masks.loc[rows.index, name]
+        assert abs(column.sum() - masks[name].mean() * PROBE_ROWS) <= 4, name
+    assert "membership of the 3 content slices" in how and "strata" in how
+    alone, how = probe_texts(frame, texts, None, seed=0)
+    assert len(alone) == PROBE_ROWS and "none (no production mix, no slices)" in how
 
 
 def test_an_architecture_the_optimizer_does_not_know_keeps_the_unfused_graph(tmp_path):

@@ -28,7 +28,7 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     the comparison against ``baseline``, an earlier run's folder and record, if given)."""
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
-    predictions = score_sample(config, sample, progress, use_cache, plan.routers)
+    predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}
     metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters)

@@ -2,8 +2,8 @@
 
 Every model scorer is measured alone in a fresh process (validator.isolated): memory
 of that scorer only, batch-1 latency and batch throughput over a seeded probe of gate
-rows drawn in the production mix, and capacity under the SLO from a closed-loop load
-test (validator.capacity). Each candidate's figures are also given as ratios against
+rows stratified by the production mix (or by content-slice membership), and capacity
+under the SLO from a closed-loop load test (validator.capacity). Each candidate's figures are also given as ratios against
 the reference, and, with ``report.instance_memory_gb``, how many replicas of each
 scorer fit in one instance's memory.
 """
@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from validator.scorers import Scorer
 
@@ -59,19 +60,64 @@ class Speed:
     capacity_levels: list[dict] | None = None
 
 
-def probe_texts(frame, texts: list[str], production_mix, seed: int) -> tuple[list[str], str]:
-    """(PROBE_ROWS gate texts drawn without replacement, how they were drawn): each row
-    weighted so the draw matches ``sample.production_mix`` when given, else uniformly."""
-    from validator.decide.mix import row_weights
+def probe_strata(frame: pd.DataFrame, production_mix,
+                 masks: pd.DataFrame | None) -> tuple[pd.Series, dict[str, float], str]:
+    """(stratum per gate row, each stratum's share of the probe, what the strata are):
+    the production mix's column and shares when given; else each row's membership of
+    the content slices (the rows in no slice, in one, in two together, ...), in the
+    sample's proportions; else one stratum."""
+    if production_mix is not None and production_mix.column in frame.columns:
+        labels = frame[production_mix.column].astype(str)
+        shares = {str(k): float(v) for k, v in production_mix.shares.items() if v > 0}
+        if labels.isin(shares).any():
+            return labels, shares, f"the production mix of {production_mix.column}"
+    narrow = [] if masks is None else [c for c in masks.columns if not masks[c].all()]
+    if narrow:
+        member = masks[narrow].to_numpy()
+        labels = pd.Series(["+".join(n for n, m in zip(narrow, row) if m) or "(no slice)"
+                            for row in member], index=frame.index)
+        counts = labels.value_counts(normalize=True)
+        return labels, counts.to_dict(), (f"membership of the {len(narrow)} content slices, "
+                                          f"in the sample's proportions; no production mix "
+                                          f"given")
+    labels = pd.Series("all", index=frame.index)
+    return labels, {"all": 1.0}, "none (no production mix, no slices)"
 
-    weights = row_weights(frame, production_mix)
-    size = min(PROBE_ROWS, int(np.count_nonzero(weights)))
+
+def allocate(sizes: dict[str, int], shares: dict[str, float], total: int) -> dict[str, int]:
+    """Rows per stratum: ``total`` split by share (largest remainder), none beyond a
+    stratum's rows; what a full stratum cannot take goes to the others by share."""
+    shares = {k: shares.get(k, 0.0) for k in sizes if shares.get(k, 0.0) > 0 and sizes[k]}
+    taken = dict.fromkeys(shares, 0)
+    left = min(total, sum(sizes[k] for k in shares))
+    while left > 0:
+        open_ = {k: v for k, v in shares.items() if taken[k] < sizes[k]}
+        weight = sum(open_.values())
+        quota = {k: left * v / weight for k, v in open_.items()}
+        step = {k: min(int(q), sizes[k] - taken[k]) for k, q in quota.items()}
+        if not any(step.values()):  # hand out the remainders, largest first
+            best = max(open_, key=lambda k: (quota[k] - int(quota[k]), open_[k], k))
+            step = {best: 1}
+        for k, n in step.items():
+            taken[k] += n
+        left -= sum(step.values())
+    return taken
+
+
+def probe_texts(frame: pd.DataFrame, texts: list[str], production_mix, seed: int,
+                masks: pd.DataFrame | None = None) -> tuple[list[str], str]:
+    """(PROBE_ROWS gate texts, how they were drawn): a seeded draw stratified by the
+    production mix when given, else by content-slice membership (``probe_strata``),
+    without replacement, in a shuffled order."""
+    labels, shares, strata = probe_strata(frame, production_mix, masks)
+    rows_of = {k: np.flatnonzero(labels.to_numpy() == k) for k in labels.unique()}
+    counts = allocate({k: len(v) for k, v in rows_of.items()}, shares, PROBE_ROWS)
     rng = np.random.default_rng([seed, 0x5EED])
-    rows = rng.choice(len(texts), size=size, replace=False, p=weights)
-    how = (f"{size} gate rows drawn (seed {seed}) in the production mix of "
-           f"{production_mix.column}" if production_mix is not None and
-           production_mix.column in frame.columns else
-           f"{size} gate rows drawn uniformly (seed {seed}); no production mix given")
+    rows = np.concatenate([rng.choice(rows_of[k], n, replace=False)
+                           for k, n in sorted(counts.items())] or [np.array([], int)])
+    rows = rng.permutation(rows)
+    how = (f"{len(rows)} gate rows drawn (seed {seed}), stratified by {strata} "
+           f"({len(counts)} strata)")
     return [texts[i] for i in rows], how
 
 

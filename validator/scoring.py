@@ -65,6 +65,7 @@ class ScorerInfo:
 class Predictions:
     frame: pd.DataFrame               # index: id; columns "{scorer}:{dimension}"
     scorers: list[ScorerInfo] = field(default_factory=list)
+    probe: "Probe | None" = None      # the texts each model scorer was measured on
 
     def of(self, scorer: str, dimensions: list[str]) -> np.ndarray:
         return self.frame[[f"{scorer}:{d}" for d in dimensions]].to_numpy()
@@ -157,6 +158,7 @@ class Probe:
     """The seeded gate texts each model scorer is measured on alone, and the SLO."""
     texts: list[str]
     slo_ms: float
+    how: str = ""  # how the texts were drawn
 
 
 def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample,
@@ -224,16 +226,19 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
 
 
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,
-                 use_cache: bool = True, routers: dict | None = None) -> Predictions:
+                 use_cache: bool = True, routers: dict | None = None,
+                 masks: pd.DataFrame | None = None) -> Predictions:
+    """Every scorer's predictions and figures; ``masks`` (the slices) stratify the speed
+    probe when no production mix is given."""
     cache = PredictionCache(cache_root()) if use_cache else None
     with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch, \
             open_engine(config) as predict:
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
         columns, infos = {}, []
         reference = None
-        texts, _ = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
-                               config.seed)
-        probe = Probe(texts, config.report.slo_ms)
+        texts, drawn = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
+                                   config.seed, masks)
+        probe = Probe(texts, config.report.slo_ms, drawn)
         for scorer_config in (s for s in config.scorers if s.route is None):
             start = time.perf_counter()
             scorer = build_scorer(scorer_config, config, reference, sample, artefacts, progress)
@@ -249,4 +254,4 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
     add_routed(config, sample, routers or {}, columns, infos)
     add_ratios(infos)
     add_replicas(infos, config.report.instance_memory_gb)
-    return Predictions(pd.DataFrame(columns, index=sample.ids), infos)
+    return Predictions(pd.DataFrame(columns, index=sample.ids), infos, probe)

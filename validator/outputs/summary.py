@@ -20,7 +20,6 @@ from validator.gate import GateResult
 from validator.metrics import METRICS
 from validator.cpu import cpu_facts
 from validator.outputs.majority import majority_metrics
-from validator.profile import probe_texts
 from validator.record import SCHEMA_VERSION, RunRecord, build_record
 from validator.sample import Sample
 from validator.scoring import Predictions
@@ -94,11 +93,11 @@ def deployments(cost: dict, scorers: list[dict]) -> list[dict]:
     return [d for d in found if d is not None]
 
 
-def speed_probe_record(config: Config, sample: Sample) -> dict:
-    texts, selection = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
-                                   config.seed)
-    return {"latency_texts": len(texts), "latency_batch_size": 1,
-            "throughput_rows": len(texts), "selection": selection,
+def speed_probe_record(config: Config, predictions: Predictions) -> dict:
+    probe = predictions.probe
+    rows = len(probe.texts) if probe else 0
+    return {"latency_texts": rows, "latency_batch_size": 1,
+            "throughput_rows": rows, "selection": probe.how if probe else None,
             "slo_ms": config.report.slo_ms,
             "instance_memory_gb": config.report.instance_memory_gb}
 
@@ -146,7 +145,7 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
                    "dimensions": list(config.rubric.dimensions)},
         "scorers": scorers,
         "cost": cost_projection(config.report.cost, scorers, config.report.slo_ms),
-        "speed_probe": speed_probe_record(config, sample),
+        "speed_probe": speed_probe_record(config, predictions),
         "cpu": cpu,
         "slices": [{"name": s.name, "description": s.description, "file": s.file,
                     "rows": int(masks[s.name].sum()), "where": s.where_yaml}
