@@ -134,6 +134,22 @@ def test_repair_confirms_fewer_failing_checks_and_writes_a_recipe(tiny):
     assert "| step |" in (tiny["run"] / "repair-dynamic.md").read_text()
 
 
+def test_repair_stops_at_a_size_budget_and_never_confirms_a_step_over_it(tiny):
+    summary = json.loads((tiny["run"] / "summary.json").read_text())
+    original = next(s for s in summary["scorers"] if s["name"] == "dynamic")["size_bytes"]
+    limit = f"{original / 1e6 + 0.001:.6f}"  # the original fits, one more fp32 block not
+    result = run_cli("repair", str(tiny["run"]), "--candidate", "dynamic", "--budget", "4",
+                     "--max-size-mb", limit, "--rows", "8", "--quiet", env=tiny["env"])
+    assert result.returncode == 1, result.stderr  # nothing within the budget repairs it
+    record = json.loads((tiny["run"] / "repair-dynamic.json").read_text())
+    first, over = record["steps"]
+    assert first["over_budget"] is None and first["failing_search"] > 0
+    assert over["failing_search"] is None and over["over_budget"].startswith("size ")
+    assert record["best_step"] == 0 and record["confirmation"]["verdict"] == "fail"
+    assert record["budget"] == {"units": 4, "size_mb": float(limit), "latency_ms": None}
+    assert "not scored: over budget (size" in result.stdout
+
+
 def test_routing_and_repair_side_by_side(tmp_path):
     from validator.outputs.decision_view import decision_sections
 

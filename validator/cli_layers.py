@@ -69,6 +69,13 @@ def repair(
                                        "(onnx-int8-static or torch-int8-dynamic)."),
     budget: int = typer.Option(4, "--budget", min=1,
                                help="Most layers or blocks kept in fp32."),
+    max_size_mb: Optional[float] = typer.Option(None, "--max-size-mb", min=0,
+                                                help="Stop before a step whose model is "
+                                                     "larger on disk than this (MB)."),
+    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", min=0,
+                                                   help="Stop before a step whose batch-1 "
+                                                        "p50 latency (in process, on the "
+                                                        "run's probe rows) exceeds this."),
     by: str = typer.Option("block", "--by",
                            help="block (encoder layer, embeddings, head) or node."),
     top: int = typer.Option(8, "--top", min=1,
@@ -82,7 +89,7 @@ def repair(
     slice-sensitive layers in fp32 one step at a time, re-gating on a search half of
     the gate rows, and confirm the best step on the other half.
 
-    Example: validator repair reports/run-20261127-101500 --candidate onnx-int8-static --budget 4
+    Example: validator repair reports/run-20261127-101500 --candidate onnx-int8-static --budget 4 --max-size-mb 40
 
     Writes RUN_DIR/repair-NAME.json, .md (the step table) and .candidate.yaml (the
     recipe config). Exit 0: confirmed without failing checks. 1: no step passes on the
@@ -98,7 +105,8 @@ def repair(
         if by not in ("block", "node"):
             raise ValidatorError(f"--by: must be block or node, got {by!r}")
         bench = open_workbench(run_dir, candidate, rich_progress(quiet))
-        record = search.repair(bench, budget, top, rows, by)
+        record = search.repair(bench, search.Budget(budget, max_size_mb, max_latency_ms),
+                               top, rows, by)
         written = search.write_repair(run_dir, record)
         report = rerender_report(run_dir)
         typer.echo(search.step_table(record) + search.summary_lines(record), nl=False)

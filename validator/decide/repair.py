@@ -12,10 +12,12 @@ From a finished run, for one INT8 recipe candidate:
    each check at the gate's confidence but without the multiple-comparison correction
    (as ``validator recommend`` chooses: a slice that only looks degraded on half the
    rows is repaired rather than left to fail confirmation), until no check fails there
-   or ``budget`` units are kept. Each step records the
-   layers kept, size on disk, batch-1 p50 latency and the failing checks left.
-3. The step with the fewest failing checks on the search half (then the fewest units)
-   is **confirmed** on the other half. Only a confirmation without failing checks is a
+   or the budget is spent: ``units`` kept, or a step whose size on disk or batch-1 p50
+   latency would exceed ``size_mb`` / ``latency_ms`` (that step is recorded, not
+   scored, and the search stops). Each step records the layers kept, size on disk,
+   batch-1 p50 latency and the failing checks left.
+3. The step with the fewest failing checks on the search half (then the fewest units),
+   among the steps within the budget, is **confirmed** on the other half. Only a confirmation without failing checks is a
    pass; the original candidate's checks on that half are shown beside it.
 """
 
@@ -38,6 +40,23 @@ from validator.profile import inprocess_latency_p50
 REPAIRED_SUFFIX = "-repaired"
 
 
+@dataclass(frozen=True)
+class Budget:
+    units: int                       # most units kept in fp32
+    size_mb: float | None = None     # most size on disk of a step
+    latency_ms: float | None = None  # most batch-1 p50 latency of a step (in process)
+
+    def exceeded(self, size_bytes: int | None, latency_ms: float | None) -> str | None:
+        """Why a step's size or latency is over the budget (None: within it)."""
+        if self.size_mb is not None and size_bytes is not None \
+                and size_bytes / 1e6 > self.size_mb:
+            return f"size {size_bytes / 1e6:.1f} MB > {self.size_mb:g} MB"
+        if self.latency_ms is not None and latency_ms is not None \
+                and latency_ms > self.latency_ms:
+            return f"p50 latency {latency_ms:.1f} ms > {self.latency_ms:g} ms"
+        return None
+
+
 @dataclass
 class Step:
     step: int
@@ -46,8 +65,9 @@ class Step:
     layers_kept: int
     size_bytes: int | None
     latency_ms_p50: float | None
-    failing_search: int
+    failing_search: int | None     # None: over the budget, not scored
     failing_checks: list[str] = field(default_factory=list)
+    over_budget: str | None = None
 
 
 def ranking(record: dict) -> list[dict]:
@@ -67,46 +87,64 @@ def counts(checks) -> dict[str, int]:
     return {v: sum(c.verdict == v for c in checks) for v in (FAIL, INCONCLUSIVE, PASS)}
 
 
+def latency_texts(bench: Workbench) -> list[str]:
+    """The run's speed-probe draw (production mix, seed), for the in-process latency."""
+    from validator.profile import probe_texts
+
+    sample, config = bench.sample, bench.config
+    return probe_texts(sample.frame, sample.texts, config.sample.production_mix,
+                       config.seed)[0]
+
+
 def _step(bench: Workbench, index: int, added: str | None, exclude: list[str],
-          search: np.ndarray) -> tuple[Step, np.ndarray]:
+          search: np.ndarray, budget: Budget,
+          probe: list[str]) -> tuple[Step, np.ndarray | None]:
     name = bench.spec.name + REPAIRED_SUFFIX
     scorer = bench.variant(exclude, name)
+    latency = inprocess_latency_p50(scorer, probe)
+    kept = (scorer.recipe or {}).get("kept_fp32_count", 0)
+    over = budget.exceeded(scorer.size_bytes(), latency) if index else None
+    if over:
+        return Step(index, added, exclude, kept, scorer.size_bytes(), latency, None,
+                    over_budget=over), None
     everything = np.ones(len(bench.run.table), dtype=bool)
     values = bench.predict(scorer, everything)
     checks = evaluate(bench.run, search, {name: values}, selecting=True)[name]
-    latency = inprocess_latency_p50(scorer, bench.texts(everything))
-    kept = (scorer.recipe or {}).get("kept_fp32_count", 0)
     failing = [f"{c.slice}/{c.dimension}" for c in checks if c.verdict == FAIL]
     return Step(index, added, exclude, kept, scorer.size_bytes(), latency,
                 failures(checks), failing), values
 
 
-def repair(bench: Workbench, budget: int, top: int, probe_limit: int, by: str) -> dict:
+def repair(bench: Workbench, budget: Budget, top: int, probe_limit: int, by: str) -> dict:
     run, candidate = bench.run, bench.spec.name
     search = selection_half(run.table["id"])
     diagnosis = diagnose(bench, None, top, probe_limit, by)
     order = ranking(diagnosis)
-    step, values = _step(bench, 0, None, [], search)
+    probe = latency_texts(bench)
+    step, values = _step(bench, 0, None, [], search, budget, probe)
     steps, predictions = [step], [values]
     exclude: list[str] = []
-    for index, unit in enumerate(order[:budget], start=1):
+    for index, unit in enumerate(order[:budget.units], start=1):
         if steps[-1].failing_search == 0:
             break
         exclude = [*exclude, *unit["exclude"]]
-        step, values = _step(bench, index, unit["name"], exclude, search)
+        step, values = _step(bench, index, unit["name"], exclude, search, budget, probe)
         steps.append(step)
         predictions.append(values)
-    best = min(range(len(steps)), key=lambda i: (steps[i].failing_search,
-                                                 steps[i].layers_kept))
+        if step.over_budget:
+            break
+    scored = [i for i, s in enumerate(steps) if s.failing_search is not None]
+    best = min(scored, key=lambda i: (steps[i].failing_search, steps[i].layers_kept))
     name = candidate + REPAIRED_SUFFIX
     confirmed = {**evaluate(run, ~search, {name: predictions[best]}),  # apart: a
                  **evaluate(run, ~search, {candidate: run.scores(candidate)})}  # correction
     best_counts, original_counts = counts(confirmed[name]), counts(confirmed[candidate])
     verdict = PASS if best > 0 and best_counts[FAIL] == 0 else FAIL
-    return {"candidate": candidate, "recipe": bench.recipe, "by": by, "budget": budget,
+    return {"candidate": candidate, "recipe": bench.recipe, "by": by,
+            "budget": asdict(budget),
             "method": "greedy: keep the next unit of diagnose's ranking (search half) in "
-                      "fp32, rebuild, re-gate on the search half; the best step is "
-                      "confirmed on the other half (sha256 of the id)",
+                      "fp32, rebuild, re-gate on the search half; the best step within "
+                      "the budget is confirmed on the other half (sha256 of the id)",
             "tool": diagnosis["tool"], "ranking": order,
             "steps": [asdict(s) for s in steps], "best_step": best,
             "exclude": steps[best].exclude,
@@ -138,6 +176,11 @@ def _ms(value) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
+def _failing(step: dict) -> str:
+    over = step.get("over_budget")
+    return str(step["failing_search"]) if over is None else f"not scored: over budget ({over})"
+
+
 def step_table(record: dict) -> str:
     lines = ["| step | kept in fp32 (added) | layers kept | size | p50 latency | failing "
              "checks (search half) |", "|---|---|---|---|---|---|"]
@@ -145,7 +188,7 @@ def step_table(record: dict) -> str:
         mark = " **best**" if s["step"] == record["best_step"] else ""
         lines.append(f"| {s['step']}{mark} | {s['added'] or '(none: the original)'} | "
                      f"{s['layers_kept']} | {_mb(s['size_bytes'])} | "
-                     f"{_ms(s['latency_ms_p50'])} | {s['failing_search']} |")
+                     f"{_ms(s['latency_ms_p50'])} | {_failing(s)} |")
     return "\n".join(lines) + "\n"
 
 
