@@ -126,7 +126,7 @@ def test_a_tampered_cached_artefact_is_rebuilt_not_used(tiny):
     assert (folder / "model.onnx").read_bytes() != tampered
 
 
-def test_prediction_fingerprint_covers_batch_size_device_and_versions(tiny, monkeypatch):
+def test_prediction_fingerprint_covers_batch_size_device_versions_and_cpu(tiny, monkeypatch):
     from validator.config import ScorerConfig
     from validator.scorers.transformers_backend import load_transformers_scorer
 
@@ -143,6 +143,12 @@ def test_prediction_fingerprint_covers_batch_size_device_and_versions(tiny, monk
     monkeypatch.undo()
     import transformers
     monkeypatch.setattr(transformers, "__version__", "0.0.0-other")
+    assert fingerprint() != base
+    monkeypatch.undo()
+    monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", "AVX2")  # INT8 kernels as on AVX2
+    assert fingerprint() != base
+    monkeypatch.undo()
+    monkeypatch.setattr("validator.cpu._cpuinfo", lambda: ("other", {"avx2"}))
     assert fingerprint() != base
 
 

@@ -35,6 +35,25 @@ def _cpuinfo() -> tuple[str, set[str]]:
     return model, flags
 
 
+# environment variables that make the kernel libraries use a narrower instruction set
+# than the CPU has (FBGEMM_ENABLE_INSTRUCTIONS=AVX2 runs torch's INT8 kernels as on an
+# AVX2-only CPU)
+KERNEL_OVERRIDES = ("FBGEMM_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+
+
+def kernel_overrides() -> dict[str, str]:
+    return {name: os.environ[name] for name in KERNEL_OVERRIDES if os.environ.get(name)}
+
+
+def kernel_tag() -> str:
+    """What selects the integer kernels here (the ISA features and any override), for
+    the prediction cache's key: INT8 predictions made on one CPU are not another's."""
+    _, flags = _cpuinfo()
+    present = [f for f in ISA_FEATURES if f in flags]
+    overrides = [f"{k}={v}" for k, v in sorted(kernel_overrides().items())]
+    return ",".join([platform.machine(), *present, *overrides])
+
+
 def quantized_engine() -> str | None:
     try:
         import torch
@@ -61,6 +80,7 @@ def cpu_facts(required: list[str]) -> dict:
     return {"model": model or platform.processor() or platform.machine(),
             "cores": os.cpu_count() or 1, "isa": present,
             "torch_quantized_engine": quantized_engine(),
+            "kernel_overrides": kernel_overrides(),
             "onnxruntime": onnxruntime_version(),
             "serving_isa": list(required), "missing_isa": missing,
             "reason": (f"this CPU lacks {', '.join(missing)}, which serving.isa says "

@@ -157,6 +157,7 @@ class Cpu(Record):
     cores: int
     isa: list[str]
     torch_quantized_engine: str | None
+    kernel_overrides: dict[str, str] = {}  # env vars narrowing the kernels' ISA
     onnxruntime: str | None
     serving_isa: list[str]
     missing_isa: list[str]
