@@ -28,6 +28,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# each scorer's figures as the run reported them (the base's in-run measurement; this
+# tree's isolated one), for the before/after table
+SPEED_FIGURES = ("size_bytes", "peak_rss_bytes", "memory_bytes", "latency_ms_p50",
+                 "latency_ms_p95", "throughput_rows_per_s", "capacity_rps",
+                 "scoring_seconds", "build_seconds")
 
 
 def worktree(revision: str, folder: Path) -> Path:
@@ -50,7 +55,9 @@ def timed_run(tree: Path, cache: Path, out: Path) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime)
             + (after.ru_stime - before.ru_stime), "exit": result.returncode,
-            "counts": summary["counts"], "load_average": load}
+            "counts": summary["counts"], "load_average": load,
+            "scorers": {s["name"]: {k: s.get(k) for k in SPEED_FIGURES}
+                        for s in summary["scorers"]}}
 
 
 def measure(revisions: dict[str, str], attempts: int) -> dict:
