@@ -1,6 +1,8 @@
-"""On the default run: keeping the block ``validator diagnose`` ranks first in fp32
-moves the ONNX static candidate's worst failing slice toward the reference, on rows the
-ranking never saw, more than keeping a random block does (seeded, averaged)."""
+"""On the default run, for each INT8 candidate (ONNX static: ONNX Runtime's QDQ
+debugging tools; torch dynamic: the ``torch.ao.ns`` numeric suite): keeping the block
+``validator diagnose`` ranks first in fp32 moves the candidate's worst failing slice
+toward the reference, on rows the ranking never saw, more than keeping a random block
+does (seeded, averaged)."""
 
 from __future__ import annotations
 
@@ -12,23 +14,28 @@ import pytest
 from conftest import run_cli
 
 pytestmark = pytest.mark.e2e
-CANDIDATE = "onnx-int8-static"
 
 
 @pytest.fixture(scope="module")
-def diagnosed(tmp_path_factory):
+def default_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("diagnose") / "run"
     result = run_cli("run", "--out", str(out), "--quiet")
     assert result.returncode in (0, 1), result.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    failing = [c for c in summary["checks"] if c["candidate"] == CANDIDATE
+    return out, json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module", params=["onnx-int8-static", "int8-dynamic"])
+def diagnosed(request, default_run):
+    out, summary = default_run
+    candidate = request.param
+    failing = [c for c in summary["checks"] if c["candidate"] == candidate
                and c["verdict"] == "fail" and c["slice"] != "all"]
     worst = max(failing, key=lambda c: c["degradation"])
-    result = run_cli("diagnose", str(out), "--candidate", CANDIDATE, "--slice",
+    result = run_cli("diagnose", str(out), "--candidate", candidate, "--slice",
                      worst["slice"], "--top", "20", "--rows", "8", "--max-rows", "100",
                      "--quiet")
     assert result.returncode == 0, result.stderr
-    record = json.loads((out / f"diagnose-{CANDIDATE}.json").read_text())
+    record = json.loads((out / f"diagnose-{candidate}.json").read_text())
     print(json.dumps(record["layers"], indent=1))  # shown when a test fails
     return record
 
@@ -36,6 +43,8 @@ def diagnosed(tmp_path_factory):
 def test_every_block_is_measured_and_ranked_on_the_search_half(diagnosed):
     units = diagnosed["layers"]
     assert {u["layer"] for u in units} >= {f"bert.encoder.layer.{i}" for i in range(6)}
+    assert ("qdq_loss_debug" if diagnosed["recipe"] == "onnx-int8-static"
+            else "torch.ao.ns") in diagnosed["tool"]
     assert all(u["measured"] for u in units)
     assert [u["rank"] for u in units] == list(range(1, len(units) + 1))
     assert diagnosed["slices"][0]["rows_confirm"] > 20

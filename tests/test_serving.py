@@ -104,6 +104,40 @@ def test_a_scorer_is_measured_alone_in_a_fresh_process(tmp_path):
     assert found["capacity_levels"][-1]["clients"] <= 16  # four full batches at most
 
 
+def test_a_measurement_alone_is_reused_only_for_the_same_scorer_probe_and_slo(
+        tmp_path, monkeypatch):
+    from validator.profile import isolated_speed
+
+    monkeypatch.delenv("SLICE_VALIDATOR_SERVING_PROBE", raising=False)
+    calls = []
+
+    def measure(spec, texts, slo_ms):  # the fresh-process measurement, counted
+        calls.append((spec["name"], slo_ms))
+        return {"memory_bytes": 1000 + len(calls), "latency_ms_p50": 2.0,
+                "throughput_rows_per_s": 50.0, "capacity_rps": 40.0}
+
+    monkeypatch.setattr("validator.isolated.measure", measure)
+
+    def scorer(fingerprint: str):
+        return SimpleNamespace(serving_spec=lambda: {"name": "m"},
+                               fingerprint=lambda: fingerprint)
+
+    texts, cache = ["a", "b"], tmp_path / "speed"
+    first, cached = isolated_speed(scorer("f1"), texts, 500.0, cache)
+    assert not cached and len(calls) == 1
+    again, cached = isolated_speed(scorer("f1"), texts, 500.0, cache)
+    assert cached and again == first and len(calls) == 1
+    for other in [(scorer("f2"), texts, 500.0), (scorer("f1"), ["a", "c"], 500.0),
+                  (scorer("f1"), texts, 300.0)]:
+        assert not isolated_speed(*other, cache)[1]
+    assert len(calls) == 4
+    for path in cache.glob("*.json"):
+        path.write_text("{not json")  # unreadable: measured again, never trusted
+    assert isolated_speed(scorer("f1"), texts, 500.0, cache)[1] is False
+    assert isolated_speed(scorer("f1"), texts, 500.0, None)[1] is False  # --no-cache
+    assert len(calls) == 6
+
+
 def test_cpu_facts_name_the_missing_features():
     facts = cpu_facts(["avx2", "amx_int8"])
     assert set(facts["isa"]) <= set(ISA_FEATURES) and facts["cores"] >= 1

@@ -10,10 +10,12 @@ scorer fit in one instance's memory.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,15 +123,51 @@ def probe_texts(frame: pd.DataFrame, texts: list[str], production_mix, seed: int
     return [texts[i] for i in rows], how
 
 
-def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float) -> Speed:
-    """The scorer's speed and memory measured alone (Speed() for one that cannot be, or
-    with ``SLICE_VALIDATOR_SERVING_PROBE=off``, which test suites set to save time)."""
+def speed_key(scorer: Scorer, texts: list[str], slo_ms: float) -> str:
+    """What a measurement alone depends on: the scorer (its prediction fingerprint holds
+    the model, settings, libraries, harness version and the CPU's kernel features), the
+    probe texts, the SLO, the CPU model and the cores."""
+    import hashlib
+    import json
+
+    from validator.cpu import cpu_facts
+
+    cpu = cpu_facts([])
+    payload = json.dumps({"scorer": scorer.fingerprint(), "slo_ms": slo_ms,
+                          "texts": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
+                          "cpu": cpu["model"], "cores": cpu["cores"]}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _cached_speed(path: Path) -> Speed | None:
+    try:
+        return Speed(**json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, TypeError):  # absent or unreadable: measure again
+        return None
+
+
+def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
+                   cache: Path | None = None) -> tuple[Speed, bool]:
+    """(the scorer's speed and memory measured alone, whether from ``cache``): Speed()
+    for one that cannot be measured, or with ``SLICE_VALIDATOR_SERVING_PROBE=off``, which
+    test suites set to save time. A measurement is kept in ``cache`` (a folder) under
+    ``speed_key``, so a warm re-run of the same scorers on the same machine reuses it."""
     from validator.isolated import measure
 
     spec = scorer.serving_spec()
     if spec is None or os.environ.get("SLICE_VALIDATOR_SERVING_PROBE") == "off":
-        return Speed()
-    return Speed(**measure(spec, texts, slo_ms))
+        return Speed(), False
+    path = None if cache is None else cache / f"{speed_key(scorer, texts, slo_ms)}.json"
+    found = _cached_speed(path) if path is not None else None
+    if found is not None:
+        return found, True
+    speed = Speed(**measure(spec, texts, slo_ms))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps(asdict(speed)), "utf-8")
+        staging.replace(path)  # whole or absent, never half written
+    return speed, False
 
 
 def inprocess_latency_p50(scorer: Scorer, texts: list[str], probes: int = 32) -> float:

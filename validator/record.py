@@ -120,6 +120,7 @@ class ScorerRecord(Record):
     memory_bound_capacity_rps: float | None = None
     build_seconds: float | None = None      # loading, exporting, quantizing, calibrating
     score_seconds: float | None = None      # scoring the gate rows through the cache
+    speed_from_cache: bool = False          # measured alone by an earlier run, same key
 
 
 class Deployment(Record):

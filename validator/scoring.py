@@ -59,6 +59,7 @@ class ScorerInfo:
     memory_bound_capacity_rps: float | None = None  # replicas x capacity
     build_seconds: float | None = None             # loading / exporting / quantizing
     score_seconds: float | None = None             # scoring the gate rows (= scoring_seconds)
+    speed_from_cache: bool = False                 # measured alone by an earlier run
 
 
 @dataclass
@@ -168,7 +169,7 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     """The scorer's predictions for the gate rows (through the execution engine's
     ``predict``) and its ScorerInfo (models measured alone in a fresh process; the
     harness's peak memory while scoring)."""
-    speed = Speed()
+    speed, speed_cached = Speed(), False
     with PeakRss() as memory:
         start = time.perf_counter()
         if isinstance(scorer, Scorer):
@@ -180,7 +181,9 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
         seconds = time.perf_counter() - start
     if isinstance(scorer, Scorer):
         with progress(f"measuring {scorer.name} alone", 1) as advance:
-            speed = isolated_speed(scorer, probe.texts, probe.slo_ms)
+            speed, speed_cached = isolated_speed(
+                scorer, probe.texts, probe.slo_ms,
+                None if cache is None else cache.root.parent / "speed")
             advance(1)
     if values.shape != (len(sample.frame), len(scorer.dimensions)):
         raise ScoringError(f"scorer {scorer.name!r} returned shape {values.shape}, expected "
@@ -189,7 +192,8 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     info = ScorerInfo(name=scorer.name, role=role, backend=scorer.backend,
                       **asdict(identity(scorer)), peak_rss_bytes=memory.peak, **asdict(speed),
                       scoring_seconds=seconds, rows_scored=len(values) - from_cache,
-                      rows_from_cache=from_cache, score_seconds=seconds)
+                      rows_from_cache=from_cache, score_seconds=seconds,
+                      speed_from_cache=speed_cached)
     return values, info
 
 
