@@ -37,6 +37,24 @@ def test_capacity_grows_with_micro_batching_and_stops_at_the_slo():
     assert all(level.clients == 2 ** i for i, level in enumerate(levels))
 
 
+def saturated_server(per_call: float):
+    """A fake model that takes the same time per call whatever the batch, holding the
+    one core it has (no sleep: the GIL is held, as a CPU-bound runtime holds cores)."""
+    def serve(texts: list[str]):
+        end = time.perf_counter() + per_call * len(texts)
+        while time.perf_counter() < end:
+            pass
+    return serve
+
+
+def test_capacity_stops_after_two_doublings_without_gain():
+    rps, levels = capacity(saturated_server(0.02), ["x"] * 20, batch_size=32,
+                           slo_ms=10_000, seconds=0.3)
+    # per-row cost is fixed: more clients cannot go faster, so 1, 2, 4 and stop
+    assert [level.clients for level in levels] == [1, 2, 4]
+    assert rps == pytest.approx(max(level.throughput_rps for level in levels))
+
+
 def test_capacity_is_zero_when_even_one_request_misses_the_slo():
     rps, levels = capacity(fixed_cost_server(0.06, 0.0), ["x"], batch_size=8, slo_ms=30,
                            seconds=0.2)

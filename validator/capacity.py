@@ -5,8 +5,10 @@ and send the next, for a fixed window (one client sends every text once instead:
 level is the batch-1 latency probe). The server is the scorer as it would serve: one
 worker takes whatever requests are queued (up to the batch size) as one micro-batch,
 tokenises, pads and runs it. Concurrency doubles from 1 until the p95 latency leaves
-the SLO, or, once there are as many clients as the batch size, throughput stops growing,
-or there are four full batches of clients; the capacity is the best throughput of a level
+the SLO, or two doublings in a row gain less than 5% over the best level before them (a
+CPU already saturated by one or two requests at a time only queues more), or, once
+there are as many clients as the batch size, throughput stops growing, or there are
+four full batches of clients; the capacity is the best throughput of a level
 whose p95 met the SLO (0 when even one client at a time misses it).
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 
 LEVEL_SECONDS = 2.0   # each concurrency level runs this long (plus in-flight requests)
 BATCHES_QUEUED = 4    # at most this many full batches of clients: beyond, they only queue
+GAIN = 1.05           # a level "gains" when 5% faster than the best before it
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,10 @@ def capacity(serve: Callable[[list[str]], object], texts: list[str], batch_size:
                 else run_level(server, texts, clients, seconds, clients)
             levels.append(level)
             met = [lv.throughput_rps for lv in levels if lv.latency_ms_p95 <= slo_ms]
-            if level.latency_ms_p95 > slo_ms or (clients >= batch_size and len(met) >= 2
-                                                  and met[-1] < 1.05 * max(met[:-1])):
-                break  # past the SLO, or full batches no faster: more clients only queue
+            flat = len(met) >= 3 and max(met[-2:]) < GAIN * max(met[:-2])
+            if level.latency_ms_p95 > slo_ms or flat or (
+                    clients >= batch_size and len(met) >= 2 and met[-1] < GAIN * max(met[:-1])):
+                break  # past the SLO, or no faster with more clients: they only queue
             clients *= 2
     finally:
         server.close()
