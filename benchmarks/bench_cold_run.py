@@ -7,11 +7,11 @@ assets are imported, with this environment's installed libraries), with
 ``SLICE_VALIDATOR_CACHE`` pointing at a fresh empty folder: every artefact is built
 (the default scorer's assembly, the ONNX export, calibration, quantization) and every
 row scored. Then a warm re-run of each with the cache the cold run left. Revisions
-alternate (base, this, base, this, ...) over ``--attempts`` rounds so a drift in the
+alternate (bases, this, bases, this, ...) over ``--attempts`` rounds so a drift in the
 machine's load hits both; the 1-minute load average is recorded beside each run, and
 the CPU seconds of the run's process tree (``resource.getrusage(RUSAGE_CHILDREN)``).
 
-python benchmarks/bench_cold_run.py --base 8d31ba5 [--attempts 2] [--out FILE]
+python benchmarks/bench_cold_run.py --base e4feb29 --base 8d31ba5 [--attempts 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -64,13 +64,15 @@ def measure(revisions: dict[str, str], attempts: int) -> dict:
     results: dict[str, list] = {label: [] for label in revisions}
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch:
         root = Path(scratch)
-        trees = {label: worktree(rev, root / label) for label, rev in revisions.items()}
+        trees = {label: worktree(rev, root / label.replace(" ", "-"))
+                 for label, rev in revisions.items()}
         try:
             for attempt in range(attempts):
                 for label, tree in trees.items():
-                    cache = root / f"cache-{label}-{attempt}"
-                    cold = timed_run(tree, cache, root / f"out-{label}-{attempt}-cold")
-                    warm = timed_run(tree, cache, root / f"out-{label}-{attempt}-warm")
+                    stem = f"{tree.name}-{attempt}"
+                    cache = root / f"cache-{stem}"
+                    cold = timed_run(tree, cache, root / f"out-{stem}-cold")
+                    warm = timed_run(tree, cache, root / f"out-{stem}-warm")
                     print(attempt, label, "cold", cold, "warm", warm, flush=True)
                     results[label].append({"cold": cold, "warm": warm})
         finally:
@@ -79,22 +81,25 @@ def measure(revisions: dict[str, str], attempts: int) -> dict:
                                 str(tree)], capture_output=True)
     best = {label: {kind: min((r[kind] for r in runs), key=lambda r: r["wall_s"])
                     for kind in ("cold", "warm")} for label, runs in results.items()}
-    base, this = best["base"], best["this"]
+    this = best["this"]
+    ratios = {label: {"cold_wall": this["cold"]["wall_s"] / base["cold"]["wall_s"],
+                      "cold_cpu": this["cold"]["cpu_s"] / base["cold"]["cpu_s"],
+                      "warm_wall": this["warm"]["wall_s"] / base["warm"]["wall_s"]}
+              for label, base in best.items() if label != "this"}
     return {"revisions": revisions, "attempts": results, "best": best,
-            "cold_ratio_wall": this["cold"]["wall_s"] / base["cold"]["wall_s"],
-            "cold_ratio_cpu": this["cold"]["cpu_s"] / base["cold"]["cpu_s"],
-            "warm_ratio_wall": this["warm"]["wall_s"] / base["warm"]["wall_s"],
-            "cores": os.cpu_count()}
+            "this_vs": ratios, "cores": os.cpu_count()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--base", required=True, help="the earlier commit to compare with")
+    parser.add_argument("--base", required=True, action="append",
+                        help="an earlier commit to compare with (repeatable)")
     parser.add_argument("--this", default="HEAD", help="the revision measured (HEAD)")
     parser.add_argument("--attempts", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results-cold-run.json")
     args = parser.parse_args()
-    found = measure({"base": args.base, "this": args.this}, args.attempts)
+    found = measure({**{f"base {rev}": rev for rev in args.base}, "this": args.this},
+                    args.attempts)
     args.out.write_text(json.dumps(found, indent=2))
     print(json.dumps({k: v for k, v in found.items() if k != "attempts"}, indent=2))
 
