@@ -3,13 +3,15 @@
 Every model scorer is measured alone in a fresh process (validator.isolated): memory
 of that scorer only, batch-1 latency and batch throughput over a seeded probe of gate
 rows stratified by the production mix (or by content-slice membership), and capacity
-under the SLO from a closed-loop load test (validator.capacity). Each candidate's figures are also given as ratios against
-the reference, and, with ``report.instance_memory_gb``, how many replicas of each
-scorer fit in one instance's memory.
+under the SLO from a closed-loop load test (validator.capacity); a measurement is
+cached per scorer, probe, SLO and CPU. Each candidate's figures are also given as
+ratios against the reference, and, with ``report.instance_memory_gb``, how many
+replicas of each scorer fit in one instance's memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -127,9 +129,6 @@ def speed_key(scorer: Scorer, texts: list[str], slo_ms: float) -> str:
     """What a measurement alone depends on: the scorer (its prediction fingerprint holds
     the model, settings, libraries, harness version and the CPU's kernel features), the
     probe texts, the SLO, the CPU model and the cores."""
-    import hashlib
-    import json
-
     from validator.cpu import cpu_facts
 
     cpu = cpu_facts([])

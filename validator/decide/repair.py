@@ -17,8 +17,9 @@ From a finished run, for one INT8 recipe candidate:
    scored, and the search stops). Each step records the layers kept, size on disk,
    batch-1 p50 latency and the failing checks left.
 3. The step with the fewest failing checks on the search half (then the fewest units),
-   among the steps within the budget, is **confirmed** on the other half. Only a confirmation without failing checks is a
-   pass; the original candidate's checks on that half are shown beside it.
+   among the steps within the budget, is **confirmed** on the other half. Only a
+   confirmation without failing checks is a pass; the original candidate's checks on
+   that half are shown beside it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def counts(checks) -> dict[str, int]:
 
 
 def latency_texts(bench: Workbench) -> list[str]:
-    """The run's speed-probe draw (production mix, seed), for the in-process latency."""
+    """A speed-probe draw of the run's rows (production mix, seed; without a mix, one
+    uniform stratum, as the slices are not re-evaluated here), for the latency."""
     from validator.profile import probe_texts
 
     sample, config = bench.sample, bench.config
