@@ -5,7 +5,9 @@ torch's quantized kernels (FBGEMM) can be limited to a narrower instruction set 
 the CPU has with ``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, which makes them run as on an
 AVX2-only CPU (no AVX-512, no VNNI): the integer dot products then go through
 ``vpmaddubsw``, which saturates int16 sums of u8 x s8 products, the reason torch's
-dynamic ``Linear`` quantizes activations with ``reduce_range=True`` (7 bits). Each
+dynamic ``Linear`` quantizes activations with ``reduce_range=True`` (7 bits). The
+candidate runs eagerly in every configuration (a TorchScript trace keeps the range it
+was traced with). Each
 configuration runs in a fresh process (FBGEMM reads the variable once) and scores every
 gate row of the default sample; the exact agreement with the human ratings, all rows
 and all dimensions, is compared with the fp32 reference's and with the CPU's own
@@ -56,10 +58,13 @@ def score(reduce_range: bool) -> dict:
         candidate = build_scorer(config.candidates[0], config, reference, sample,
                                  Path(scratch), no_progress)
     if not reduce_range:  # torch's dynamic Linear before version 4: the full 8-bit range
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
         for module in candidate.model.modules():
-            if type(module).__name__ == "DynamicQuantizedLinear":
+            if isinstance(module, DynamicLinear):
                 module.version = 3
-        candidate.run_model = candidate._runner()  # traced again with the change
+    candidate.runtime = "eager"  # a trace keeps the range it was traced with: run eagerly
+    candidate.run_model = candidate._runner()
     predictions = {"fp32": reference.predict(sample.texts),
                    "int8": candidate.predict(sample.texts)}
     metrics = compute_metrics(sample.human, predictions, plan.masks[["all"]],
