@@ -130,6 +130,9 @@ def test_prediction_fingerprint_covers_batch_size_device_versions_and_cpu(tiny, 
     from validator.config import ScorerConfig
     from validator.scorers.transformers_backend import load_transformers_scorer
 
+    for override in ("FBGEMM_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(override, raising=False)  # the base: this CPU's own kernels
+
     def fingerprint(**settings):
         scorer_config = ScorerConfig.model_validate(
             {"name": "m", "backend": "transformers", "model": str(tiny["model"]), **settings})
@@ -138,16 +141,19 @@ def test_prediction_fingerprint_covers_batch_size_device_versions_and_cpu(tiny, 
     base = fingerprint()
     assert fingerprint(batch_size=8) != base
     assert fingerprint(runtime="torchscript") != base
-    monkeypatch.setattr("validator.cache.__version__", "0.0.0-other")
-    assert fingerprint() != base
-    monkeypatch.undo()
     import transformers
-    monkeypatch.setattr(transformers, "__version__", "0.0.0-other")
-    assert fingerprint() != base
-    monkeypatch.undo()
+
+    import validator.cache
+
+    for module in (validator.cache, transformers):  # the harness's, then a library's
+        real_version = module.__version__
+        monkeypatch.setattr(module, "__version__", "0.0.0-other")
+        assert fingerprint() != base
+        monkeypatch.setattr(module, "__version__", real_version)
+    assert fingerprint() == base
     monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", "AVX2")  # INT8 kernels as on AVX2
     assert fingerprint() != base
-    monkeypatch.undo()
+    monkeypatch.delenv("FBGEMM_ENABLE_INSTRUCTIONS")
     monkeypatch.setattr("validator.cpu._cpuinfo", lambda: ("other", {"avx2"}))
     assert fingerprint() != base
 

@@ -183,6 +183,11 @@ def test_cost_and_speed_of_a_mix():
     assert cost["instances"] == {"int8": 3, "fp32": 4}  # 1,370 requests/s: 2.6 and 3.4
     assert cost["sentence"] == ("int8-fb with fallback on 25% of traffic: 8,750/month vs "
                                 "20,000 for fp32 on all traffic, saves 11,250")
+    small = deployment_cost("int8-fb", shares, scorers,
+                            {"requests_per_month": 5e6, "instance_cost_per_hour": 2.0}, "fp32")
+    # 27.78 vs 12.15: whole units would read "12 vs 28, saves 16"; cents add up
+    assert small["sentence"].endswith("12.15/month vs 27.78 for fp32 on all traffic, "
+                                      "saves 15.63")
 
 
 def test_max_concentration_fails_a_slice_whose_loss_sits_in_one_dimension(tmp_path,

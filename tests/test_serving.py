@@ -38,7 +38,7 @@ def test_capacity_grows_with_micro_batching_and_stops_at_the_slo():
 
 
 def saturated_server(per_call: float):
-    """A fake model that takes the same time per call whatever the batch, holding the
+    """A fake model whose cost is fixed per row, so batching gains nothing, holding the
     one core it has (no sleep: the GIL is held, as a CPU-bound runtime holds cores)."""
     def serve(texts: list[str]):
         end = time.perf_counter() + per_call * len(texts)
@@ -50,8 +50,11 @@ def saturated_server(per_call: float):
 def test_capacity_stops_after_two_doublings_without_gain():
     rps, levels = capacity(saturated_server(0.02), ["x"] * 20, batch_size=32,
                            slo_ms=10_000, seconds=0.3)
-    # per-row cost is fixed: more clients cannot go faster, so 1, 2, 4 and stop
-    assert [level.clients for level in levels] == [1, 2, 4]
+    # per-row cost is fixed: more clients cannot go faster, so it stops after two
+    # doublings (one more if scheduling noise makes one look 5% faster), far below the
+    # 128 clients (four batches) and the SLO it would otherwise run up to
+    assert [level.clients for level in levels][:3] == [1, 2, 4]
+    assert levels[-1].clients <= 8
     assert rps == pytest.approx(max(level.throughput_rps for level in levels))
 
 
@@ -86,7 +89,7 @@ def test_without_a_mix_the_probe_is_stratified_by_content_slice_membership():
                           "even": frame.n % 2 == 0})
     drawn, how = probe_texts(frame, texts, None, seed=0, masks=masks)
     rows = frame.loc[[int(t.split()[1]) for t in drawn]]
-    for name in ("small", "tiny", "even"):  # each slice's share of the sample, to a row
+    for name in ("small", "tiny", "even"):  # each slice's share of the sample, within 4 rows
         column = masks.loc[rows.index, name]
         assert abs(column.sum() - masks[name].mean() * PROBE_ROWS) <= 4, name
     assert "membership of the 3 content slices" in how and "strata" in how

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from validator import __version__
+from validator.cpu import kernel_tag
 
 FLUSH_ROWS = 512
 
@@ -42,8 +43,6 @@ def prediction_fingerprint(model: str, **settings: str | int | None) -> str:
     """The key of a scorer's cached predictions: its model fingerprint (weights, files and
     settings) plus ``settings`` (device, batch size, libraries), the harness version and
     the CPU's kernel-selecting features (``cpu.kernel_tag``: INT8 kernels differ by ISA)."""
-    from validator.cpu import kernel_tag
-
     payload = json.dumps({"model": model, "harness": __version__, "kernels": kernel_tag(),
                           **settings}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -89,7 +89,8 @@ def repair(
     slice-sensitive layers in fp32 one step at a time, re-gating on a search half of
     the gate rows, and confirm the best step on the other half.
 
-    Example: validator repair reports/run-20261127-101500 --candidate onnx-int8-static --budget 4 --max-size-mb 40
+    Example: validator repair reports/run-20261127-101500 --candidate onnx-int8-static
+    --budget 4 --max-size-mb 40
 
     Writes RUN_DIR/repair-NAME.json, .md (the step table) and .candidate.yaml (the
     recipe config). Exit 0: confirmed without failing checks. 1: no step passes on the

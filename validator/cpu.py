@@ -11,6 +11,7 @@ lacking one is inconclusive (``missing_isa``).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from pathlib import Path
@@ -20,10 +21,12 @@ ISA_FEATURES = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_t
                 "amx_int8", "amx_bf16")
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    """(model name, flags) from /proc/cpuinfo; ('', empty) where there is none."""
+@functools.cache
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """(model name, flags) from /proc/cpuinfo, read once; ('', empty) where there is
+    none."""
     path = Path("/proc/cpuinfo")
-    model, flags = "", set()
+    model, flags = "", frozenset()
     if not path.is_file():
         return model, flags
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -31,7 +34,7 @@ def _cpuinfo() -> tuple[str, set[str]]:
         if key.strip() == "model name" and not model:
             model = value.strip()
         elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
+            flags = frozenset(value.split())
     return model, flags
 
 

@@ -88,8 +88,13 @@ def mix_speed(shares: dict[str, float], scorers: dict[str, dict]) -> dict:
     }
 
 
-def money(value: float) -> str:
-    return f"{value:,.0f}"
+def money(*values: float) -> list[str]:
+    """The amounts as shown side by side: whole units, or cents when one is below 100,
+    and their difference taken from the shown amounts (so 30.18 vs 40.62 saves 10.44,
+    where whole units read "30 vs 41, saves 10")."""
+    digits = 0 if all(abs(v) >= 100 for v in values) else 2
+    shown = [round(v, digits) for v in values]
+    return [f"{v:,.{digits}f}" for v in [*shown, abs(shown[1] - shown[0])]]
 
 
 def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict], cost: dict,
@@ -108,13 +113,13 @@ def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict
     fallback = shares.get(reference, 0.0)
     what = (f"{name} with fallback on {fallback:.0%} of traffic" if fallback > 0
             else f"{name} on all traffic")
+    mine, theirs, gap = money(monthly, baseline)
     return {
         "candidate": name, "traffic": shares, "fallback_share": fallback,
         "instances": {s: math.ceil(per_second * share / scorers[s][key])
                       for s, share in shares.items()},
         "monthly_cost": monthly, "reference_monthly_cost": baseline,
         "saving": baseline - monthly,
-        "sentence": f"{what}: {money(monthly)}/month vs {money(baseline)} for {reference} on "
-                    f"all traffic, {'saves' if baseline >= monthly else 'costs'} "
-                    f"{money(abs(baseline - monthly))}",
+        "sentence": f"{what}: {mine}/month vs {theirs} for {reference} on all traffic, "
+                    f"{'saves' if baseline >= monthly else 'costs'} {gap}",
     }

@@ -103,18 +103,16 @@ def _step(bench: Workbench, index: int, added: str | None, exclude: list[str],
           probe: list[str]) -> tuple[Step, np.ndarray | None]:
     name = bench.spec.name + REPAIRED_SUFFIX
     scorer = bench.variant(exclude, name)
-    latency = inprocess_latency_p50(scorer, probe)
+    latency, size = inprocess_latency_p50(scorer, probe), scorer.size_bytes()
     kept = (scorer.recipe or {}).get("kept_fp32_count", 0)
-    over = budget.exceeded(scorer.size_bytes(), latency) if index else None
+    over = budget.exceeded(size, latency) if index else None
     if over:
-        return Step(index, added, exclude, kept, scorer.size_bytes(), latency, None,
-                    over_budget=over), None
+        return Step(index, added, exclude, kept, size, latency, None, over_budget=over), None
     everything = np.ones(len(bench.run.table), dtype=bool)
     values = bench.predict(scorer, everything)
     checks = evaluate(bench.run, search, {name: values}, selecting=True)[name]
     failing = [f"{c.slice}/{c.dimension}" for c in checks if c.verdict == FAIL]
-    return Step(index, added, exclude, kept, scorer.size_bytes(), latency,
-                failures(checks), failing), values
+    return Step(index, added, exclude, kept, size, latency, failures(checks), failing), values
 
 
 def repair(bench: Workbench, budget: Budget, top: int, probe_limit: int, by: str) -> dict:
