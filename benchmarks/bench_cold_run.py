@@ -60,6 +60,11 @@ def timed_run(tree: Path, cache: Path, out: Path) -> dict:
                         for s in summary["scorers"]}}
 
 
+def commit_of(revision: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
 def measure(revisions: dict[str, str], attempts: int) -> dict:
     results: dict[str, list] = {label: [] for label in revisions}
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch:
@@ -94,12 +99,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", required=True, action="append",
                         help="an earlier commit to compare with (repeatable)")
-    parser.add_argument("--this", default="HEAD", help="the revision measured (HEAD)")
+    parser.add_argument("--this", default="HEAD",
+                        help="the revision measured (default HEAD: the last commit, not "
+                             "uncommitted changes)")
     parser.add_argument("--attempts", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results-cold-run.json")
     args = parser.parse_args()
-    found = measure({**{f"base {rev}": rev for rev in args.base}, "this": args.this},
-                    args.attempts)
+    found = measure({**{f"base {rev}": commit_of(rev) for rev in args.base},
+                     "this": commit_of(args.this)}, args.attempts)
     args.out.write_text(json.dumps(found, indent=2))
     print(json.dumps({k: v for k, v in found.items() if k != "attempts"}, indent=2))
 
