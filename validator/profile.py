@@ -62,6 +62,7 @@ class Speed:
     throughput_rows_per_s: float | None = None
     capacity_rps: float | None = None
     capacity_levels: list[dict] | None = None
+    load_average_1m: float | None = None  # the machine's, when the measurement began
 
 
 def probe_strata(frame: pd.DataFrame, production_mix,
@@ -160,7 +161,8 @@ def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
     found = _cached_speed(path) if path is not None else None
     if found is not None:
         return found, True
-    speed = Speed(**measure(spec, texts, slo_ms))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    speed = Speed(**measure(spec, texts, slo_ms), load_average_1m=load)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(f".{os.getpid()}.tmp")

@@ -121,6 +121,7 @@ class ScorerRecord(Record):
     build_seconds: float | None = None      # loading, exporting, quantizing, calibrating
     score_seconds: float | None = None      # scoring the gate rows through the cache
     speed_from_cache: bool = False          # measured alone by an earlier run, same key
+    load_average_1m: float | None = None    # the machine's when it was measured alone
 
 
 class Deployment(Record):

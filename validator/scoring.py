@@ -60,6 +60,7 @@ class ScorerInfo:
     build_seconds: float | None = None             # loading / exporting / quantizing
     score_seconds: float | None = None             # scoring the gate rows (= scoring_seconds)
     speed_from_cache: bool = False                 # measured alone by an earlier run
+    load_average_1m: float | None = None           # the machine's when measured alone
 
 
 @dataclass
