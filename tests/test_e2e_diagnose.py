@@ -31,9 +31,9 @@ def diagnosed(request, default_run):
     failing = [c for c in summary["checks"] if c["candidate"] == candidate
                and c["verdict"] == "fail" and c["slice"] != "all"]
     worst = max(failing, key=lambda c: c["degradation"])
+    # every row of the slice: on 50 rows a half, exact agreement moves 2 points a row
     result = run_cli("diagnose", str(out), "--candidate", candidate, "--slice",
-                     worst["slice"], "--top", "20", "--rows", "8", "--max-rows", "100",
-                     "--quiet")
+                     worst["slice"], "--top", "20", "--rows", "8", "--quiet")
     assert result.returncode == 0, result.stderr
     record = json.loads((out / f"diagnose-{candidate}.json").read_text())
     print(json.dumps(record["layers"], indent=1))  # shown when a test fails

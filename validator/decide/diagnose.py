@@ -9,7 +9,10 @@ and its worst check's dimension:
 2. **Keep it in fp32.** The ``top`` layers with the lowest SQNR are each kept in fp32
    alone (the recipe's ``exclude``, rebuilt through the artefact cache) and the slice's
    rows re-scored: the change in the distance of the candidate's predictions to the
-   reference's (RMSE of raw predictions) and in the gate metric's degradation.
+   reference's (RMSE of raw predictions) and in the gate metric's degradation. The
+   candidate itself and every variant are scored afresh on the same rows (not from the
+   prediction cache), so dynamic INT8's per-batch activation ranges are the same for
+   all of them and the change is the layer's alone.
 
 The gate rows are split by a stable hash of the id (as ``validator recommend`` does):
 layers are probed and ranked on the **search** half; the effect of keeping each one in
@@ -171,7 +174,7 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
                                   seed + 1) for t in chosen}
     union = np.logical_or.reduce(list(scored.values()))
     full = np.full((len(run.table), len(run.dimensions)), np.nan)
-    full[union] = bench.predict(scorer, union)
+    full[union] = bench.predict(scorer, union, cached=False)  # batched like the variants
     records, summaries, tool = [], [], ""
     for target in chosen:
         probed = probe_rows(run, run.mask(target.slice) & search, probe_limit, seed)
@@ -188,7 +191,8 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
                      "measured": name in order[:top]}
             if entry["measured"]:
                 variant = np.full_like(full, np.nan)
-                variant[union] = bench.predict(bench.variant(list(unit.patterns)), union)
+                variant[union] = bench.predict(bench.variant(list(unit.patterns)), union,
+                                               cached=False)
                 entry.update(effects(bench, full, variant, target, halves,
                                      scored[target.slice]))
             entries.append(entry)

@@ -77,9 +77,14 @@ class Workbench:
     def texts(self, rows: np.ndarray) -> list[str]:
         return self.run.table.loc[rows, "text"].astype(str).tolist()
 
-    def predict(self, scorer: Scorer, rows: np.ndarray) -> np.ndarray:
-        """Predictions on the given gate rows (cached by the scorer's fingerprint)."""
-        values, _ = score_cached(scorer, self.texts(rows), self.progress, self.cache)
+    def predict(self, scorer: Scorer, rows: np.ndarray, cached: bool = True) -> np.ndarray:
+        """Predictions on the given gate rows: through the prediction cache (keyed by
+        the scorer's fingerprint), or, with ``cached=False``, scored afresh as one set.
+        Dynamic INT8 quantizes activations per batch, so predictions of a row depend on
+        the rows batched with it: variants compared on a subset of rows are scored
+        afresh on exactly that subset, never mixed with what a run cached."""
+        values, _ = score_cached(scorer, self.texts(rows), self.progress,
+                                 self.cache if cached else None)
         return values
 
 
