@@ -10,21 +10,30 @@ import typer
 
 from validator.errors import ValidatorError
 
+# the options both commands take, declared once
+RUN_DIR = typer.Argument(..., help="A finished run directory (summary.json and "
+                                   "predictions.parquet).")
+CANDIDATE = typer.Option(..., "--candidate", help="An INT8 recipe candidate of the run "
+                                                  "(onnx-int8-static or torch-int8-dynamic).")
+PROBE_ROWS = typer.Option(64, "--rows", min=4,
+                          help="Slice rows the library tools probe per slice.")
+
+
+def check_by(by: str) -> None:
+    if by not in ("block", "node"):
+        raise ValidatorError(f"--by: must be block or node, got {by!r}")
+
 
 def diagnose(
-    run_dir: Path = typer.Argument(..., help="A finished run directory (summary.json and "
-                                             "predictions.parquet)."),
-    candidate: str = typer.Option(..., "--candidate",
-                                  help="An INT8 recipe candidate of the run "
-                                       "(onnx-int8-static or torch-int8-dynamic)."),
+    run_dir: Path = RUN_DIR,
+    candidate: str = CANDIDATE,
     slice_name: Optional[list[str]] = typer.Option(None, "--slice",
                                                    help="Slice to diagnose (repeatable; "
                                                         "default: the failing slices)."),
     top: int = typer.Option(8, "--top", min=1,
                             help="Layers or blocks (lowest SQNR first) each kept in fp32 "
                                  "and re-scored per slice."),
-    rows: int = typer.Option(64, "--rows", min=4,
-                             help="Slice rows the library tools probe per slice."),
+    rows: int = PROBE_ROWS,
     by: str = typer.Option("block", "--by",
                            help="block: the layers of each block (encoder layer, "
                                 "embeddings, head) together; node: every layer alone."),
@@ -52,8 +61,7 @@ def diagnose(
 
     with guarded(debug):
         bench = open_workbench(run_dir, candidate, rich_progress(quiet))
-        if by not in ("block", "node"):
-            raise ValidatorError(f"--by: must be block or node, got {by!r}")
+        check_by(by)
         record = rank_layers(bench, slice_name or None, top, rows, by, max_rows)
         written = write_diagnosis(run_dir, record)
         report = rerender_report(run_dir)
@@ -62,11 +70,8 @@ def diagnose(
 
 
 def repair(
-    run_dir: Path = typer.Argument(..., help="A finished run directory (summary.json and "
-                                             "predictions.parquet)."),
-    candidate: str = typer.Option(..., "--candidate",
-                                  help="An INT8 recipe candidate of the run "
-                                       "(onnx-int8-static or torch-int8-dynamic)."),
+    run_dir: Path = RUN_DIR,
+    candidate: str = CANDIDATE,
     budget: int = typer.Option(4, "--budget", min=1,
                                help="Most layers or blocks kept in fp32."),
     max_size_mb: Optional[float] = typer.Option(None, "--max-size-mb", min=0,
@@ -80,8 +85,7 @@ def repair(
                            help="block (encoder layer, embeddings, head) or node."),
     top: int = typer.Option(8, "--top", min=1,
                             help="Units diagnose measures per failing slice."),
-    rows: int = typer.Option(64, "--rows", min=4,
-                             help="Slice rows the library tools probe per slice."),
+    rows: int = PROBE_ROWS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
@@ -89,8 +93,7 @@ def repair(
     slice-sensitive layers in fp32 one step at a time, re-gating on a search half of
     the gate rows, and confirm the best step on the other half.
 
-    Example: validator repair reports/run-20261127-101500 --candidate onnx-int8-static
-    --budget 4 --max-size-mb 40
+    Example: validator repair reports/run-1 --candidate onnx-int8-static --max-size-mb 40
 
     Writes RUN_DIR/repair-NAME.json, .md (the step table) and .candidate.yaml (the
     recipe config). Exit 0: confirmed without failing checks. 1: no step passes on the
@@ -103,8 +106,7 @@ def repair(
     from validator.cli import guarded, rich_progress
 
     with guarded(debug):
-        if by not in ("block", "node"):
-            raise ValidatorError(f"--by: must be block or node, got {by!r}")
+        check_by(by)
         bench = open_workbench(run_dir, candidate, rich_progress(quiet))
         record = search.repair(bench, search.Budget(budget, max_size_mb, max_latency_ms),
                                top, rows, by)
