@@ -62,7 +62,7 @@ def default_config(folder: Path, discovery: bool) -> Path:
 
 def share() -> dict:
     """(a): discovery's added share of the default run's warm time."""
-    from validator.decide.discover import discover
+    from validator.after.discover import discover
 
     with tempfile.TemporaryDirectory() as scratch:
         folder, runs = Path(scratch), {}

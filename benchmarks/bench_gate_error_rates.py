@@ -34,12 +34,12 @@ import pandas as pd
 import yaml
 
 from validator.config import DEFAULT_DIMENSIONS, load_config
-from validator.gate import evaluate_gate
+from validator.judge.gate import evaluate_gate
 from validator.metrics import compute_metrics, round_rating
-from validator.operating import operating_characteristics
-from validator.sample import load_sample
-from validator.slices import assign_slices, load_slices
-from validator.slices.dsl import with_derived_columns
+from validator.judge.operating import operating_characteristics
+from validator.data.sample import load_sample
+from validator.data.slices import assign_slices, load_slices
+from validator.data.slices.dsl import with_derived_columns
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (slices/, fixtures/)
 SCALE = (1, 5)

@@ -32,7 +32,7 @@ import torch
 from validator.config import (DEFAULT_CONFIG, DEFAULT_CONFIG_FILE, default_config,
                               parse_config)
 from validator.pipeline import run_gate
-from validator.sample import load_sample
+from validator.data.sample import load_sample
 from validator.scorers.batched import TokenCache, padded_batches
 from validator.scorers import no_progress
 from validator.scoring import build_scorer, score_cached

@@ -1,7 +1,7 @@
 """Serving benchmarks (issue 15): every recipe measured alone, before and after fusion.
 
 For the default scorer and each recipe, one fresh process per scorer
-(validator.isolated, the same measurement a run makes) gives memory, batch-1
+(validator.speed.isolated, the same measurement a run makes) gives memory, batch-1
 latency, throughput at batch 32 and capacity under a 500 ms p95 SLO, on the run's
 seeded production-mix probe. "Before" ONNX graphs are rebuilt as main built them
 (``torch.onnx.export(dynamo=True)``, no fusion; quantize_dynamic without a default
@@ -28,9 +28,9 @@ from pathlib import Path
 
 from validator.cache import cache_root
 from validator.config import default_config
-from validator.isolated import measure
+from validator.speed.isolated import measure
 from validator.plan import make_plan
-from validator.profile import probe_texts
+from validator.speed.profile import probe_texts
 from validator.scorers import RecipeContext, get_recipe, no_progress
 from validator.scorers.onnx_recipes import unfused_artefact
 from validator.scoring import build_scorer, calibration_texts

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from validator.config import parse_config
-from validator.gate import build_checks
+from validator.judge.gate import build_checks
 from validator.metrics import compute_metrics
 
 DIMENSIONS = ["clarity", "persuasiveness", "brand_voice", "grammar", "call_to_action",

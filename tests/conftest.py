@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# measuring each model scorer alone (validator.isolated) costs seconds per scorer; the
+# measuring each model scorer alone (validator.speed.isolated) costs seconds per scorer; the
 # tests of that measurement turn it back on (SERVING_PROBE)
 os.environ.setdefault("SLICE_VALIDATOR_SERVING_PROBE", "off")
 SERVING_PROBE = {"SLICE_VALIDATOR_SERVING_PROBE": "on"}

@@ -15,17 +15,17 @@ import pytest
 
 from conftest import DIMENSIONS, ROOT, columns_config, human_mean, run_cli
 from validator.config import DiscoveryConfig
-from validator.decide.discover import discover
-from validator.decide.discover_section import discover_in_run
-from validator.decide.features import build_features, feature_masks
-from validator.decide.lattice import search
+from validator.after.discover import discover
+from validator.after.discover_section import discover_in_run
+from validator.after.features import build_features, feature_masks
+from validator.after.lattice import search
 from validator.outputs import write_outputs
 from validator.outputs.discovery_view import TEXT_CHARS
 from validator.outputs.html import render_html
 from validator.outputs.markdown import render_markdown
-from validator.record import read_record
-from validator.slices import assign_slices, load_slices
-from validator.slices.dsl import evaluate, parse_condition, with_derived_columns
+from validator.record.schema import read_record
+from validator.data.slices import assign_slices, load_slices
+from validator.data.slices.dsl import evaluate, parse_condition, with_derived_columns
 
 
 def rounded(x):

@@ -1,7 +1,7 @@
 """The slice DSL and slice files, one function at a time: parse trees, every operator's
 edge cases (nulls, inclusive bounds, types, empty frames) and the exact error messages
 data teams see. These tests are also the ones mutation testing runs against
-validator/slices/dsl.py and validator/slices/__init__.py (see tests/README.md).
+validator/data/slices/dsl.py and validator/data/slices/__init__.py (see tests/README.md).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from validator.errors import SliceError
-from validator.slices import (ALL, SliceDef, SliceSet, assign_slices, load_slices,
+from validator.data.slices import (ALL, SliceDef, SliceSet, assign_slices, load_slices,
                               parse_slice_file, slice_files)
-from validator.slices.dsl import (AllOf, AnyOf, Compare, Not, check_columns, comparisons,
+from validator.data.slices.dsl import (AllOf, AnyOf, Compare, Not, check_columns, comparisons,
                                   evaluate, parse_condition, with_derived_columns)
 
 W = "f.yaml: where"

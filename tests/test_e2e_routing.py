@@ -14,7 +14,7 @@ import yaml
 from conftest import DIMENSIONS, ROOT, SAMPLE, SERVING_PROBE, run_cli
 from validator.config import DEFAULT_CONFIG, load_config
 from validator.routing import Router, build_routers
-from validator.slices import load_slices
+from validator.data.slices import load_slices
 
 pytestmark = pytest.mark.e2e
 

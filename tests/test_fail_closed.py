@@ -30,7 +30,7 @@ from test_stats import check_with
 from validator.cli import app
 from validator.config import DEFAULT_CONFIG, GateConfig, parse_config
 from validator.errors import ConfigError
-from validator.gate import FAIL, INCONCLUSIVE, PASS, apply_correction, judge
+from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, apply_correction, judge
 from validator.metrics import METRICS
 
 

@@ -3,7 +3,7 @@
 Boundaries are tested on both sides (degradation == max_drop, n == min_rows, p == alpha)
 and every p-value adjustment is compared with statsmodels. Reasons are checked with
 ``startswith`` so a later addition to a reason does not break the test.
-These tests are also the ones mutation testing runs against validator/gate.py
+These tests are also the ones mutation testing runs against validator/judge/gate.py
 (see tests/README.md).
 """
 
@@ -18,7 +18,7 @@ from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests
 
 from validator.config import Config, GateConfig
-from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
+from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
                             apply_correction, build_checks, corrected_verdicts, decide,
                             evaluate_gate, explain_inconclusive, judge, policy_verdicts,
                             rows_needed, run_verdicts)

@@ -341,7 +341,7 @@ def test_calibration_ranges_belong_to_the_graph_they_were_computed_on(tiny, monk
 
     from validator.cache import cache_root
     from validator.config import load_config
-    from validator.sample import load_sample
+    from validator.data.sample import load_sample
     from validator.scorers import RecipeContext, no_progress
     from validator.scorers.onnx_recipes import calibration_ranges, unfused_artefact
     from validator.scoring import build_scorer

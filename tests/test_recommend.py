@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import DIMENSIONS, ROOT, columns_config, run_cli
-from validator.decide.recommend import options_table, recommend, selection_half, write_plan
+from validator.after.recommend import options_table, recommend, selection_half, write_plan
 from validator.routing import Router
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import DIMENSIONS, columns_config, run_cli
 from validator.errors import ValidatorError
 from validator.outputs import rerender_report
-from validator.record import RunRecord, build_record, read_record
+from validator.record.schema import RunRecord, build_record, read_record
 
 
 @pytest.fixture(scope="module")

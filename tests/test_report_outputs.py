@@ -14,7 +14,7 @@ from validator.outputs.baseline import classify
 from validator.outputs.decision import convincing, decide, opening
 from validator.outputs.majority import MAJORITY, blind_spots, majority_predictions
 from validator.outputs.report_view import round_ticks
-from validator.record import CheckRecord, build_record
+from validator.record.schema import CheckRecord, build_record
 
 POINT = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50, "policy": "point",
          "correction": "none"}

@@ -14,10 +14,10 @@ import yaml
 
 from conftest import DIMENSIONS, ROOT, columns_config, run_cli
 from validator.config import ProductionMix, load_config, parse_config
-from validator.decide.mix import deployment_cost, mix_speed, row_weights, traffic
+from validator.speed.mix import deployment_cost, mix_speed, row_weights, traffic
 from validator.errors import ConfigError
 from validator.routing import Router, build_routers
-from validator.slices import load_slices
+from validator.data.slices import load_slices
 
 ROUTE = [{"slice": "high_stakes", "to": "ref"}, {"slice": "short_copy", "to": "ref"},
          {"default": "cand"}]

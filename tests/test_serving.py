@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from conftest import columns_config, run_cli, tiny_model_dir
-from validator.capacity import capacity
+from validator.speed.capacity import capacity
 from validator.config import ProductionMix
 from validator.cpu import ISA_FEATURES, cpu_facts
-from validator.profile import PROBE_ROWS, probe_texts
+from validator.speed.profile import PROBE_ROWS, probe_texts
 
 
 def fixed_cost_server(base: float, per_row: float):
@@ -110,7 +110,7 @@ def test_an_architecture_the_optimizer_does_not_know_keeps_the_unfused_graph(tmp
 
 
 def test_a_scorer_is_measured_alone_in_a_fresh_process(tmp_path):
-    from validator.isolated import measure
+    from validator.speed.isolated import measure
 
     model = tiny_model_dir(tmp_path / "model")
     spec = {"name": "int8", "backend": "transformers", "path": str(model),
@@ -127,7 +127,7 @@ def test_a_scorer_is_measured_alone_in_a_fresh_process(tmp_path):
 
 def test_a_measurement_alone_is_reused_only_for_the_same_scorer_probe_and_slo(
         tmp_path, monkeypatch):
-    from validator.profile import isolated_speed
+    from validator.speed.profile import isolated_speed
 
     monkeypatch.delenv("SLICE_VALIDATOR_SERVING_PROBE", raising=False)
     calls = []
@@ -137,7 +137,7 @@ def test_a_measurement_alone_is_reused_only_for_the_same_scorer_probe_and_slo(
         return {"memory_bytes": 1000 + len(calls), "latency_ms_p50": 2.0,
                 "throughput_rows_per_s": 50.0, "capacity_rps": 40.0}
 
-    monkeypatch.setattr("validator.isolated.measure", measure)
+    monkeypatch.setattr("validator.speed.isolated.measure", measure)
 
     def scorer(fingerprint: str):
         return SimpleNamespace(serving_spec=lambda: {"name": "m"},

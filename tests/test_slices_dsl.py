@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from validator.errors import SliceError
-from validator.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
+from validator.data.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
 
 FRAME = with_derived_columns(pd.DataFrame({
     "text": ["Shop now", "GUARANTEED results, risk-free!", "Hello {first_name}", "a b c d e f g",

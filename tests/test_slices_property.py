@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from validator.errors import SliceError
-from validator.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
+from validator.data.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
 
 TYPES = ["headline", "subject_line", "sms", "ünïcödé", ""]
 PATTERNS = ["(?i)free", "^a", r"\d+", "é", "🎉", "x|y"]

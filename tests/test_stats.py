@@ -12,10 +12,10 @@ from statsmodels.stats.multitest import multipletests
 
 from conftest import DIMENSIONS, columns_config, human_mean, run_cli
 from validator.config import GateConfig
-from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, apply_correction, judge,
+from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, apply_correction, judge,
                             rows_needed)
 from validator.metrics import METRICS, exact_agreement, quadratic_kappa, w_kappa, w_spearman
-from validator.stats import (adjust_p_values, mcnemar_exact, p_exceeds, resample_counts,
+from validator.judge.stats import (adjust_p_values, mcnemar_exact, p_exceeds, resample_counts,
                              slice_rng, slice_stats)
 
 SCALE = (1, 5)

@@ -4,7 +4,7 @@ The documented draw (``rng.integers(0, n, (B, n))`` from ``slice_rng(seed, slice
 replayed here, each resample's rows are materialised, and the metrics are recomputed with
 scikit-learn / scipy on those rows. The vectorised weighted implementation must give the
 same CIs, spreads and p-values. These tests are also the ones mutation testing runs
-against validator/stats.py (see tests/README.md).
+against validator/judge/stats.py (see tests/README.md).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from scipy.stats import binomtest, norm, rankdata, spearmanr
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.multitest import multipletests
 
-import validator.stats as stats
+import validator.judge.stats as stats
 from validator.metrics import _weighted_ranks, w_kappa, w_spearman  # weighted metric forms
 from validator.metrics import get_metric
-from validator.stats import (PairedStats, adjust_p_values, check_inputs, flips, mcnemar_exact,
+from validator.judge.stats import (PairedStats, adjust_p_values, check_inputs, flips, mcnemar_exact,
                              p_exceeds, resample_counts, rows_to_resolve, slice_rng, slice_stats,
                              summarise)
 

@@ -202,7 +202,7 @@ class ServingConfig(StrictModel):
 
 
 class DiscoveryConfig(StrictModel):
-    """Slices nobody defined, searched after the verdict (validator/decide/discover.py)."""
+    """Slices nobody defined, searched after the verdict (validator/after/discover.py)."""
     enabled: bool = False
     max_slices: int = Field(default=10, ge=1, le=100)
     min_rows: int = Field(default=30, ge=5)

@@ -11,7 +11,7 @@ from validator.cache import MANIFEST, cache_root
 from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError
 from validator.plan import check_calibration, check_config
-from validator.sample import load_sample
+from validator.data.sample import load_sample
 from validator.scorers import ProgressFactory, RECIPES
 from validator.scoring import build_scorer
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from validator.config import Config
-from validator.decide.discover_section import discover_in_run
-from validator.gate import evaluate_gate
+from validator.after.discover_section import discover_in_run
+from validator.judge.gate import evaluate_gate
 from validator.metrics import compute_metrics
-from validator.operating import operating_characteristics
+from validator.judge.operating import operating_characteristics
 from validator.outputs import write_outputs
-from validator.outputs.summary import build_summary, predictions_table
+from validator.record.build import build_summary, predictions_table
 from validator.plan import make_plan
-from validator.record import RunRecord
+from validator.record.schema import RunRecord
 from validator.scorers import ProgressFactory, no_progress
 from validator.scoring import score_sample
 

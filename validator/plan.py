@@ -25,9 +25,9 @@ from validator.engine import check_execution
 from validator.errors import ConfigError, ModelError, choices_error
 from validator.metrics import METRICS
 from validator.routing import build_routers
-from validator.sample import Sample, load_sample, select_rows
+from validator.data.sample import Sample, load_sample, select_rows
 from validator.scorers import BACKENDS, RECIPES
-from validator.slices import SliceSet, assign_slices, load_slices
+from validator.data.slices import SliceSet, assign_slices, load_slices
 
 TORCH_BACKEND = "transformers"  # the backend every recipe starts from
 CALIBRATED_RECIPES = ("onnx-int8-static",)

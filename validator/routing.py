@@ -29,7 +29,7 @@ import pandas as pd
 import yaml
 
 from validator.errors import ConfigError, first_line
-from validator.slices.dsl import (DERIVED_COLUMNS, Condition, comparisons, evaluate,
+from validator.data.slices.dsl import (DERIVED_COLUMNS, Condition, comparisons, evaluate,
                                   parse_condition, with_derived_columns)
 
 ROUTING_VERSION = 1

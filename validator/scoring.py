@@ -20,9 +20,9 @@ from validator.cache import PredictionCache, cache_root, row_keys
 from validator.config import Config, ScorerConfig
 from validator.engine import Predict, local_predict, open_engine
 from validator.errors import ConfigError, ScoringError
-from validator.profile import (PeakRss, Speed, add_ratios, add_replicas, isolated_speed,
+from validator.speed.profile import (PeakRss, Speed, add_ratios, add_replicas, isolated_speed,
                                probe_texts)
-from validator.sample import Sample, select_rows
+from validator.data.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
 from validator.scorers.columns_backend import ColumnPredictions
@@ -49,10 +49,10 @@ class ScorerInfo:
     throughput_vs_reference: float | None = None   # this throughput / reference's
     size_vs_reference: float | None = None         # this size on disk / reference's
     traffic: dict[str, float] | None = None        # share of traffic per model scorer
-    memory_bytes: int | None = None                # this scorer alone (validator.isolated)
+    memory_bytes: int | None = None                # this scorer alone (validator.speed.isolated)
     memory_vs_reference: float | None = None
     latency_ms_mean: float | None = None
-    capacity_rps: float | None = None              # at report.slo_ms (validator.capacity)
+    capacity_rps: float | None = None              # at report.slo_ms (validator.speed.capacity)
     capacity_vs_reference: float | None = None
     capacity_levels: list[dict] | None = None      # the load test's concurrency levels
     replicas_in_memory: int | None = None          # in report.instance_memory_gb
@@ -201,8 +201,8 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
 def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
                infos: list[ScorerInfo]) -> None:
     """Routed candidates: each row takes the routed-to scorer's prediction (no
-    re-scoring); speed figures are the traffic-weighted mix (validator.decide.mix)."""
-    from validator.decide.mix import mix_speed, row_weights, traffic
+    re-scoring); speed figures are the traffic-weighted mix (validator.speed.mix)."""
+    from validator.speed.mix import mix_speed, row_weights, traffic
     from validator.routing import resolve_rows
 
     weights = row_weights(sample.frame, config.sample.production_mix)

@@ -21,7 +21,7 @@ from validator.outputs.decision import read_plan
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
-from validator.record import RunRecord, read_record
+from validator.record.schema import RunRecord, read_record
 
 RENDERERS: dict[str, Callable[[RunRecord, Comparison | None], str]] = {
     "junit.xml": lambda summary, comparison: render_junit(summary),

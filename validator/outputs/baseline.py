@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from validator.errors import ValidatorError
-from validator.record import CheckRecord, RunRecord, read_record
+from validator.record.schema import CheckRecord, RunRecord, read_record
 
 KINDS = ("new failure", "new pass", "moved")
 PLURALS = {"new failure": "new failures", "new pass": "new passes", "moved": "moved"}

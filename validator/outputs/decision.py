@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.record import CheckRecord, RunRecord, ScorerRecord
+from validator.record.schema import CheckRecord, RunRecord, ScorerRecord
 from validator.routing import Router
 
 VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}

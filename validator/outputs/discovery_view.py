@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from validator.record import DiscoveredSlice, RunRecord
+from validator.record.schema import DiscoveredSlice, RunRecord
 
 EXAMPLES_SHOWN = 3   # example rows per discovered slice
 TEXT_CHARS = 240     # longer texts are cut (the full text is in predictions.parquet)

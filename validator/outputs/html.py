@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from validator.outputs import decision, discovery_view, majority
 from validator.outputs import report_view as view
 from validator.outputs.baseline import Comparison
-from validator.record import CheckRecord, RunRecord
+from validator.record.schema import CheckRecord, RunRecord
 
 
 def num(value, digits: int = 2, suffix: str = "") -> str:

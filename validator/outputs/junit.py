@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from validator.record import CheckRecord, RunRecord
+from validator.record.schema import CheckRecord, RunRecord
 
 
 def check_message(check: CheckRecord) -> str:

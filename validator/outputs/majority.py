@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from validator.metrics import compute_metrics, round_rating
-from validator.record import RunRecord
+from validator.record.schema import RunRecord
 
 MAJORITY = "_majority"
 AGREEMENT_METRICS = ("exact_agreement", "adjacent_agreement")

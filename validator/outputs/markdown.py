@@ -10,7 +10,7 @@ from validator.outputs.html import megabytes, num
 from validator.outputs.majority import blind_sentence, blind_spots
 from validator.outputs.report_view import operating_sentence
 from validator.outputs.report_view import problems as problem_checks
-from validator.record import RunRecord
+from validator.record.schema import RunRecord
 
 MAX_ROWS = 50
 

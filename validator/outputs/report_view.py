@@ -13,7 +13,7 @@ import pandas as pd
 from validator.metrics import round_rating
 from validator.outputs.decision import convincing, opening
 from validator.outputs.majority import AGREEMENT_METRICS, MAJORITY
-from validator.record import CheckRecord, RunRecord
+from validator.record.schema import CheckRecord, RunRecord
 
 EXAMPLES_PER_SLICE = 10
 EXAMPLES_TOTAL = 400

@@ -85,7 +85,7 @@ class Scorer(ABC):
 
     def serving_spec(self) -> dict | None:
         """How a fresh process loads this scorer from disk, as serving would (for the
-        isolated measurement, validator.isolated); None: not measurable alone."""
+        isolated measurement, validator.speed.isolated); None: not measurable alone."""
         return None
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from validator.errors import ConfigError, SampleError
-from validator.sample import Sample
+from validator.data.sample import Sample
 
 
 class ColumnPredictions:

@@ -30,10 +30,10 @@ import pandas as pd
 import yaml
 
 from validator.config import DiscoveryConfig
-from validator.decide.confirm import confirm_label_free, confirm_labelled
-from validator.decide.features import Feature, build_features, feature_masks
-from validator.decide.lattice import Found, search
-from validator.decide import read_run_files
+from validator.after.confirm import confirm_label_free, confirm_labelled
+from validator.after.features import Feature, build_features, feature_masks
+from validator.after.lattice import Found, search
+from validator.after import read_run_files
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
 
@@ -100,7 +100,7 @@ def sample_metadata(run: RunView, ids: pd.Index,
                     wanted: list[str] | None) -> tuple[pd.DataFrame, list[str], str]:
     """(the sample's columns for these rows, the columns to search, a note)."""
     from validator.cache import file_sha256
-    from validator.sample import read_table
+    from validator.data.sample import read_table
 
     empty = pd.DataFrame(index=ids)
     path = run.sample_path
@@ -228,7 +228,7 @@ def discover_run(run: RunView, table: pd.DataFrame, settings: DiscoveryConfig,
                  candidates: list[str] | None = None,
                  dimension: str = ALL_DIMENSIONS) -> dict:
     """Search and confirm on a run's view and predictions table (from run_view)."""
-    from validator.slices.dsl import with_derived_columns
+    from validator.data.slices.dsl import with_derived_columns
 
     run_dir = run.directory
     for name in candidates or []:

@@ -46,7 +46,7 @@ class ConfigRecord(Record):
 
 
 class Scenario(Record):
-    """One simulated scenario of the operating characteristics (validator.operating)."""
+    """One simulated scenario of the operating characteristics (validator.judge.operating)."""
     name: str
     description: str
     slice: str | None
@@ -108,7 +108,7 @@ class ScorerRecord(Record):
     throughput_vs_reference: float | None
     size_vs_reference: float | None
     traffic: dict[str, float] | None = None  # share of traffic per model scorer
-    # measured alone in a fresh process (validator.isolated); peak_rss_bytes above is the
+    # measured alone in a fresh process (validator.speed.isolated); peak_rss_bytes above is the
     # harness process's peak while the scorer scored the gate rows
     memory_bytes: int | None = None
     memory_vs_reference: float | None = None
@@ -125,7 +125,7 @@ class ScorerRecord(Record):
 
 
 class Deployment(Record):
-    """A candidate's traffic mix and what serving it costs (validator.decide.mix)."""
+    """A candidate's traffic mix and what serving it costs (validator.speed.mix)."""
     candidate: str
     traffic: dict[str, float]
     fallback_share: float
@@ -236,7 +236,7 @@ class Overlap(Record):
 
 class DiscoveredSlice(Record):
     """One group found on the search half and re-measured on the confirmation half
-    (validator.decide.discover); ``examples`` are ids of its rows whose rounded rating
+    (validator.after.discover); ``examples`` are ids of its rows whose rounded rating
     changed (predictions.parquet holds them)."""
     name: str
     candidate: str

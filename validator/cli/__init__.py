@@ -248,7 +248,7 @@ def recommend(
 
     Exit 0: a confirmed plan exists. 1: none within --max-fallback-share. 2: could not run.
     """
-    from validator.decide import recommend as plan
+    from validator.after import recommend as plan
 
     with guarded(debug):
         run, options, best = plan.recommend(run_dir, max_fallback_share, route_small)
@@ -305,7 +305,7 @@ def discover(
     it ran, 2 when it could not.
     """
     from validator.config import DiscoveryConfig, parse_options
-    from validator.decide.discover import YAML_NAME, describe, discover, write_discovery
+    from validator.after.discover import YAML_NAME, describe, discover, write_discovery
 
     with guarded(debug):
         settings = parse_options(DiscoveryConfig, {
@@ -337,9 +337,9 @@ def slices_check(
     Example: validator slices check slices/ --sample fixtures/sample.csv
     """
     from validator.config import default_config
-    from validator.sample import read_table
-    from validator.slices import assign_slices, load_slices
-    from validator.slices.dsl import with_derived_columns
+    from validator.data.sample import read_table
+    from validator.data.slices import assign_slices, load_slices
+    from validator.data.slices.dsl import with_derived_columns
 
     with guarded(debug):
         defaults = default_config()
@@ -358,7 +358,7 @@ def slices_check(
 
 
 # diagnose and repair live in their own module (this one stays small); registered here
-from validator.cli_layers import diagnose, repair  # noqa: E402
+from validator.cli.layers import diagnose, repair  # noqa: E402
 
 app.command()(diagnose)
 app.command()(repair)

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from validator.config import Config, GateConfig, parse_config
-from validator.gate import FAIL, adjust, apply_correction, build_checks
+from validator.judge.gate import FAIL, adjust, apply_correction, build_checks
 from validator.metrics import compute_metrics
 
 OVERALL = "all"

@@ -31,9 +31,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from validator.config import Config, GateConfig
-from validator.evenness import apply_max_concentration
+from validator.judge.evenness import apply_max_concentration
 from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, get_metric
-from validator.stats import (POWER, PairedStats, adjust_p_values, p_exceeds, rows_to_resolve,
+from validator.judge.stats import (POWER, PairedStats, adjust_p_values, p_exceeds, rows_to_resolve,
                              slice_rng, slice_stats)
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"

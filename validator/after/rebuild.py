@@ -15,10 +15,10 @@ import numpy as np
 
 from validator.cache import PredictionCache, cache_root
 from validator.config import Config, ScorerConfig, default_config, load_config
-from validator.decide.recommend import Run, load_run
+from validator.after.recommend import Run, load_run
 from validator.errors import ValidatorError, choices_error
 from validator.plan import EXCLUDE_RECIPES, check_config
-from validator.sample import Sample, load_sample
+from validator.data.sample import Sample, load_sample
 from validator.scorers import ProgressFactory, Scorer, no_progress
 from validator.scorers.layers import Layer, onnx_layers, torch_layers
 from validator.scoring import build_scorer, score_cached

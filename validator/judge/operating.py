@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from validator.config import GateConfig
-from validator.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, corrected_verdicts,
+from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, corrected_verdicts,
                             policy_verdicts, run_verdicts)
 from validator.metrics import ALL_DIMENSIONS, get_metric
-from validator.stats import adjust_p_values, p_exceeds
+from validator.judge.stats import adjust_p_values, p_exceeds
 
 RUNS = 1000            # simulated runs per scenario: Monte Carlo SE <= 1.6 points
 EFFECT_MULTIPLE = 6    # the drop planted on the smallest gated slice, in max_drops

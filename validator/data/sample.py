@@ -16,8 +16,8 @@ import pandas as pd
 from validator.cache import file_sha256
 from validator.config import Config
 from validator.errors import SampleError, ValidatorError
-from validator.expectations import validate_sample
-from validator.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
+from validator.data.expectations import validate_sample
+from validator.data.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
 
 READERS = {
     ".csv": lambda p: pd.read_csv(p, encoding="utf-8", keep_default_na=True),

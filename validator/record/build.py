@@ -1,4 +1,4 @@
-"""summary.json (schema v1, typed by ``validator.record``) and the predictions table:
+"""summary.json (schema v1, typed by ``validator.record.schema``) and the predictions table:
 the two records of a run.
 
 Every other output (report.html, junit.xml, summary.md) is rendered from the
@@ -15,15 +15,15 @@ import pandas as pd
 
 import validator
 from validator.config import Config
-from validator.evenness import concentration
-from validator.gate import GateResult
+from validator.judge.evenness import concentration
+from validator.judge.gate import GateResult
 from validator.metrics import METRICS
 from validator.cpu import cpu_facts
 from validator.outputs.majority import majority_metrics
-from validator.record import SCHEMA_VERSION, RunRecord, build_record
-from validator.sample import Sample
+from validator.record.schema import SCHEMA_VERSION, RunRecord, build_record
+from validator.data.sample import Sample
 from validator.scoring import Predictions
-from validator.slices import SliceSet
+from validator.data.slices import SliceSet
 
 
 def _clean(value):
@@ -67,7 +67,7 @@ BASIS = {"capacity_rps": "requests / capacity (requests/s one instance sustains 
 
 
 def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
-    from validator.decide.mix import rate_key
+    from validator.speed.mix import rate_key
 
     if cost is None:
         return None
@@ -85,7 +85,7 @@ def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
 
 def deployments(cost: dict, scorers: list[dict]) -> list[dict]:
     """Each candidate's traffic mix, instances, monthly cost and saving (decide.mix)."""
-    from validator.decide.mix import deployment_cost
+    from validator.speed.mix import deployment_cost
 
     by_name = {s["name"]: s for s in scorers}
     found = [deployment_cost(s["name"], s["traffic"] or {s["name"]: 1.0}, by_name, cost,

@@ -39,14 +39,14 @@ import pandas as pd
 import yaml
 
 from validator.config import GateConfig, parse_config
-from validator.decide.mix import deployment_cost, traffic
-from validator.decide import read_run_files
+from validator.speed.mix import deployment_cost, traffic
+from validator.after import read_run_files
 from validator.errors import ValidatorError
-from validator.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
+from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
 from validator.metrics import compute_metrics
 from validator.outputs import write_text
 from validator.routing import Router, Rule
-from validator.slices.dsl import parse_condition
+from validator.data.slices.dsl import parse_condition
 
 ROUTED_SUFFIX = "-with-fallback"
 

@@ -1,5 +1,5 @@
 """The layer commands of the CLI: ``validator diagnose`` and ``validator repair``
-(registered on the app in validator/cli.py)."""
+(registered on the app in validator/cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ def diagnose(
     Writes RUN_DIR/diagnose-NAME.json and .md and adds a section to report.html.
     Exit 0 when it ran, 2 when it could not.
     """
-    from validator.decide.diagnose import diagnose as rank_layers
-    from validator.decide.diagnose import markdown, write_diagnosis
-    from validator.decide.rebuild import open_workbench
+    from validator.after.diagnose import diagnose as rank_layers
+    from validator.after.diagnose import markdown, write_diagnosis
+    from validator.after.rebuild import open_workbench
     from validator.outputs import rerender_report
 
     from validator.cli import guarded, rich_progress
@@ -99,8 +99,8 @@ def repair(
     recipe config). Exit 0: confirmed without failing checks. 1: no step passes on the
     confirmation half. 2: could not run.
     """
-    from validator.decide import repair as search
-    from validator.decide.rebuild import open_workbench
+    from validator.after import repair as search
+    from validator.after.rebuild import open_workbench
     from validator.outputs import rerender_report
 
     from validator.cli import guarded, rich_progress

@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from validator.decide.diagnose import diagnose, finite
-from validator.decide.rebuild import Workbench
-from validator.decide.recommend import evaluate, failures, selection_half
-from validator.gate import FAIL, INCONCLUSIVE, PASS
+from validator.after.diagnose import diagnose, finite
+from validator.after.rebuild import Workbench
+from validator.after.recommend import evaluate, failures, selection_half
+from validator.judge.gate import FAIL, INCONCLUSIVE, PASS
 from validator.outputs import write_text
-from validator.profile import inprocess_latency_p50
+from validator.speed.profile import inprocess_latency_p50
 
 REPAIRED_SUFFIX = "-repaired"
 
@@ -91,7 +91,7 @@ def counts(checks) -> dict[str, int]:
 def latency_texts(bench: Workbench) -> list[str]:
     """A speed-probe draw of the run's rows (production mix, seed; without a mix, one
     uniform stratum, as the slices are not re-evaluated here), for the latency."""
-    from validator.profile import probe_texts
+    from validator.speed.profile import probe_texts
 
     sample, config = bench.sample, bench.config
     return probe_texts(sample.frame, sample.texts, config.sample.production_mix,

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from validator.config import DiscoveryConfig
-from validator.decide.discover import (YAML_NAME, describe, discover_run, figures_json,
+from validator.after.discover import (YAML_NAME, describe, discover_run, figures_json,
                                        run_view, to_yaml)
-from validator.record import RunRecord, build_record
+from validator.record.schema import RunRecord, build_record
 
 JSON_NAME = YAML_NAME.removesuffix(".yaml") + ".json"
 KEPT = ("name", "candidate", "conditions", "where", "n_search", "search_effect",

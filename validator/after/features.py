@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from validator.slices.dsl import DERIVED_COLUMNS, evaluate, parse_condition
+from validator.data.slices.dsl import DERIVED_COLUMNS, evaluate, parse_condition
 
 BINS = 4               # quantile bins per numeric column
 MAX_LEVELS = 30        # text columns with more distinct values are not categories

@@ -16,8 +16,8 @@ import pandas as pd
 import yaml
 
 from validator.errors import SliceError, first_line
-from validator.expectations import Expectation, parse_expectations
-from validator.slices.dsl import Condition, check_columns, evaluate, parse_condition
+from validator.data.expectations import Expectation, parse_expectations
+from validator.data.slices.dsl import Condition, check_columns, evaluate, parse_condition
 
 ALL = "all"
 SLICE_KEYS = ("name", "description", "where")

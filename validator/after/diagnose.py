@@ -4,7 +4,7 @@ For each target slice (the candidate's failing slices, worst first, or the ones 
 and its worst check's dimension:
 
 1. **Library measurement.** On up to ``probe_rows`` of the slice's rows, the per-layer
-   SQNR of quantizing that layer (validator.decide.sensitivity: ONNX Runtime's
+   SQNR of quantizing that layer (validator.after.sensitivity: ONNX Runtime's
    ``qdq_loss_debug`` for ONNX graphs, the ``torch.ao.ns`` numeric suite for torch).
 2. **Keep it in fp32.** The ``top`` layers with the lowest SQNR are each kept in fp32
    alone (the recipe's ``exclude``, rebuilt through the artefact cache) and the slice's
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.decide import sensitivity
-from validator.decide.rebuild import Workbench
-from validator.decide.recommend import selection_half
+from validator.after import sensitivity
+from validator.after.rebuild import Workbench
+from validator.after.recommend import selection_half
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, pairs
 from validator.outputs import write_text

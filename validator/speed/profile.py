@@ -1,9 +1,9 @@
 """How fast and how large each scorer is, as one serving instance sees it.
 
-Every model scorer is measured alone in a fresh process (validator.isolated): memory
+Every model scorer is measured alone in a fresh process (validator.speed.isolated): memory
 of that scorer only, batch-1 latency and batch throughput over a seeded probe of gate
 rows stratified by the production mix (or by content-slice membership), and capacity
-under the SLO from a closed-loop load test (validator.capacity); a measurement is
+under the SLO from a closed-loop load test (validator.speed.capacity); a measurement is
 cached per scorer, probe, SLO and CPU. Each candidate's figures are also given as
 ratios against the reference, and, with ``report.instance_memory_gb``, how many
 replicas of each scorer fit in one instance's memory.
@@ -152,7 +152,7 @@ def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
     for one that cannot be measured, or with ``SLICE_VALIDATOR_SERVING_PROBE=off``, which
     test suites set to save time. A measurement is kept in ``cache`` (a folder) under
     ``speed_key``, so a warm re-run of the same scorers on the same machine reuses it."""
-    from validator.isolated import measure
+    from validator.speed.isolated import measure
 
     spec = scorer.serving_spec()
     if spec is None or os.environ.get("SLICE_VALIDATOR_SERVING_PROBE") == "off":

@@ -2,14 +2,14 @@
 
 The harness process holds every scorer of the run (and their tokenisations, caches and
 freed arenas), so its memory grows with each scorer loaded and its timings share the
-cores with whatever else it keeps alive. Here a fresh ``python -m validator.isolated``
+cores with whatever else it keeps alive. Here a fresh ``python -m validator.speed.isolated``
 imports only the scorer's runtime and loads its tokenizer, records its resident
 memory, loads the scorer from what the run built (the model directory, or the
 recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then
 freed and its pages returned), runs one warm batch at the configured batch size and
 records the memory again: ``memory_bytes`` is the difference (weights plus runtime
 arenas for this model). It then times the probe texts at the configured batch size
-(throughput) and runs the closed-loop load test (validator.capacity) for
+(throughput) and runs the closed-loop load test (validator.speed.capacity) for
 ``capacity_rps`` at the SLO, whose first level, one client sending each probe text
 once, gives the batch-1 latency.
 
@@ -37,7 +37,7 @@ def measure(spec: dict, texts: list[str], slo_ms: float) -> dict:
     fresh process; ScoringError if it fails."""
     request = json.dumps({"spec": spec, "texts": texts, "slo_ms": slo_ms})
     try:
-        done = subprocess.run([sys.executable, "-m", "validator.isolated"], input=request,
+        done = subprocess.run([sys.executable, "-m", "validator.speed.isolated"], input=request,
                               capture_output=True, text=True, timeout=1800)
     except subprocess.TimeoutExpired as exc:
         raise ScoringError(f"measuring {spec['name']!r} alone timed out") from exc
@@ -116,7 +116,7 @@ def _timed(serve, texts: list[str]) -> float:
 
 
 def _child(request: dict) -> dict:
-    from validator.capacity import capacity
+    from validator.speed.capacity import capacity
 
     spec, texts = request["spec"], request["texts"]
     _load_runtime(spec)

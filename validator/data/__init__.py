@@ -1,0 +1,2 @@
+"""The data stage: the sample (pool and rated rows), its expectations, slices and the
+rating design."""

@@ -1,0 +1,2 @@
+"""Judging: metrics per check, paired statistics, the gate verdicts, evenness and
+operating characteristics."""

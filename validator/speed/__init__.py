@@ -1,0 +1,1 @@
+"""Serving speed: each scorer measured alone, capacity under an SLO, cost of mixes."""
