@@ -14,6 +14,7 @@ from validator.judge.gate import evaluate_gate
 from validator.metrics import compute_metrics
 from validator.judge.operating import operating_characteristics
 from validator.outputs import write_outputs
+from validator.record.ownership import run_folder
 from validator.record.build import build_summary, predictions_table
 from validator.plan import make_plan
 from validator.record.schema import RunRecord
@@ -22,10 +23,18 @@ from validator.scoring import score_sample
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
-             use_cache: bool = True,
-             baseline: tuple[Path, RunRecord] | None = None) -> RunRecord:
+             use_cache: bool = True, baseline: tuple[Path, RunRecord] | None = None,
+             force: bool = False) -> RunRecord:
     """Run the whole gate; returns the run record (also written under ``out_dir``, with
-    the comparison against ``baseline``, an earlier run's folder and record, if given)."""
+    the comparison against ``baseline``, an earlier run's folder and record, if given).
+    The run holds ``out_dir``'s lock throughout; ``force`` lets it replace a previous
+    run there (validator.record.ownership)."""
+    with run_folder(out_dir, force):
+        return _run(config, out_dir, progress, use_cache, baseline)
+
+
+def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bool,
+         baseline: tuple[Path, RunRecord] | None) -> RunRecord:
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)
@@ -39,5 +48,4 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
         summary, extra = discover_in_run(summary, table, out_dir, config.discovery)
-    write_outputs(out_dir, summary, table, extra, baseline)
-    return summary
+    return write_outputs(out_dir, summary, table, extra, baseline)

@@ -61,6 +61,7 @@ class ScorerInfo:
     score_seconds: float | None = None             # scoring the gate rows (= scoring_seconds)
     speed_from_cache: bool = False                 # measured alone by an earlier run
     load_average_1m: float | None = None           # the machine's when measured alone
+    cache_check: dict | None = None                # validator.cache_check (record.CacheCheck)
 
 
 @dataclass

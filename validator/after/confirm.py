@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from validator.config import Config, GateConfig, parse_config
+from validator.config import Config, parse_config
 from validator.judge.gate import FAIL, adjust, apply_correction, build_checks
 from validator.metrics import compute_metrics
 
@@ -33,7 +33,7 @@ OVERALL = "all"
 def gate_config(run, candidate: str, min_rows: int) -> Config:
     """The run's gate settings as a config for one candidate (no slice overrides: the
     discovered slices have none; no correction: it is applied to the found slices)."""
-    gate = {k: v for k, v in run.gate.items() if k in GateConfig.model_fields}
+    gate = run.gate_settings()
     gate["overrides"] = [o for o in gate.get("overrides", []) if o.get("slice") is None
                          and o.get("candidate") in (None, candidate)]
     gate.update(min_rows=min_rows, correction="none")

@@ -51,23 +51,22 @@ class Target:
 def targets(run, candidate: str, named: list[str] | None) -> list[Target]:
     """The named slices (each at its worst check), else the failing ones, worst first;
     ``all`` only when no narrower slice fails."""
-    checks = [c for c in run.summary["checks"] if c["candidate"] == candidate]
+    checks = [c for c in run.record.checks if c.candidate == candidate]
     for name in named or []:
         if name not in run.slices:
             raise ValidatorError(f"--slice: unknown slice {name!r} (defined: "
                                  f"{', '.join(run.slices)})")
     if named:
-        pool = [c for c in checks if c["slice"] in named]
+        pool = [c for c in checks if c.slice in named]
     else:
-        failing = [c for c in checks if c["verdict"] == "fail"]
-        pool = [c for c in failing if c["slice"] != OVERALL] or failing
+        failing = [c for c in checks if c.verdict == "fail"]
+        pool = [c for c in failing if c.slice != OVERALL] or failing
     if not pool:
         raise ValidatorError(f"{candidate}: no failing check to diagnose; name slices "
                              f"with --slice")
     worst = {}
-    for check in sorted(pool, key=lambda c: -(c["degradation"] or -np.inf)):
-        worst.setdefault(check["slice"], Target(check["slice"], check["dimension"],
-                                                check["degradation"]))
+    for check in sorted(pool, key=lambda c: -(c.degradation or -np.inf)):
+        worst.setdefault(check.slice, Target(check.slice, check.dimension, check.degradation))
     return list(worst.values())
 
 
@@ -85,11 +84,11 @@ def distance(run, values: np.ndarray, rows: np.ndarray, dimension: str) -> float
 
 def degradation(run, values: np.ndarray, rows: np.ndarray, dimension: str) -> float:
     """The gate metric's degradation (reference vs these predictions) on the rows."""
-    metric = get_metric(run.summary["gate"]["metric"])
+    metric = get_metric(run.gate.metric)
     human = pd.DataFrame({d: run.table[f"human:{d}"].to_numpy(float)[rows]
                           for d in run.dimensions})
     everything = np.ones(int(rows.sum()), dtype=bool)
-    scale = tuple(run.summary["rubric"]["scale"])
+    scale = run.scale
     h_ref, p_ref, _ = pairs(human, run.scores(run.reference)[rows], everything, dimension)
     h, p, _ = pairs(human, values[rows], everything, dimension)
     return metric.degradation(metric.value(h_ref, p_ref, scale), metric.value(h, p, scale))
@@ -169,7 +168,7 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
     scorer = bench.variant([])
     layers = bench.layers()
     by_name = {unit.name: unit for unit in units(layers, by)}
-    seed = int(run.summary["config"]["seed"])
+    seed = run.seed
     scored = {t.slice: probe_rows(run, run.mask(t.slice), max_rows or len(run.table),
                                   seed + 1) for t in chosen}
     union = np.logical_or.reduce(list(scored.values()))
@@ -202,7 +201,7 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
                           "rows_probed": int(probed.sum()),
                           **{f"rows_{h}": int((rows & scored[target.slice]).sum())
                              for h, rows in halves.items()}})
-    metric = get_metric(run.summary["gate"]["metric"])
+    metric = get_metric(run.gate.metric)
     return {"candidate": candidate, "recipe": bench.recipe, "tool": tool, "by": by,
             "metric": metric.name, "unit": metric.unit, "top": top,
             "halves": "gate rows split by sha256 of the id: layers probed and ranked on "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from validator.config import DiscoveryConfig
 from validator.after.confirm import confirm_label_free, confirm_labelled
 from validator.after.features import Feature, build_features, feature_masks
 from validator.after.lattice import Found, search
-from validator.after import read_run_files
+from validator.record.run_dir import RunDir
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
 
@@ -42,51 +41,16 @@ REDUNDANT = 0.5  # a group whose search rows overlap a better one this much is s
 EXAMPLES = 5     # example row ids kept per group (the report shows them)
 
 
-@dataclass(frozen=True)
-class RunView:
-    """What discovery needs from summary.json (one reader, to switch to the typed
-    record later)."""
-    directory: Path
-    reference: str
-    candidates: list[str]
-    dimensions: list[str]
-    scale: tuple[int, int]
-    gate: dict
-    seed: int
-    sample_path: Path
-    sample_sha256: str | None
-    text_column: str
+def read_run(run_dir: Path) -> tuple[RunDir, pd.DataFrame]:
+    """A finished run directory, read and verified, and its table indexed by id."""
+    return indexed(RunDir.read(run_dir))
 
 
-def read_run(run_dir: Path) -> tuple[RunView, pd.DataFrame]:
-    """A finished run directory, read back."""
-    summary, table = read_run_files(run_dir)
-    return run_view(summary, table, run_dir)
-
-
-def run_view(summary: dict, table: pd.DataFrame, run_dir: Path) -> tuple[RunView, pd.DataFrame]:
-    """The view of a run record (summary.json as plain data) and its predictions table
-    indexed by id, checked; ``run_dir`` names the files in errors."""
-    summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
-    if not isinstance(summary, dict) or summary.get("schema_version") != 1:
-        raise ValidatorError(f"{summary_path}: not a run summary of schema_version 1")
-    try:
-        scorers = summary["scorers"]
-        view = RunView(run_dir, next(s["name"] for s in scorers if s["role"] == "reference"),
-                       [s["name"] for s in scorers if s["role"] == "candidate"],
-                       list(summary["rubric"]["dimensions"]), tuple(summary["rubric"]["scale"]),
-                       summary["gate"], summary["config"]["seed"],
-                       Path(summary["sample"]["path"]), summary["sample"].get("sha256"),
-                       summary["sample"].get("text_column", "text"))
-    except (KeyError, TypeError, StopIteration) as exc:
-        raise ValidatorError(f"{summary_path}: not a run summary (missing "
-                             f"{exc.args[0] if exc.args else 'the reference scorer'!s})") from exc
-    expected = ["id", "text", *(f"{s}:{d}" for s in (view.reference, *view.candidates)
-                                for d in view.dimensions)]
-    missing = [c for c in expected if c not in table.columns]
-    if missing:
-        raise ValidatorError(f"{table_path}: missing column {missing[0]!r}")
-    return view, table.set_index(table["id"].astype(str))
+def indexed(run: RunDir) -> tuple[RunDir, pd.DataFrame]:
+    """The run and its predictions table indexed by id (as text), with the columns
+    discovery reads checked."""
+    run.require_columns(["id", "text"])
+    return run, run.table.set_index(run.table["id"].astype(str))
 
 
 def _id_column(sample: pd.DataFrame, ids: pd.Index) -> str | None:
@@ -96,7 +60,7 @@ def _id_column(sample: pd.DataFrame, ids: pd.Index) -> str | None:
     return None
 
 
-def sample_metadata(run: RunView, ids: pd.Index,
+def sample_metadata(run: RunDir, ids: pd.Index,
                     wanted: list[str] | None) -> tuple[pd.DataFrame, list[str], str]:
     """(the sample's columns for these rows, the columns to search, a note)."""
     from validator.cache import file_sha256
@@ -135,13 +99,13 @@ def search_half(ids: pd.Index, seed: int) -> np.ndarray:
                      for i in ids], dtype=bool)
 
 
-def labelled_signal(run: RunView, table: pd.DataFrame, candidate: str,
+def labelled_signal(run: RunDir, table: pd.DataFrame, candidate: str,
                     dimension: str) -> tuple[np.ndarray, np.ndarray, str]:
     """Per row: (agreement lost minus gained, summed over rated dimensions; rated
     dimensions; what was measured). Metrics without a per-row value search on exact
     agreement and are confirmed on their own metric."""
     dims = run.dimensions if dimension == ALL_DIMENSIONS else [dimension]
-    metric = get_metric(run.gate["metric"])
+    metric = get_metric(run.gate.metric)
     search = metric if metric.row_value is not None else get_metric("exact_agreement")
     value, sign = search.row_value, 1.0 if search.higher_is_better else -1.0
     human = table[[f"human:{d}" for d in dims]].to_numpy(float)
@@ -154,7 +118,7 @@ def labelled_signal(run: RunView, table: pd.DataFrame, candidate: str,
     return delta.sum(axis=1), rated.sum(axis=1).astype(float), measured
 
 
-def change_signal(run: RunView, table: pd.DataFrame, candidate: str,
+def change_signal(run: RunDir, table: pd.DataFrame, candidate: str,
                   dimension: str) -> tuple[np.ndarray, np.ndarray]:
     """Per row: (percent of dimensions whose rounded rating changed x dimensions,
     dimensions); needs no human rating."""
@@ -224,10 +188,10 @@ def discover(run_dir: Path, settings: DiscoveryConfig, candidates: list[str] | N
     return discover_run(*read_run(run_dir), settings, candidates, dimension)
 
 
-def discover_run(run: RunView, table: pd.DataFrame, settings: DiscoveryConfig,
+def discover_run(run: RunDir, table: pd.DataFrame, settings: DiscoveryConfig,
                  candidates: list[str] | None = None,
                  dimension: str = ALL_DIMENSIONS) -> dict:
-    """Search and confirm on a run's view and predictions table (from run_view)."""
+    """Search and confirm on a run and its predictions table indexed by id (indexed)."""
     from validator.data.slices.dsl import with_derived_columns
 
     run_dir = run.directory
@@ -259,9 +223,9 @@ def discover_run(run: RunView, table: pd.DataFrame, settings: DiscoveryConfig,
     return {
         "run_dir": str(run_dir), "candidates": list(candidates or run.candidates),
         "signal": "human ratings" if labelled else "label-free",
-        "metric": run.gate["metric"] if labelled else "rounded rating changes",
-        "unit": run.gate.get("unit", "") if labelled else "percentage points",
-        "confidence": run.gate.get("confidence", 0.95), "dimension": dimension,
+        "metric": run.gate.metric if labelled else "rounded rating changes",
+        "unit": run.gate.unit if labelled else "percentage points",
+        "confidence": run.gate.confidence, "dimension": dimension,
         "split": {"by": "sha256 of 'seed:id', even first byte = search", "seed": run.seed,
                   "search_rows": int(in_search.sum()),
                   "confirm_rows": int((~in_search).sum())},
@@ -292,7 +256,7 @@ def _discover_candidate(run, table, candidate, dimension, settings, labelled, fe
                                             (sums[kept], weights[kept]))
     else:
         figures = confirm_label_free(sums[kept], weights[kept], confirm_masks,
-                                     run.gate.get("confidence", 0.95), settings.min_rows)
+                                     run.gate.confidence, settings.min_rows)
         overall = {"n_confirm": int(kept.sum()),
                    "change_rate": float(sums[kept].sum() / weights[kept].sum())
                    if kept.any() else None}

@@ -17,7 +17,8 @@ import pandas as pd
 
 from validator.config import DiscoveryConfig
 from validator.after.discover import (YAML_NAME, describe, discover_run, figures_json,
-                                       run_view, to_yaml)
+                                       indexed, to_yaml)
+from validator.record.run_dir import RunDir
 from validator.record.schema import RunRecord, build_record
 
 JSON_NAME = YAML_NAME.removesuffix(".yaml") + ".json"
@@ -54,7 +55,7 @@ def discover_in_run(summary: RunRecord, table: pd.DataFrame, out_dir: Path,
     the record unchanged and no file when discovery cannot run."""
     try:
         data = summary.model_dump(mode="json", by_alias=True)
-        record = discover_run(*run_view(data, table, out_dir), settings)
+        record = discover_run(*indexed(RunDir(out_dir, summary, table)), settings)
         files = {YAML_NAME: to_yaml(record), JSON_NAME: figures_json(record)}
         data["discovery"] = summary_section(record, list(files))
         return build_record(data, f"{out_dir / 'summary.json'} (discovery)"), files

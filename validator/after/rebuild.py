@@ -15,7 +15,8 @@ import numpy as np
 
 from validator.cache import PredictionCache, cache_root
 from validator.config import Config, ScorerConfig, default_config, load_config
-from validator.after.recommend import Run, load_run
+from validator.after.recommend import load_run
+from validator.record.run_dir import RunDir
 from validator.errors import ValidatorError, choices_error
 from validator.plan import EXCLUDE_RECIPES, check_config
 from validator.data.sample import Sample, load_sample
@@ -26,8 +27,8 @@ from validator.scoring import build_scorer, score_cached
 DEFAULT_SOURCE = "<default config>"
 
 
-def run_config(run: Run) -> Config:
-    source = str(run.summary["config"]["source"])
+def run_config(run: RunDir) -> Config:
+    source = run.record.config.source
     if source == DEFAULT_SOURCE:
         return default_config()
     if not Path(source).is_file():
@@ -38,7 +39,7 @@ def run_config(run: Run) -> Config:
 
 @dataclass
 class Workbench:
-    run: Run
+    run: RunDir
     config: Config
     sample: Sample
     spec: ScorerConfig              # the candidate's config
@@ -88,12 +89,12 @@ class Workbench:
         return values
 
 
-def check_candidate(run: Run, candidate: str) -> None:
-    if candidate not in run.candidates:
-        raise ValidatorError(f"--candidate: {choices_error('candidate', candidate, run.candidates)}")
+def check_candidate(run: RunDir, candidate: str) -> None:
+    if candidate not in run.model_candidates:
+        raise ValidatorError(f"--candidate: {choices_error('candidate', candidate, run.model_candidates)}")
 
 
-def candidate_spec(run: Run, config: Config, candidate: str) -> ScorerConfig:
+def candidate_spec(run: RunDir, config: Config, candidate: str) -> ScorerConfig:
     spec = next((c for c in config.candidates if c.name == candidate), None)
     if spec is None or spec.recipe not in EXCLUDE_RECIPES:
         made = [c.name for c in config.candidates if c.recipe in EXCLUDE_RECIPES]
@@ -113,9 +114,9 @@ def open_workbench(run_dir: Path, candidate: str,
     spec = candidate_spec(run, config, candidate)
     check_config(config)
     sample = load_sample(config)
-    if sample.sha256 != run.summary["sample"]["sha256"]:
+    if sample.sha256 != run.record.sample.sha256:
         raise ValidatorError(f"{sample.path}: the sample changed since the run (sha256 "
-                             f"{sample.sha256[:12]}, the run's {run.summary['sample']['sha256'][:12]})")
+                             f"{sample.sha256[:12]}, the run's {run.record.sample.sha256[:12]})")
     reference = build_scorer(config.reference, config, None, sample,
                              cache_root() / "artefacts", progress)
     return Workbench(run, config, sample, spec, reference, progress)

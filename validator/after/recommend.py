@@ -38,35 +38,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from validator.config import GateConfig, parse_config
+from validator.config import parse_config
 from validator.speed.mix import deployment_cost, traffic
-from validator.after import read_run_files
 from validator.errors import ValidatorError
 from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
 from validator.metrics import compute_metrics
 from validator.outputs import write_text
+from validator.record.run_dir import RunDir
 from validator.routing import Router, Rule
 from validator.data.slices.dsl import parse_condition
 
 ROUTED_SUFFIX = "-with-fallback"
-
-
-@dataclass
-class Run:
-    summary: dict
-    table: pd.DataFrame
-    dimensions: list[str]
-    reference: str
-    candidates: list[str]      # not routed
-    slices: dict[str, dict]    # name -> the summary's slice record
-    weights: np.ndarray        # traffic weight per gate row, summing to 1
-    reference_metrics: dict = field(default_factory=dict)  # rows -> metrics frame
-
-    def scores(self, scorer: str) -> np.ndarray:
-        return self.table[[f"{scorer}:{d}" for d in self.dimensions]].to_numpy(dtype=float)
-
-    def mask(self, slice_name: str) -> np.ndarray:
-        return self.table[f"slice:{slice_name}"].to_numpy(dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -96,23 +78,12 @@ class Option:
         return ", ".join(f"{r.slice} -> {r.to}" for r in self.routes) or "(none)"
 
 
-def load_run(run_dir: Path) -> Run:
-    summary, table = read_run_files(run_dir)
-    reference = next(s["name"] for s in summary["scorers"] if s["role"] == "reference")
-    candidates = [s["name"] for s in summary["scorers"]
-                  if s["role"] == "candidate" and s["backend"] != "route"]
-    dimensions = summary["rubric"]["dimensions"]
-    slices = {s["name"]: s for s in summary["slices"]}
-    needed = [f"{n}:{d}" for n in [reference, *candidates] for d in dimensions] + \
-        [f"human:{d}" for d in dimensions] + [f"slice:{s}" for s in slices]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValidatorError(f"{run_dir / 'predictions.parquet'}: missing column "
-                             f"{missing[0]!r}")
-    weights = (table["traffic_weight"].to_numpy(dtype=float) if "traffic_weight" in table
-               else np.full(len(table), 1.0 / len(table)))
-    return Run(summary, table, dimensions, reference, candidates, slices,
-               weights / weights.sum())
+def load_run(run_dir: Path) -> RunDir:
+    """The run, read and verified, with every column the search reads."""
+    run = RunDir.read(run_dir)
+    run.require_columns([f"human:{d}" for d in run.dimensions]
+                        + [f"slice:{s}" for s in run.slices])
+    return run
 
 
 def selection_half(ids: pd.Series) -> np.ndarray:
@@ -121,32 +92,32 @@ def selection_half(ids: pd.Series) -> np.ndarray:
                      for i in ids])
 
 
-def gate_config(run: Run, names: list[str], selecting: bool = False):
+def gate_config(run: RunDir, names: list[str], selecting: bool = False):
     """The run's gate as a columns-backend config over the given candidate names; while
     selecting, without its multiple-comparison correction."""
-    gate = {k: v for k, v in run.summary["gate"].items() if k in GateConfig.model_fields}
+    gate = run.gate_settings()
     if selecting:
         gate["correction"] = "none"
     gate["overrides"] = [o for o in gate.get("overrides", []) if o.get("candidate") is None]
-    raw = {"sample": {"path": run.summary["sample"]["path"]},
-           "rubric": {"scale": run.summary["rubric"]["scale"],
+    raw = {"sample": {"path": str(run.sample_path)},
+           "rubric": {"scale": list(run.scale),
                       "dimensions": {d: d for d in run.dimensions}},
            "slices": [],
            "reference": {"name": run.reference, "backend": "columns", "columns": "{dimension}"},
            "candidates": [{"name": n, "backend": "columns", "columns": "{dimension}"}
                           for n in names],
-           "gate": gate, "seed": run.summary["config"]["seed"]}
-    return parse_config(raw, str(run.summary["config"]["source"]), Path("."))
+           "gate": gate, "seed": run.seed}
+    return parse_config(raw, run.record.config.source, Path("."))
 
 
-def ordered(run: Run, routes: list[Route]) -> list[Route]:
+def ordered(run: RunDir, routes: list[Route]) -> list[Route]:
     """Rules in serving order: fallbacks to the reference first (they win), then routes
     to another candidate, each in the order chosen."""
     return ([r for r in routes if r.to == run.reference]
             + [r for r in routes if r.to != run.reference])
 
 
-def routed_choice(run: Run, candidate: str, routes: list[Route]) -> np.ndarray:
+def routed_choice(run: RunDir, candidate: str, routes: list[Route]) -> np.ndarray:
     """The scorer that answers each gate row; the first matching rule wins."""
     choice = np.full(len(run.table), candidate, dtype=object)
     for route in reversed(ordered(run, routes)):
@@ -154,7 +125,7 @@ def routed_choice(run: Run, candidate: str, routes: list[Route]) -> np.ndarray:
     return choice
 
 
-def routed_scores(run: Run, candidate: str, routes: list[Route]) -> np.ndarray:
+def routed_scores(run: RunDir, candidate: str, routes: list[Route]) -> np.ndarray:
     choice = routed_choice(run, candidate, routes)
     scores = run.scores(candidate).copy()
     for scorer in set(choice) - {candidate}:
@@ -163,16 +134,16 @@ def routed_scores(run: Run, candidate: str, routes: list[Route]) -> np.ndarray:
     return scores
 
 
-def shares(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -> dict[str, float]:
+def shares(run: RunDir, candidate: str, routes: list[Route], rows: np.ndarray) -> dict[str, float]:
     """The traffic share each scorer answers on ``rows``."""
     return traffic(routed_choice(run, candidate, routes)[rows], run.weights[rows])
 
 
-def fallback_share(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -> float:
+def fallback_share(run: RunDir, candidate: str, routes: list[Route], rows: np.ndarray) -> float:
     return shares(run, candidate, routes, rows).get(run.reference, 0.0)
 
 
-def plan_cost(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -> float:
+def plan_cost(run: RunDir, candidate: str, routes: list[Route], rows: np.ndarray) -> float:
     """What the search minimises: the fallback share, plus a tie-breaking millionth of
     the share moved to another candidate (so a move that removes no failure is never
     free)."""
@@ -181,7 +152,7 @@ def plan_cost(run: Run, candidate: str, routes: list[Route], rows: np.ndarray) -
         v for k, v in split.items() if k not in (candidate, run.reference))
 
 
-def evaluate(run: Run, rows: np.ndarray, plans: dict[str, np.ndarray],
+def evaluate(run: RunDir, rows: np.ndarray, plans: dict[str, np.ndarray],
              selecting: bool = False) -> dict[str, list]:
     """The gate's checks of each plan (name -> predictions) on the given rows; while
     selecting, each check at the gate's confidence without the multiple-comparison
@@ -191,15 +162,15 @@ def evaluate(run: Run, rows: np.ndarray, plans: dict[str, np.ndarray],
     human.columns = run.dimensions
     masks = run.table.loc[rows, [f"slice:{s}" for s in run.slices]]
     masks.columns = list(run.slices)
-    scale = tuple(run.summary["rubric"]["scale"])
+    scale = run.scale
     only = [config.gate.metric]  # the checks read the gate's metric alone
     reference = run.scores(run.reference)[rows]
     key = rows.tobytes()
-    if key not in run.reference_metrics:  # the reference's metrics do not change per plan
-        run.reference_metrics[key] = compute_metrics(human, {run.reference: reference},
-                                                     masks, scale, only=only)
+    if key not in run.memo:  # the reference's metrics do not change per plan
+        run.memo[key] = compute_metrics(human, {run.reference: reference}, masks, scale,
+                                        only=only)
     plan_scores = {name: values[rows] for name, values in plans.items()}
-    metrics = pd.concat([run.reference_metrics[key],
+    metrics = pd.concat([run.memo[key],
                          compute_metrics(human, plan_scores, masks, scale, only=only)],
                         ignore_index=True)
     scores = {run.reference: reference, **plan_scores}
@@ -217,7 +188,7 @@ def shortfall(checks) -> tuple[int, float]:
     return len(failing), float(sum(max(c.ci_low - c.max_drop, 0.0) for c in failing))
 
 
-def _trials(run: Run, candidate: str, plans: dict[str, list[Route]],
+def _trials(run: RunDir, candidate: str, plans: dict[str, list[Route]],
             rows) -> dict[str, tuple[int, float]]:
     """The shortfall of each trial plan on the selection rows, in one gate evaluation
     (without a correction, checks of different plans do not interact)."""
@@ -225,10 +196,10 @@ def _trials(run: Run, candidate: str, plans: dict[str, list[Route]],
     return {n: shortfall(c) for n, c in evaluate(run, rows, scores, selecting=True).items()}
 
 
-def moves(run: Run, candidate: str, plan: list[Route]) -> list[Route]:
+def moves(run: RunDir, candidate: str, plan: list[Route]) -> list[Route]:
     """Every route the plan lacks: a slice not yet routed, to the reference or another
     candidate; a slice routed to another candidate, to the reference instead."""
-    targets = [run.reference, *(c for c in run.candidates if c != candidate)]
+    targets = [run.reference, *(c for c in run.model_candidates if c != candidate)]
     return [Route(s, to) for s in run.slices if s != "all" for to in targets
             if Route(s, to) not in plan and Route(s, run.reference) not in plan]
 
@@ -238,7 +209,7 @@ def with_route(plan: list[Route], route: Route) -> list[Route]:
     return [r for r in plan if r.slice != route.slice] + [route]
 
 
-def greedy_plan(run: Run, candidate: str, rows: np.ndarray, start: list[Route],
+def greedy_plan(run: RunDir, candidate: str, rows: np.ndarray, start: list[Route],
                 max_share: float) -> list[Route] | None:
     """Routes under which no check fails on ``rows``; None past ``max_share``."""
     plan = list(start)
@@ -262,7 +233,7 @@ def greedy_plan(run: Run, candidate: str, rows: np.ndarray, start: list[Route],
     return prune(run, candidate, rows, plan, start)
 
 
-def prune(run: Run, candidate: str, rows, plan: list[Route], keep: list[Route]) -> list[Route]:
+def prune(run: RunDir, candidate: str, rows, plan: list[Route], keep: list[Route]) -> list[Route]:
     """Drop each chosen route (costliest first) whose removal keeps every check passing."""
     order = sorted((r for r in plan if r not in keep),
                    key=lambda r: -plan_cost(run, candidate, [r], rows))
@@ -273,12 +244,11 @@ def prune(run: Run, candidate: str, rows, plan: list[Route], keep: list[Route]) 
     return plan
 
 
-def small_slices(run: Run) -> list[str]:
-    min_rows = run.summary["gate"]["min_rows"]
-    return [s for s, record in run.slices.items() if 0 < record["rows"] < min_rows]
+def small_slices(run: RunDir) -> list[str]:
+    return [s for s, record in run.slices.items() if 0 < record.rows < run.gate.min_rows]
 
 
-def plan_for(run: Run, candidate: str, max_share: float, route_small: bool,
+def plan_for(run: RunDir, candidate: str, max_share: float, route_small: bool,
              select: np.ndarray) -> Option:
     start = [Route(s, run.reference) for s in small_slices(run)] if route_small else []
     plan = greedy_plan(run, candidate, select, start, max_share)
@@ -294,22 +264,22 @@ def plan_for(run: Run, candidate: str, max_share: float, route_small: bool,
     option.confirmation_counts = {v: sum(c.verdict == v for c in checks)
                                   for v in (FAIL, INCONCLUSIVE, PASS)}
     option.failing = [f"{c.slice}/{c.dimension}" for c in checks if c.verdict == FAIL]
-    cost = run.summary.get("cost")
+    cost = run.record.cost
     if cost:
         option.cost = deployment_cost(name, option.traffic,
-                                      {s["name"]: s for s in run.summary["scorers"]},
-                                      cost, run.reference)
+                                      {s.name: s.model_dump() for s in run.record.scorers},
+                                      cost.model_dump(), run.reference)
     return option
 
 
-def router(run: Run, option: Option) -> Router:
+def router(run: RunDir, option: Option) -> Router:
     def rule(route: Route) -> Rule:
-        where = yaml.safe_load(run.slices[route.slice]["where"])
+        where = yaml.safe_load(run.slices[route.slice].where)
         return Rule(route.to, route.slice, parse_condition(where, f"slice {route.slice}"),
                     where)
     return Router(option.candidate + ROUTED_SUFFIX,
                   (*map(rule, option.routes), Rule(option.candidate)),
-                  run.summary["sample"].get("text_column", "text"))
+                  run.record.sample.text_column)
 
 
 def best_option(options: list[Option]) -> Option | None:
@@ -320,14 +290,14 @@ def best_option(options: list[Option]) -> Option | None:
 
 
 def recommend(run_dir: Path, max_share: float,
-              route_small: bool = False) -> tuple[Run, list[Option], Option | None]:
+              route_small: bool = False) -> tuple[RunDir, list[Option], Option | None]:
     if not 0 < max_share <= 1:
         raise ValidatorError(f"--max-fallback-share: must be in (0, 1], got {max_share}")
     run = load_run(run_dir)
-    if not run.candidates:
+    if not run.model_candidates:
         raise ValidatorError(f"{run_dir / 'summary.json'}: the run has no model candidate")
     select = selection_half(run.table["id"])
-    options = [plan_for(run, c, max_share, route_small, select) for c in run.candidates]
+    options = [plan_for(run, c, max_share, route_small, select) for c in run.model_candidates]
     return run, options, best_option(options)
 
 
@@ -353,7 +323,7 @@ def options_table(options: list[Option], max_share: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plan(out: Path, run: Run, options: list[Option], best: Option | None,
+def write_plan(out: Path, run: RunDir, options: list[Option], best: Option | None,
                max_share: float) -> list[Path]:
     """routing.yaml (the best confirmed plan), its gate-config snippet, the options table."""
     out.parent.mkdir(parents=True, exist_ok=True)

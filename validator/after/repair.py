@@ -157,8 +157,8 @@ def repair(bench: Workbench, budget: Budget, top: int, probe_limit: int, by: str
 
 
 def _speed(run, scorer: str) -> dict:
-    record = next(s for s in run.summary["scorers"] if s["name"] == scorer)
-    return {"size_bytes": record["size_bytes"], "latency_ms_p50": record["latency_ms_p50"]}
+    record = next(s for s in run.record.scorers if s.name == scorer)
+    return {"size_bytes": record.size_bytes, "latency_ms_p50": record.latency_ms_p50}
 
 
 def candidate_config(bench: Workbench, exclude: list[str]) -> dict:

@@ -103,8 +103,9 @@ def run(
                                             "report.out/run-YYYYmmdd-HHMMSS."),
     force: bool = typer.Option(False, "--force",
                                help="Replace the run in an --out folder that already "
-                                    "holds one (the old run stays until the new one is "
-                                    "complete)."),
+                                    "holds one and only its files (the old run stays "
+                                    "until the new one is complete; a folder with other "
+                                    "files is refused)."),
     no_cache: bool = typer.Option(False, "--no-cache",
                                   help="Neither read nor write cached predictions; build "
                                        "recipe artefacts afresh."),
@@ -130,11 +131,8 @@ def run(
         earlier = read_baseline(baseline) if baseline else None  # before any scoring
         cfg = load_config(config) if config else default_config()
         out_dir = out or default_out_dir(cfg.report.out)
-        if (out_dir / "summary.json").exists() and not force:
-            raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
-                                 f"pass --force to replace it")
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
-                           baseline=earlier)
+                           baseline=earlier, force=force)
         counts = summary.counts
         typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")

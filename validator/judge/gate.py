@@ -246,6 +246,12 @@ def decide(checks: list[Check], on_inconclusive: str,
     return GateResult(verdict, 0 if verdict == PASS else 1, checks, resamples or [])
 
 
+def isa_verdict(verdict: str, exit_code: int, missing_isa: list[str]) -> tuple[str, int]:
+    """The run's verdict and exit code once the CPU is considered: kernels production
+    will not use (an instruction set the serving CPU lacks) decide nothing."""
+    return (INCONCLUSIVE, 1) if missing_isa else (verdict, exit_code)
+
+
 def evaluate_gate(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
                   masks: pd.DataFrame, config: Config) -> GateResult:
     checks, resamples = build_checks(metrics, human, scores, masks, config)

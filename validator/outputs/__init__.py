@@ -2,26 +2,31 @@
 report.html, and any extra files of the run (discovery's slice file). They are written
 into a temporary sibling folder that is renamed into place only once all exist, so a
 run directory is either complete or absent: a failure while writing any of them (say
-report.html) leaves no summary.json behind.
+report.html) leaves no summary.json behind. summary.json records the sha256 of every
+other output (``outputs``), and the folder's manifest (``ownership``) every file the
+tool wrote there: a run never deletes or replaces a file it did not write, and holds
+the folder's lock until its outputs are in place.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from validator.errors import ValidatorError
 from validator.outputs.baseline import Comparison, compare
 from validator.outputs.decision import read_plan
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
-from validator.record.schema import RunRecord, read_record
+from validator.record.ownership import (MANIFEST_NAME, claim, file_sha256, foreign_files,
+                                         manifest_text)
+from validator.record.schema import RunRecord
 
 RENDERERS: dict[str, Callable[[RunRecord, Comparison | None], str]] = {
     "junit.xml": lambda summary, comparison: render_junit(summary),
@@ -45,9 +50,11 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+    claim([path])
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write atomically; in a run folder, the file joins the folder's manifest."""
     _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
@@ -55,74 +62,81 @@ OUTPUT_NAMES = ("summary.json", "predictions.parquet", *RENDERERS, "report.html"
 
 
 def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame,
-           extra: dict[str, str], comparison: Comparison | None) -> None:
+           extra: dict[str, str], comparison: Comparison | None) -> RunRecord:
+    """Every output into ``staging``; summary.json last, with the others' sha256."""
     predictions.to_parquet(staging / "predictions.parquet", index=False)
     for name, text in extra.items():
         (staging / name).write_text(text, encoding="utf-8")
-    (staging / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     for name, render in RENDERERS.items():
         (staging / name).write_text(render(summary, comparison), encoding="utf-8")
     (staging / "report.html").write_text(render_html(summary, predictions, comparison),
                                          encoding="utf-8")
+    summary = summary.model_copy(update={"outputs": {
+        p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}})
+    (staging / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     missing = [name for name in OUTPUT_NAMES if not (staging / name).is_file()]
     if missing:
         raise OSError(f"{staging}: {', '.join(missing)} not written")
+    (staging / MANIFEST_NAME).write_text(manifest_text(
+        {p.name: file_sha256(p) for p in staging.iterdir() if p.is_file()}), encoding="utf-8")
+    return summary
 
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename the staged run to ``out_dir``. A folder already there (``--force``) is set
-    aside and its entries that are not run outputs, nor written anew, are moved into
-    the new run."""
+    """Rename the staged run to ``out_dir``. A previous run there (``--force``, checked
+    by ``ownership.check_out_dir``) is set aside; its own files (listed in its manifest
+    and unchanged) are removed, any other entry moves into the new run, or, when the
+    new run wrote the same name, stays set aside and the run says where."""
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         os.replace(staging, out_dir)  # atomic, also onto an empty folder
         return
     previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.replaced-", dir=out_dir.parent))
     os.replace(out_dir, previous / "run")
     os.replace(staging, out_dir)
+    foreign = set(foreign_files(previous / "run"))
     for entry in (previous / "run").iterdir():
-        if entry.name not in OUTPUT_NAMES and not (out_dir / entry.name).exists():
+        if entry.name not in foreign:
+            entry.unlink()
+        elif not (out_dir / entry.name).exists():
             os.replace(entry, out_dir / entry.name)
-    shutil.rmtree(previous, ignore_errors=True)
+    kept = sorted(p.name for p in (previous / "run").iterdir())
+    if kept:
+        print(f"note: kept {', '.join(kept)} of the replaced folder in {previous / 'run'} "
+              f"(not written by this tool)", file=sys.stderr)
+        return
+    shutil.rmtree(previous)
 
 
 def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
                   extra: dict[str, str] | None = None,
-                  baseline: tuple[Path, RunRecord] | None = None) -> list[Path]:
+                  baseline: tuple[Path, RunRecord] | None = None) -> RunRecord:
     """The run's five outputs, and ``extra`` files (name -> text), into ``out_dir`` at
     once; with a baseline run (its folder and record), report.html and summary.md also
-    say what changed since it."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValidatorError(f"{out_dir}: exists and is not a folder; choose another --out")
+    say what changed since it. Returns the record as written (with ``outputs``)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         _shareable(staging, 0o777)
         comparison = None if baseline is None else compare(summary, baseline)
-        _stage(staging, summary, predictions, extra or {}, comparison)
+        summary = _stage(staging, summary, predictions, extra or {}, comparison)
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [out_dir / name for name in (*OUTPUT_NAMES, *(extra or {}))]
+    return summary
 
 
 def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = None) -> Path:
-    """``validator report RUN_DIR``: report.html again from summary.json (validated
-    against the run record) and predictions.parquet, without scoring. With a baseline
-    run, summary.md is rendered again too, both with the comparison. A confirmed plan
-    that ``validator recommend`` wrote beside the run (routing.yaml) enters the
-    decision."""
-    summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
-    for path in (summary_path, table_path):
-        if not path.is_file():
-            raise ValidatorError(f"{path}: not found; is {run_dir} a run directory?")
-    summary = read_record(summary_path)
-    try:
-        predictions = pd.read_parquet(table_path)
-    except (ValueError, OSError) as exc:
-        raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
-    target = run_dir / "report.html"
+    """``validator report RUN_DIR``: report.html again from summary.json and
+    predictions.parquet, read and verified by ``RunDir`` (hashes and verdicts), without
+    scoring. With a baseline run, summary.md is rendered again too, both with the
+    comparison. A confirmed plan that ``validator recommend`` wrote beside the run
+    (routing.yaml) enters the decision."""
     from validator.outputs.decision_view import decision_sections
+    from validator.record.run_dir import RunDir
 
+    run = RunDir.read(run_dir)
+    summary, predictions = run.record, run.table
+    target = run_dir / "report.html"
     comparison = None if baseline is None else compare(summary, baseline)
     plan = read_plan(run_dir, summary, predictions)
     write_text(target, render_html(summary, predictions, comparison, plan,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from validator.errors import ValidatorError
-from validator.record.schema import CheckRecord, RunRecord, read_record
+from validator.record.schema import CheckRecord, RunRecord
 
 KINDS = ("new failure", "new pass", "moved")
 PLURALS = {"new failure": "new failures", "new pass": "new passes", "moved": "moved"}
@@ -67,11 +67,13 @@ class Comparison:
 
 
 def read_baseline(run_dir: Path) -> tuple[Path, RunRecord]:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        raise ValidatorError(f"--baseline {run_dir}: summary.json not found; is it a run "
-                             f"directory?")
-    return run_dir, read_record(path)
+    """The earlier run's folder and record, read and verified (``RunDir``)."""
+    from validator.record.run_dir import RunDir
+
+    try:
+        return run_dir, RunDir.read(run_dir).record
+    except ValidatorError as exc:
+        raise ValidatorError(f"--baseline: {exc}") from exc
 
 
 def classify(before: CheckRecord, after: CheckRecord) -> str | None:

@@ -16,7 +16,7 @@ import pandas as pd
 import validator
 from validator.config import Config
 from validator.judge.evenness import concentration
-from validator.judge.gate import GateResult
+from validator.judge.gate import GateResult, isa_verdict
 from validator.metrics import METRICS
 from validator.cpu import cpu_facts
 from validator.outputs.majority import majority_metrics
@@ -125,8 +125,7 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
     checks = [c.as_dict() for c in gate.checks]
     scorers = [asdict(info) for info in predictions.scorers]
     cpu = cpu_facts(config.serving.isa)
-    verdict, exit_code = ("inconclusive", 1) if cpu["missing_isa"] else \
-        (gate.verdict, gate.exit_code)  # kernels production will not use decide nothing
+    verdict, exit_code = isa_verdict(gate.verdict, gate.exit_code, cpu["missing_isa"])
     return build_record(_clean({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "slice-validator", "version": validator.__version__,

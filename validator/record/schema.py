@@ -88,6 +88,22 @@ class Rubric(Record):
     dimensions: list[str]
 
 
+class CacheCheck(Record):
+    """How a scorer's cached predictions were verified this run (validator.cache_check):
+    ``rows_checked`` of its ``rows_from_cache`` cached rows, drawn at run time, were
+    scored afresh and compared within ``tolerance``; ``catch_probability`` maps a share
+    p of edited cached rows to the chance the draw holds at least one of them."""
+    rows_from_cache: int
+    rows_checked: int
+    rows_disagreeing: int
+    tolerance: float
+    max_difference: float | None
+    rescored: bool                  # a disagreement discarded the cache for this run
+    chunks_discarded: int           # chunks unsigned or mis-signed under the HMAC key
+    signed: bool                    # SLICE_VALIDATOR_CACHE_KEY was set
+    catch_probability: dict[str, float]
+
+
 class ScorerRecord(Record):
     name: str
     role: Literal["reference", "candidate"]
@@ -122,6 +138,7 @@ class ScorerRecord(Record):
     score_seconds: float | None = None      # scoring the gate rows through the cache
     speed_from_cache: bool = False          # measured alone by an earlier run, same key
     load_average_1m: float | None = None    # the machine's when it was measured alone
+    cache_check: CacheCheck | None = None   # None: nothing came from the cache
 
 
 class Deployment(Record):
@@ -294,6 +311,9 @@ class RunRecord(Record):
     metrics: list[MetricValue]
     discovery: Discovery | None = None
     cpu: Cpu | None = None
+    # sha256 of every other file the run wrote (predictions.parquet, report.html, ...);
+    # validator.record.run_dir refuses a run folder whose files differ. {}: older runs
+    outputs: dict[str, str] = {}
 
     @property
     def reference(self) -> ScorerRecord:

@@ -1,0 +1,172 @@
+"""Which files of a run folder the tool wrote, and the lock a run holds on its folder.
+
+A run folder carries a manifest (``MANIFEST_NAME``: the sha256 of every file the tool
+wrote there: the run's outputs, and what ``report``, ``recommend``, ``discover``,
+``diagnose`` and ``repair`` wrote beside them later). A run never deletes or replaces
+a file that is not in it:
+
+- ``--out`` must be absent or empty, or, with ``--force``, hold only files of the
+  manifest, each unchanged since the tool wrote it; otherwise exit 2 naming the
+  files that are not the tool's.
+- A run holds an exclusive lock (``fcntl.flock`` on ``.NAME.lock`` beside the folder,
+  holding the run's pid) from before scoring until its outputs are in place. A second
+  run into the same folder exits 2 naming the lock file and the pid holding it. A lock
+  file left by a process that ended is not a lock (the kernel released it): the run
+  takes it over and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from validator.errors import ValidatorError
+
+MANIFEST_NAME = ".slice-validator-run.json"
+SHOWN = 5  # foreign files named in a refusal before "and N more"
+
+
+def file_sha256(path: Path) -> str:
+    from validator.cache import file_sha256 as digest
+
+    return digest(path)
+
+
+def read_manifest(folder: Path) -> dict[str, str] | None:
+    """name -> sha256 of the files the tool wrote in ``folder``; None when it has none."""
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValidatorError(f"{path}: unreadable run manifest ({exc}); the folder's files "
+                             f"cannot be told apart from yours") from exc
+    return {str(name): str(digest) for name, digest in dict(files).items()}
+
+
+def manifest_text(files: dict[str, str]) -> str:
+    return json.dumps({"written_by": "slice-validator", "files": dict(sorted(files.items()))},
+                      indent=2) + "\n"
+
+
+def claim(paths: list[Path]) -> None:
+    """Record files the tool just wrote into a run folder (one holding a manifest), so
+    a later ``--force`` may replace them and ``RunDir`` accepts re-rendered reports."""
+    for folder in {p.parent for p in paths}:
+        files = read_manifest(folder)
+        if files is None:
+            continue
+        files.update({p.name: file_sha256(p) for p in paths if p.parent == folder})
+        (folder / MANIFEST_NAME).write_text(manifest_text(files), encoding="utf-8")
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Entries of ``folder`` the tool did not write (or that changed since it did)."""
+    files = read_manifest(folder) or {}
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == MANIFEST_NAME:
+            continue
+        if not entry.is_file() or entry.name not in files or \
+                file_sha256(entry) != files[entry.name]:
+            foreign.append(entry.name)
+    return foreign
+
+
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse (exit 2) an --out the run may not write into; see the module docstring."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ValidatorError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if not any(out_dir.iterdir()):
+        return
+    if read_manifest(out_dir) is None:
+        names = sorted(p.name for p in out_dir.iterdir())
+        raise ValidatorError(f"{out_dir}: not empty and not a run folder of this tool "
+                             f"(holds {shown(names)}); choose an empty or new --out")
+    if not force:
+        raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
+                             f"pass --force to replace it")
+    foreign = foreign_files(out_dir)
+    if foreign:
+        raise ValidatorError(f"{out_dir}: --force replaces only the previous run's own "
+                             f"files, but it also holds {shown(foreign)} (not written by "
+                             f"this tool, or changed since); move them first")
+
+
+def shown(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
+def lock_path(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.lock"
+
+
+def _holder(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip()
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _acquire(path: Path, out_dir: Path):
+    """The open, exclusively locked lock file (retried when the file it locked was
+    removed meanwhile by the run that held it)."""
+    import fcntl
+
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = _holder(handle) or "?"
+            handle.close()
+            raise ValidatorError(f"{path}: another run (pid {holder}) is writing "
+                                 f"{out_dir}; wait for it or choose another --out") from exc
+        if path.exists() and os.fstat(handle.fileno()).st_ino == path.stat().st_ino:
+            return handle
+        handle.close()
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: Path):
+    """Hold the run folder's lock for the block; exit 2 naming the lock when another
+    live run holds it."""
+    path = lock_path(out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _acquire(path, out_dir) as handle:
+        previous = _holder(handle)
+        if previous and not _alive(previous):
+            print(f"note: {path}: stale lock of pid {previous} (process ended); taken over",
+                  file=sys.stderr)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)  # ours: written above, still held
+
+
+@contextlib.contextmanager
+def run_folder(out_dir: Path, force: bool):
+    """The run's hold on ``out_dir``: its lock, then the check that the run may write
+    there (both before any scoring)."""
+    with folder_lock(out_dir):
+        check_out_dir(out_dir, force)
+        yield

@@ -1,0 +1,68 @@
+"""Re-derive a stored run's verdicts from its checks' numbers with the gate's own rules.
+
+A summary.json whose verdicts were edited (a failing check marked "pass", the run's
+verdict or exit code changed, the counts changed) must not be rendered as a pass:
+each check's verdict is judged again from its recorded numbers by the judge's own
+functions (``gate.judge``, ``gate.apply_correction``, ``evenness.apply_max_concentration``,
+``gate.decide``, ``gate.isa_verdict``), and any difference refuses the run (exit 2,
+naming the first key that disagrees).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields, replace
+
+from validator.errors import ValidatorError
+from validator.judge.evenness import apply_max_concentration
+from validator.judge.gate import Check, apply_correction, decide, isa_verdict, judge
+from validator.record.schema import CheckRecord, RunRecord
+
+CHECK_FIELDS = [f.name for f in fields(Check)]
+
+
+def as_check(record: CheckRecord) -> Check:
+    """The gate's check from its record (null numbers back to NaN, as the gate had them)."""
+    values = record.model_dump()
+    return Check(**{name: (math.nan if values[name] is None and name != "rows_needed"
+                           else values[name]) for name in CHECK_FIELDS})
+
+
+def rederive(record: RunRecord, source: str) -> tuple[list[Check], str, int]:
+    """(checks judged again, the run's verdict, its exit code)."""
+    rows = {s.name: s.rows for s in record.slices}
+    checks = []
+    for i, stored in enumerate(record.checks):
+        if stored.slice not in rows:
+            raise ValidatorError(f"{source}: checks[{i}].slice {stored.slice!r} is not among "
+                                 f"the run's slices")
+        check = as_check(stored)
+        verdict, reason = judge(check, rows[stored.slice], record.gate)
+        checks.append(replace(check, verdict=verdict, reason=reason))
+    checks = apply_correction(checks, record.gate)
+    checks = apply_max_concentration(checks, record.gate, list(record.rubric.dimensions))
+    result = decide(checks, record.gate.on_inconclusive)
+    missing_isa = record.cpu.missing_isa if record.cpu is not None else []
+    verdict, exit_code = isa_verdict(result.verdict, result.exit_code, missing_isa)
+    return checks, verdict, exit_code
+
+
+def check_verdicts(record: RunRecord, source: str) -> None:
+    """ValidatorError naming the first stored verdict the gate's rules do not give."""
+    checks, verdict, exit_code = rederive(record, source)
+    for i, (stored, judged) in enumerate(zip(record.checks, checks)):
+        if stored.verdict != judged.verdict:
+            raise ValidatorError(
+                f"{source}: checks[{i}].verdict is {stored.verdict!r} but the gate's rules "
+                f"give {judged.verdict!r} for its numbers ({stored.candidate} on "
+                f"{stored.slice} / {stored.dimension}); the file was edited")
+    if (record.verdict, record.exit_code) != (verdict, exit_code):
+        raise ValidatorError(f"{source}: verdict {record.verdict!r} / exit_code "
+                             f"{record.exit_code} but its checks give {verdict!r} / "
+                             f"{exit_code}; the file was edited")
+    counts = {v: sum(c.verdict == v for c in checks) for v in ("pass", "fail", "inconclusive")}
+    stored = {"pass": record.counts.passed, "fail": record.counts.fail,
+              "inconclusive": record.counts.inconclusive}
+    if counts != stored:
+        raise ValidatorError(f"{source}: counts {stored} but its checks give {counts}; "
+                             f"the file was edited")
