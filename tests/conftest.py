@@ -105,3 +105,20 @@ def columns_config(tmp_path: Path, frame: pd.DataFrame, **overrides) -> Path:
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+def reseal(run: Path) -> Path:
+    """Record the files of a run folder a test changed on purpose (to stand for another
+    run) as the run's own, as `validator run` would have: the sha256 in summary.json's
+    ``outputs`` and in the folder's manifest. Without it, every reader refuses the
+    folder (validator.record.run_dir)."""
+    import json
+
+    from validator.record.ownership import MANIFEST_NAME, file_sha256, manifest_text
+
+    summary = json.loads((run / "summary.json").read_text())
+    summary["outputs"] = {name: file_sha256(run / name) for name in summary.get("outputs", {})}
+    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    (run / MANIFEST_NAME).write_text(manifest_text(
+        {p.name: file_sha256(p) for p in run.iterdir() if p.is_file() and p.name != MANIFEST_NAME}))
+    return run

@@ -7,7 +7,6 @@ one-line error. A row without a builder, or a builder without a row, fails the t
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -269,23 +268,11 @@ def without_ray(s: Setup) -> dict:
 
 
 def finished_run(s: Setup) -> Path:
-    """A run directory as `validator run` leaves it (the files discovery reads), written
-    directly: scoring it again would only cost time."""
-    run = s.folder / "run"
-    run.mkdir()
-    table = s.frame[["id", "text"]].copy()
-    for d in DIMENSIONS:
-        table[f"human:{d}"] = s.frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1)
-        table[f"ref:{d}"], table[f"cand:{d}"] = s.frame[f"{d}_ref"], s.frame[f"{d}_cand"]
-    table.to_parquet(run / "predictions.parquet", index=False)
-    summary = {"schema_version": 1, "config": {"seed": 0}, "gate": {"metric": "exact_agreement"},
-               "rubric": {"scale": [1, 5], "dimensions": DIMENSIONS},
-               "sample": {"path": str(s.write()), "text_column": "text"},
-               "scorers": [{"name": "ref", "role": "reference", "backend": "columns"},
-                           {"name": "cand", "role": "candidate", "backend": "columns"}],
-               "slices": []}
-    (run / "summary.json").write_text(json.dumps(summary))
-    return run
+    """A run directory as `validator run` leaves it (read back, verified, by RunDir)."""
+    args = s.run()
+    result = run_cli(*args[:-2], str(s.folder / "run"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    return s.folder / "run"
 
 
 def write(s: Setup, name: str, text: str) -> Path:

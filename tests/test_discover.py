@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DIMENSIONS, ROOT, columns_config, human_mean, run_cli
+from conftest import DIMENSIONS, ROOT, columns_config, human_mean, reseal, run_cli
 from validator.config import DiscoveryConfig
 from validator.after.discover import discover
 from validator.after.discover_section import discover_in_run
@@ -177,7 +177,7 @@ def copy_run(folder: Path, target: Path, change) -> Path:
     table = pd.read_parquet(target / "predictions.parquet")
     change(table)
     table.to_parquet(target / "predictions.parquet", index=False)
-    return target
+    return reseal(target)
 
 
 def test_identical_candidate_confirms_nothing(planted_run, tmp_path):
@@ -261,6 +261,6 @@ def test_same_run_same_findings_and_text_features_without_the_sample(planted_run
     summary = json.loads((run / "summary.json").read_text())
     summary["sample"]["path"] = str(tmp_path / "moved.parquet")
     (run / "summary.json").write_text(json.dumps(summary))
-    record = discover(run, settings)
+    record = discover(reseal(run), settings)
     assert record["features"]["columns"] == [] and "not found" in record["features"]["note"]
     assert all("content_type" not in json.dumps(s["where"]) for s in record["slices"])

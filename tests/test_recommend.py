@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DIMENSIONS, ROOT, columns_config, run_cli
+from conftest import DIMENSIONS, ROOT, columns_config, reseal, run_cli
 from validator.after.recommend import options_table, recommend, selection_half, write_plan
 from validator.routing import Router
 
@@ -89,7 +89,7 @@ def test_a_plan_that_fails_confirmation_is_reported_as_failed(short_copy_run, tm
         table[f"cand:{d}"] = table[f"ref:{d}"] + np.where(
             confirmation, rng.normal(0, 1.5, len(table)), 0)
     table.to_parquet(run / "predictions.parquet", index=False)
-    _, options, best = recommend(run, 0.4)
+    _, options, best = recommend(reseal(run), 0.4)
     assert best is None
     assert options[0].selection == "pass" and options[0].routes == []
     assert options[0].confirmation == "fail" and options[0].confirmation_counts["fail"] > 0
