@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from validator.cache import PredictionCache, row_keys
+from validator.cache_check import lookup
 from validator.scorers import no_progress
 from validator.scorers.batched import BatchedScorer
 from validator.scorers.output_map import OutputMap
@@ -55,21 +56,23 @@ TEXTS = [f"text number {i} " + "x" * (i % 7) for i in range(40)] + ["repeat", "r
 
 def test_interrupted_run_resumes_from_the_last_chunk(tmp_path):
     cache = PredictionCache(tmp_path, flush_rows=8)
-    expected, _ = score_cached(FakeScorer(), TEXTS, no_progress, None)
+    expected, _, _ = score_cached(FakeScorer(), TEXTS, no_progress, None)
     with pytest.raises(KeyboardInterrupt):
         score_cached(FakeScorer(crash_after=3), TEXTS, no_progress, cache)
     distinct = list(dict.fromkeys(TEXTS))
-    _, found = cache.lookup("fake-model-v1", row_keys(distinct), 2)
+    found = lookup(cache, "fake-model-v1", row_keys(distinct), 2).found
     assert found.sum() == 8  # one chunk of 8 texts was written before the crash
     resumed = FakeScorer()
-    values, from_cache = score_cached(resumed, TEXTS, no_progress, cache)
+    values, from_cache, check = score_cached(resumed, TEXTS, no_progress, cache)
     np.testing.assert_array_equal(values, expected)
     assert from_cache == sum(t in set(np.array(distinct)[found]) for t in TEXTS)
-    assert resumed.batches == -(-(len(distinct) - 8) // 4)  # only the rest was scored
+    assert check["rows_checked"] == 8 and check["rows_disagreeing"] == 0  # both batches
+    # only the rest was scored, plus the two cached batches scored again to check them
+    assert resumed.batches == -(-(len(distinct) - 8) // 4) + 2
 
 
 def test_duplicate_texts_are_scored_once_and_share_a_value(tmp_path):
     scorer = FakeScorer()
-    values, _ = score_cached(scorer, TEXTS, no_progress, PredictionCache(tmp_path))
+    values, _, _ = score_cached(scorer, TEXTS, no_progress, PredictionCache(tmp_path))
     np.testing.assert_array_equal(values[-1], values[-2])
     assert scorer.batches == -(-41 // 4)

@@ -21,6 +21,7 @@ import yaml
 
 from conftest import run_cli
 from validator.cache import PredictionCache, cache_root, row_keys
+from validator.cache_check import lookup
 from validator.config import DEFAULT_CONFIG, load_config
 from validator.engine import RayEngine
 from validator.scorers import Scorer
@@ -116,7 +117,8 @@ def cached(cache: dict, texts: list[str]) -> dict[str, np.ndarray]:
     folder = Path(cache["SLICE_VALIDATOR_CACHE"])
     found = {}
     for fingerprint in sorted(p.name for p in (folder / "predictions").iterdir()):
-        values, hit = PredictionCache(folder).lookup(fingerprint, row_keys(texts), 7)
+        stored = lookup(PredictionCache(folder), fingerprint, row_keys(texts), 7)
+        values, hit = stored.values, stored.found
         assert hit.all()
         found[fingerprint] = values
     return found

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from validator.cache import PredictionCache, cache_root, row_keys
+from validator.cache_check import lookup, say_unsigned, verify
 from validator.config import Config, ScorerConfig
 from validator.engine import Predict, local_predict, open_engine
 from validator.errors import ConfigError, ScoringError
@@ -111,19 +112,27 @@ def check_finite(values: np.ndarray, scorer: str, sample: Sample) -> None:
 
 def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
                  cache: PredictionCache | None,
-                 predict: Predict = local_predict) -> tuple[np.ndarray, int]:
+                 predict: Predict = local_predict) -> tuple[np.ndarray, int, dict | None]:
     """Predictions for every text: each distinct text is predicted once, and only when
-    the cache lacks it, by ``predict`` (the engine: here or on Ray). Returns (values,
-    rows served from the cache)."""
+    the cache lacks it, by ``predict`` (the engine: here or on Ray). Cached rows are
+    verified first (validator.cache_check). Returns (values, rows served from the
+    cache, the cache check's record or None when nothing came from the cache)."""
     codes, distinct = pd.factorize(pd.Series(texts, dtype=object))
     distinct = list(distinct)
     keys = row_keys(distinct)
     fingerprint = scorer.fingerprint() if cache is not None else None
+    check = None
     if fingerprint is None:
         values = np.full((len(distinct), len(scorer.dimensions)), np.nan)
         found = np.zeros(len(distinct), dtype=bool)
     else:
-        values, found = cache.lookup(fingerprint, keys, len(scorer.dimensions))
+        cached = lookup(cache, fingerprint, keys, len(scorer.dimensions))
+        say_unsigned(cache, fingerprint, scorer.name)
+        if cached.batches:
+            with progress(f"checking {scorer.name}'s cache", 1) as advance:
+                check = verify(scorer, distinct, cached, predict, fingerprint, cache)
+                advance(1)
+        values, found = cached.values, cached.found
     missing = np.flatnonzero(~found)
     if len(missing):
         writer = cache.writer(fingerprint) if fingerprint is not None else None
@@ -136,7 +145,7 @@ def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
             values[missing] = predict(scorer, [distinct[i] for i in missing], done)
         if writer is not None:
             writer.flush()
-    return values[codes], int(found[codes].sum())
+    return values[codes], int(found[codes].sum()), check
 
 
 @dataclass
@@ -175,10 +184,11 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     with PeakRss() as memory:
         start = time.perf_counter()
         if isinstance(scorer, Scorer):
-            values, from_cache = score_cached(scorer, sample.texts, progress, cache, predict)
+            values, from_cache, check = score_cached(scorer, sample.texts, progress, cache,
+                                                     predict)
         else:
             with progress(f"reading {scorer.name}", len(sample.frame)) as advance:
-                values, from_cache = scorer.read(sample), 0
+                values, from_cache, check = scorer.read(sample), 0, None
                 advance(len(values))
         seconds = time.perf_counter() - start
     if isinstance(scorer, Scorer):
@@ -195,7 +205,7 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
                       **asdict(identity(scorer)), peak_rss_bytes=memory.peak, **asdict(speed),
                       scoring_seconds=seconds, rows_scored=len(values) - from_cache,
                       rows_from_cache=from_cache, score_seconds=seconds,
-                      speed_from_cache=speed_cached)
+                      speed_from_cache=speed_cached, cache_check=check)
     return values, info
 
 

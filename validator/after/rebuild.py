@@ -84,8 +84,8 @@ class Workbench:
         Dynamic INT8 quantizes activations per batch, so predictions of a row depend on
         the rows batched with it: variants compared on a subset of rows are scored
         afresh on exactly that subset, never mixed with what a run cached."""
-        values, _ = score_cached(scorer, self.texts(rows), self.progress,
-                                 self.cache if cached else None)
+        values, _, _ = score_cached(scorer, self.texts(rows), self.progress,
+                                    self.cache if cached else None)
         return values
 
 

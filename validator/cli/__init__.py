@@ -56,7 +56,7 @@ def guarded(debug: bool):
     """Map every failure to one line and exit 2; never a traceback unless --debug."""
     try:
         yield
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):  # stdout closed (`| head`): click exits 1 quietly
         raise
     except ValidatorError as exc:
         fail(str(exc), debug)
@@ -123,6 +123,7 @@ def run(
 
     Exit 0: gate passed. 1: gate failed (or inconclusive). 2: could not run.
     """
+    from validator.cache_check import describe as describe_cache_check
     from validator.config import default_config, load_config
     from validator.outputs.baseline import read_baseline
     from validator.pipeline import run_gate
@@ -134,6 +135,9 @@ def run(
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
                            baseline=earlier, force=force)
         counts = summary.counts
+        for scorer in summary.scorers:
+            if scorer.cache_check is not None:
+                typer.echo(describe_cache_check(scorer.name, scorer.cache_check))
         typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
         if summary.cpu is not None and summary.cpu.reason:
