@@ -147,7 +147,7 @@ def test_a_rerun_replaces_the_discovery_files_and_keeps_other_files(planted_run,
     write_outputs(out, summary, table, {"discovered-slices.yaml": "old"})
     (out / "notes.txt").write_text("mine")
     written = write_outputs(out, summary, table, {"discovered-slices.yaml": "new"})
-    assert out / "discovered-slices.yaml" in written
+    assert "discovered-slices.yaml" in written.outputs
     assert (out / "discovered-slices.yaml").read_text() == "new"
     assert (out / "notes.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".run.*"))

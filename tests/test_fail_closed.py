@@ -265,7 +265,6 @@ def test_force_replaces_a_run_only_once_the_new_one_is_complete(tmp_path, scored
     frame = same_as_reference(scored_rows)
     code, first, _ = gate_run(tmp_path, frame)
     assert code == 0
-    (tmp_path / "run" / "notes.txt").write_text("kept")
     before = (tmp_path / "run" / "summary.json").read_text()
     with monkeypatch.context() as patch:
         patch.setattr("validator.outputs.render_html", broken_report)
@@ -276,7 +275,7 @@ def test_force_replaces_a_run_only_once_the_new_one_is_complete(tmp_path, scored
     assert code == 1 and second["verdict"] == "fail"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(
         ["summary.json", "predictions.parquet", "junit.xml", "summary.md", "report.html",
-         "notes.txt"])
+         ".slice-validator-run.json"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]
 
 

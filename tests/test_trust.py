@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DIMENSIONS, ROOT, columns_config, reseal, run_cli
-from validator.cache import PredictionCache
+from conftest import DIMENSIONS, ROOT, columns_config, reseal, run_cli, tiny_model_dir
+from validator.cache import PredictionCache, row_keys
 from validator.cache_check import catch_probability
 from validator.cli import app
 from validator.record.ownership import MANIFEST_NAME, lock_path
@@ -121,6 +121,37 @@ def test_cache_variable_pointing_at_a_file_exits_2_naming_it(tmp_path, scored_ro
     assert result.returncode == 2, result.stderr
     assert f"SLICE_VALIDATOR_CACHE={blocker}" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_cache_edited_to_another_scorers_values_cannot_pass_the_gate(tmp_path, scored_rows):
+    """A real model candidate fails against the reference; its cached predictions are
+    then edited to the reference's (the attack of issue 22). The next run detects it,
+    scores afresh and still fails."""
+    model = tiny_model_dir(tmp_path / "model", initializer_range=0.3)
+    config = columns_config(tmp_path, scored_rows.head(400), candidates=[
+        {"name": "cand", "backend": "transformers", "model": str(model)}])
+    env = {"SLICE_VALIDATOR_CACHE": str(tmp_path / "cache")}
+    first = run_cli("run", "--config", str(config), "--out", str(tmp_path / "one"), "--quiet",
+                    env=env)
+    assert first.returncode == 1, first.stderr
+    table = pd.read_parquet(tmp_path / "one" / "predictions.parquet").drop_duplicates("text")
+    reference = dict(zip(row_keys(table["text"].tolist()).tolist(),
+                         table[[f"ref:{d}" for d in DIMENSIONS]].to_numpy()))
+    folders = list((tmp_path / "cache" / "predictions").iterdir())
+    assert len(folders) == 1  # the candidate's: the reference is read from the sample
+    assert edit_chunks(folders[0], lambda keys, values: np.array(
+        [reference[key] for key in keys.tolist()])) > 0
+    second = run_cli("run", "--config", str(config), "--out", str(tmp_path / "two"), env=env)
+    assert second.returncode == 1, second.stderr
+    assert "disagree with the cache" in second.stderr
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    check = summary["scorers"][1]["cache_check"]
+    assert check["rescored"] and check["rows_disagreeing"] > 0
+    assert "cache: cand: " in second.stdout and "disagreed: discarded" in second.stdout
+    once = pd.read_parquet(tmp_path / "one" / "predictions.parquet")
+    twice = pd.read_parquet(tmp_path / "two" / "predictions.parquet")
+    np.testing.assert_array_equal(twice[[f"cand:{d}" for d in DIMENSIONS]],
+                                  once[[f"cand:{d}" for d in DIMENSIONS]])
 
 
 # -- run files ----------------------------------------------------------------------------
