@@ -17,7 +17,9 @@ def config_with(**changes) -> dict:
 def test_default_config_points_at_the_shipped_files():
     config = default_config()
     assert config.sample.path.is_file() and config.slices[0].is_dir()
-    assert [c.recipe for c in config.candidates] == ["torch-int8-dynamic", "onnx-int8-static"]
+    assert [c.recipe for c in config.candidates] == ["torch-int8-dynamic", "onnx-int8-static",
+                                                     "onnx-fp32"]
+    assert config.sample.rating_plan is None
 
 
 def test_most_specific_override_wins():

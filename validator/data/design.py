@@ -146,14 +146,16 @@ def _integerise(target: np.ndarray, budget: int, rows: np.ndarray) -> np.ndarray
 
 def _floor_shares(home_of: np.ndarray, rows: np.ndarray, neyman: np.ndarray,
                   floor: int) -> np.ndarray:
-    """``floor`` rows per home slice, spread over its strata by Neyman weight (by size
-    where none of its rows differs), so the floor too goes where predictions differ."""
+    """``floor`` rows per home slice, spread over its strata by Neyman weight (then by
+    size, once the differing rows are all taken), so the floor goes where predictions
+    differ first."""
     shares = np.zeros_like(rows)
     for home in np.unique(home_of):
         mine = home_of == home
-        weights = neyman[mine] if neyman[mine].sum() > 0 else rows[mine]
         wanted = min(floor, rows[mine].sum())
-        shares[mine] = _water_fill(wanted, weights, rows[mine])
+        shares[mine] = _water_fill(wanted, neyman[mine], rows[mine])
+        shares[mine] += _water_fill(wanted - shares[mine].sum(), rows[mine],
+                                    rows[mine] - shares[mine])
     return shares
 
 
