@@ -49,7 +49,8 @@ PLANTED_SLICE, PLANTED_DROP = "short_copy", 6.0   # 432 validation rows
 
 def validation_rows() -> pd.DataFrame:
     frame = pd.read_csv(ROOT / "fixtures" / "sample.csv")
-    return frame[frame.split == "validation"].reset_index(drop=True)
+    rated = frame.filter(regex=r"_r[12]$").notna().any(axis=1)  # the pool is unrated
+    return frame[(frame.split == "validation") & rated].reset_index(drop=True)
 
 
 def simulated_run(frame: pd.DataFrame, seed: int, planted: np.ndarray | None = None,

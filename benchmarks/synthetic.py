@@ -18,6 +18,7 @@ def resampled_sample(rows: int, candidate_noise: dict[str, float], seed: int = 0
     """``split``: resample only the shipped rows of that split (default: all rows)."""
     rng = np.random.default_rng(seed)
     frame = pd.read_csv(ROOT / "fixtures" / "sample.csv")
+    frame = frame[frame.filter(regex=r"_r[12]$").notna().any(axis=1)]  # rated rows only
     if split is not None:
         frame = frame[frame.split == split]
     frame = frame.sample(n=rows, replace=True, random_state=seed).reset_index(drop=True)

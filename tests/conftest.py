@@ -60,8 +60,10 @@ def tiny_model_dir(path: Path, labels=tuple(DIMENSIONS), vocab_size: int = 30522
 
 @pytest.fixture(scope="session")
 def validation_rows() -> pd.DataFrame:
+    """The rated validation rows (the shipped sample's unrated pool left out)."""
     frame = pd.read_csv(SAMPLE)
-    return frame[frame.split == "validation"].reset_index(drop=True)
+    rated = frame.filter(regex=r"_r[12]$").notna().any(axis=1)
+    return frame[(frame.split == "validation") & rated].reset_index(drop=True)
 
 
 def human_mean(frame: pd.DataFrame, dimension: str) -> pd.Series:

@@ -17,7 +17,9 @@ def config_with(**changes) -> dict:
 def test_default_config_points_at_the_shipped_files():
     config = default_config()
     assert config.sample.path.is_file() and config.slices[0].is_dir()
-    assert [c.recipe for c in config.candidates] == ["torch-int8-dynamic", "onnx-int8-static"]
+    assert [c.recipe for c in config.candidates] == ["torch-int8-dynamic", "onnx-int8-static",
+                                                     "onnx-fp32"]
+    assert config.sample.rating_plan is None
 
 
 def test_most_specific_override_wins():
@@ -47,3 +49,10 @@ def test_errors_name_file_and_key(changes, message):
         parse_config(config_with(**changes), "c.yaml", Path("."))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_rating_plan_is_relative_to_the_config_file():
+    sample = {**DEFAULT_CONFIG["sample"], "rating_plan": "plans/PLAN.csv"}
+    config = parse_config(config_with(sample=sample), "c.yaml", Path("/gates/release"))
+    assert config.sample.rating_plan == Path("/gates/release/plans/PLAN.csv")
+    assert config.sample.path == Path("/gates/release") / DEFAULT_CONFIG["sample"]["path"]

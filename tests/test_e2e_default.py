@@ -28,7 +28,8 @@ def test_default_run_decides(default_run):
 def test_default_run_measures_both_real_scorers(default_run):
     _, out = default_run
     summary = json.loads((out / "summary.json").read_text())
-    reference, torch_int8, onnx_int8 = summary["scorers"]
+    reference, torch_int8, onnx_int8, onnx_fp32 = summary["scorers"]
+    assert onnx_fp32["recipe"]["name"] == "onnx-fp32" and onnx_fp32["backend"] == "onnxruntime"
     assert reference["role"] == "reference" and reference["backend"] == "transformers"
     # the default traces the reference; the torch candidate runs the same way, ONNX is not torch
     assert (reference["runtime"], torch_int8["runtime"], onnx_int8["runtime"]) == (

@@ -33,4 +33,4 @@ def test_default_run_works_with_networking_disabled(tmp_path):
                             cwd=ROOT, timeout=900)
     assert result.returncode in (0, 1), result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["scorers"]) == 3 and summary["sample"]["rows"] >= 1500
+    assert len(summary["scorers"]) == 4 and summary["sample"]["rows"] >= 1500

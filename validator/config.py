@@ -37,6 +37,7 @@ class SampleConfig(StrictModel):
     allowed_values: dict[str, list[str | int | float | bool]] | None = None
     production_mix: ProductionMix | None = None
     serving_columns: list[str] | None = None  # known at request time (routing may read)
+    rating_plan: Path | None = None  # PLAN.csv from `validator plan-ratings` (issue 23)
 
 
 class RubricConfig(StrictModel):
@@ -294,8 +295,10 @@ def _resolve_model(scorer: Any, base: Path) -> Any:
 def _resolve(raw: dict, base: Path) -> dict:
     """Make the file paths in a raw config absolute, relative to ``base``."""
     resolved = dict(raw)
-    if isinstance(raw.get("sample"), dict) and "path" in raw["sample"]:
-        resolved["sample"] = {**raw["sample"], "path": base / str(raw["sample"]["path"])}
+    if isinstance(raw.get("sample"), dict):
+        resolved["sample"] = {**raw["sample"], **{key: base / str(raw["sample"][key])
+                                                  for key in ("path", "rating_plan")
+                                                  if raw["sample"].get(key) is not None}}
     if isinstance(raw.get("slices"), list):
         resolved["slices"] = [base / str(p) for p in raw["slices"]]
     if isinstance(raw.get("report"), dict) and "out" in raw["report"]:

@@ -323,6 +323,36 @@ def discover(
                    f"({record['signal']}); wrote {written} and {figures}")
 
 
+@app.command("plan-ratings")
+def plan_ratings(
+    run_dir: Path = typer.Argument(..., help="A run directory whose sample holds an "
+                                             "unrated pool (summary.json and "
+                                             "predictions.parquet)."),
+    budget: int = typer.Option(..., "--budget", "-n", help="How many pool rows to rate."),
+    out: Path = typer.Option(..., "--out", "-o", help="PLAN.csv to write (PLAN.summary.json "
+                                                      "goes beside it)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the selection (same seed, same plan)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Choose which unrated pool rows to send to raters, from predictions only: most of
+    the budget where the candidates' predictions differ from the reference's, a floor
+    per slice and a uniform share. States per slice the smallest degradation the plan can
+    rule out before any rating is spent.
+
+    Example: validator plan-ratings reports/run-20261127-101500 --budget 3000 --out PLAN.csv
+
+    Rate the rows with phase to_rate, add the ratings to the sample, and run again with
+    sample.rating_plan: PLAN.csv. Exit 0 when written, 2 when it could not plan.
+    """
+    from validator.after.plan_ratings import make_plan, power_table, write_plan
+
+    with guarded(debug):
+        rows, record = make_plan(run_dir, budget, seed)
+        written = write_plan(rows, record, out)
+        typer.echo(power_table(record), nl=False)
+        typer.echo(f"wrote {out} ({budget} rows to rate, phase to_rate) and {written}")
+
+
 @slices_app.command("check")
 def slices_check(
     paths: Optional[list[Path]] = typer.Argument(None, help="Slice files or folders "

@@ -17,6 +17,7 @@ from validator.cache import file_sha256
 from validator.config import Config
 from validator.errors import SampleError, ValidatorError
 from validator.data.expectations import validate_sample
+from validator.data.rating_plan import design_columns
 from validator.data.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
 
 READERS = {
@@ -37,6 +38,7 @@ class Sample:
     text_column: str
     raters: dict[str, np.ndarray] | None = None  # dimension -> (rows, raters) ratings
     checks: tuple[dict, ...] = ()  # expectation results (warnings included), for the report
+    design: pd.DataFrame | None = None  # gate rows: rated, inclusion_probability, stratum
 
     @property
     def texts(self) -> list[str]:
@@ -124,4 +126,5 @@ def load_sample(config: Config, expectations=()) -> Sample:
     human, raters = human_ratings(gate_rows, config)
     return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
                   frame=gate_rows, source=frame, human=human.astype(np.float64),
-                  text_column=text_col, raters=raters, checks=tuple(checks))
+                  text_column=text_col, raters=raters, checks=tuple(checks),
+                  design=design_columns(human, config.sample.rating_plan))

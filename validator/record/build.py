@@ -164,5 +164,8 @@ def predictions_table(sample: Sample, predictions: Predictions,
     text = sample.frame[[sample.text_column]].set_axis(["text"], axis=1)
     human = sample.human.add_prefix("human:")
     slices = masks.add_prefix("slice:")
-    table = pd.concat([text, human, predictions.frame, slices], axis=1)
+    parts = [text, human, predictions.frame, slices]
+    if sample.design is not None:  # rated, inclusion_probability, stratum (issue 23)
+        parts.append(sample.design)
+    table = pd.concat(parts, axis=1)
     return table.rename_axis("id").reset_index()

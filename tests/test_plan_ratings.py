@@ -1,0 +1,133 @@
+"""``validator plan-ratings`` and ``sample.rating_plan`` through the CLI, on a simulated
+unrated pool (columns backend: no model runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_cli
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import rating_sim  # noqa: E402
+
+ROWS, BUDGET = 1500, 300
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """A run over the unrated pool and a plan made from it: (folder, pool, plan file)."""
+    folder = tmp_path_factory.mktemp("plan")
+    frame = rating_sim.simulate_pool(ROWS, seed=2)
+    config = rating_sim.write_gate(folder / "pool", rating_sim.revealed(frame, []))
+    result = run_cli("run", "--config", str(config), "--out", str(folder / "run"), "--quiet")
+    assert result.returncode == 1, result.stderr  # nothing rated: inconclusive
+    plan = folder / "PLAN.csv"
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", str(BUDGET),
+                     "--out", str(plan), "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    return folder, frame, plan, result.stdout
+
+
+def to_rate(plan) -> list[str]:
+    table = pd.read_csv(plan, dtype={"id": str})
+    return table.loc[table["phase"] == "to_rate", "id"].tolist()
+
+
+def test_plan_lists_every_pool_row_and_the_budget_to_rate(planned):
+    folder, frame, plan, stdout = planned
+    table = pd.read_csv(plan, dtype={"id": str})
+    assert {"id", "text", "inclusion_probability", "stratum", "slices"} <= set(table.columns)
+    assert sorted(table["id"]) == sorted(frame["id"])
+    assert (table["phase"] == "to_rate").sum() == BUDGET
+    assert table["inclusion_probability"].between(0, 1, inclusive="right").all()
+    # every flipped row is worth more than an agreeing one
+    flips = table["stratum"].str.contains("differs")
+    assert table.loc[flips, "inclusion_probability"].min() > \
+        table.loc[~flips, "inclusion_probability"].max()
+    record = json.loads(plan.with_suffix(".summary.json").read_text())
+    assert record["budget"] == BUDGET and record["pool_rows"] == ROWS
+    gamma = next(s for s in record["slices"] if s["slice"] == "gamma")
+    assert gamma["ruled_out_plan_median"] < gamma["ruled_out_uniform_median"]
+    assert "rule out (plan)" in stdout and "gamma" in stdout
+
+
+def test_same_seed_same_plan(planned, tmp_path):
+    folder, _, plan, _ = planned
+    again = tmp_path / "again.csv"
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", str(BUDGET),
+                     "--out", str(again), "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    assert again.read_text() == plan.read_text()
+
+
+def test_run_with_the_plan_carries_the_design_per_row(planned, tmp_path):
+    _, frame, plan, _ = planned
+    ids = to_rate(plan)
+    config = rating_sim.write_gate(tmp_path, rating_sim.revealed(frame, ids), plan=plan)
+    result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode in (0, 1), result.stderr
+    table = pd.read_parquet(tmp_path / "run" / "predictions.parquet").set_index("id")
+    expected = pd.read_csv(plan, dtype={"id": str}).set_index("id")
+    assert table["rated"].sum() == BUDGET and set(table.index[table["rated"]]) == set(ids)
+    assert (table["stratum"] == expected["stratum"].reindex(table.index)).all()
+    assert (table["inclusion_probability"] -
+            expected["inclusion_probability"].reindex(table.index)).abs().max() < 1e-12
+
+
+def bad_run(tmp_path, frame, plan) -> str:
+    config = rating_sim.write_gate(tmp_path, frame, plan=plan)
+    result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    return result.stderr
+
+
+def test_a_rated_row_the_plan_did_not_choose_is_refused(planned, tmp_path):
+    _, frame, plan, _ = planned
+    table = pd.read_csv(plan, dtype={"id": str})
+    stray = table.loc[table["phase"] == "not_chosen", "id"].iloc[0]
+    error = bad_run(tmp_path, rating_sim.revealed(frame, [*to_rate(plan), stray]), plan)
+    assert "not chosen by the plan" in error and stray in error and str(plan) in error
+
+
+def test_planned_ids_missing_from_the_sample_are_refused(planned, tmp_path):
+    _, frame, plan, _ = planned
+    ids = to_rate(plan)
+    sample = rating_sim.revealed(frame, ids)
+    error = bad_run(tmp_path, sample[sample["id"] != ids[0]], plan)
+    assert "missing from the sample" in error and ids[0] in error
+
+
+def test_a_changed_pool_is_refused(planned, tmp_path):
+    _, frame, plan, _ = planned
+    sample = rating_sim.revealed(frame, to_rate(plan))
+    extra = sample.iloc[[0]].assign(id="row-new", **{d: float("nan")
+                                                    for d in rating_sim.DIMENSIONS})
+    error = bad_run(tmp_path, pd.concat([sample, extra]), plan)
+    assert "changed since the plan was made" in error
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: t.drop(columns="stratum"), "missing column(s) stratum"),
+    (lambda t: t.assign(inclusion_probability=0.0), "must be in (0, 1]"),
+    (lambda t: t.assign(phase="maybe"), "column phase holds maybe"),
+    (lambda t: pd.concat([t, t.iloc[[0]]]), "duplicate ids"),
+])
+def test_a_malformed_plan_file_is_refused(planned, tmp_path, damage, message):
+    _, frame, plan, _ = planned
+    broken = tmp_path / "broken.csv"
+    damage(pd.read_csv(plan, dtype={"id": str})).to_csv(broken, index=False)
+    error = bad_run(tmp_path, rating_sim.revealed(frame, to_rate(plan)), broken)
+    assert message in error and str(broken) in error
+
+
+@pytest.mark.parametrize("budget", ["0", str(ROWS + 1)])
+def test_a_budget_outside_the_pool_is_refused(planned, tmp_path, budget):
+    folder, _, _, _ = planned
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", budget,
+                     "--out", str(tmp_path / "p.csv"))
+    assert result.returncode == 2 and "--budget" in result.stderr

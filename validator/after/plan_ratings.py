@@ -1,0 +1,186 @@
+"""``validator plan-ratings``: which pool rows to send to raters, from a run directory.
+
+Reads summary.json and predictions.parquet (nothing is re-scored, no rating is read to
+choose rows), builds the design of ``validator.data.design`` over the run's gate rows,
+selects ``budget`` unrated rows and writes:
+
+- ``PLAN.csv``: one line per gate row, the rows to send to raters first
+  (``phase``: ``to_rate``, then ``rated`` for rows rated already, ``not_chosen`` for
+  the rest of the pool, whose stratum the estimates need), with ``id``, ``text``,
+  ``inclusion_probability``, ``stratum``, ``slices`` (semicolon-separated), ``phase``
+  and ``pool_ids_sha256`` (of the run's gate rows, so a changed pool is caught);
+- ``PLAN.summary.json`` beside it: the allocation per stratum and, per slice, the
+  smallest degradation the plan can rule out, next to uniform rating of the same budget.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from validator.after import read_run_files
+from validator.data import design
+from validator.errors import ValidatorError
+from validator.record.schema import GateRecord
+
+UNIFORM_SHARE = 0.1  # of the budget, spread uniformly (absolute values, no zero pi)
+PLAN_COLUMNS = ["id", "text", "inclusion_probability", "stratum", "slices", "phase",
+                "pool_ids_sha256"]
+
+
+@dataclass(frozen=True)
+class RunPredictions:
+    """What the design needs of a run: predictions per scorer, slices, rated rows."""
+    table: pd.DataFrame            # predictions.parquet, indexed by id
+    reference: dict[str, np.ndarray]
+    candidates: dict[str, dict[str, np.ndarray]]
+    masks: pd.DataFrame            # slice name -> bool, `all` included
+    rated: np.ndarray              # bool per row
+    gate: GateRecord
+    scale: tuple[int, int]
+
+
+def read_predictions(run_dir: Path) -> RunPredictions:
+    summary, table = read_run_files(run_dir)
+    try:
+        gate = GateRecord.model_validate(summary["gate"])
+        dimensions = list(summary["rubric"]["dimensions"])
+        scale = tuple(summary["rubric"]["scale"])
+        scorers = {s["name"]: s["role"] for s in summary["scorers"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidatorError(f"{run_dir / 'summary.json'}: not a run record "
+                             f"({exc.__class__.__name__}: {exc})") from exc
+    needed = ["id", "text"] + [f"{s}:{d}" for s in scorers for d in dimensions]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValidatorError(f"{run_dir / 'predictions.parquet'}: missing columns "
+                             f"{', '.join(missing)}")
+    table = table.set_index(table["id"].astype(str))
+    columns = lambda name: {d: table[f"{name}:{d}"].to_numpy(np.float64) for d in dimensions}
+    masks = table[[c for c in table.columns if c.startswith("slice:")]]
+    masks = masks.rename(columns=lambda c: c.removeprefix("slice:")).astype(bool)
+    if "rated" in table.columns:
+        rated = table["rated"].to_numpy(dtype=bool)
+    else:
+        human = table[[c for c in table.columns if c.startswith("human:")]]
+        rated = human.notna().any(axis=1).to_numpy()
+    reference = next(name for name, role in scorers.items() if role == "reference")
+    return RunPredictions(table, columns(reference),
+                          {n: columns(n) for n, r in scorers.items() if r == "candidate"},
+                          masks, rated, gate, scale)
+
+
+def check_budget(budget: int, pool_rows: int, run_dir: Path) -> None:
+    if pool_rows == 0:
+        raise ValidatorError(f"{run_dir}: every gate row is rated already; no pool rows "
+                             f"to plan ratings for")
+    if not 1 <= budget <= pool_rows:
+        raise ValidatorError(f"--budget {budget}: must be between 1 and the "
+                             f"{pool_rows} unrated pool rows of {run_dir}")
+
+
+def make_plan(run_dir: Path, budget: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    """(PLAN.csv rows, PLAN.summary.json content) for ``budget`` new ratings."""
+    run = read_predictions(run_dir)
+    pool = ~run.rated
+    check_budget(budget, int(pool.sum()), run_dir)
+    bounds = design.row_bounds(run.reference, run.candidates, run.scale, run.gate.metric)
+    strata = design.assign_strata(bounds, run.masks)
+    weights = design.row_weights(bounds, run.masks)
+    home = design.home_slices(run.masks)
+    allocation = design.allocate(strata[pool], weights[pool], home[pool], budget,
+                                 run.gate.min_rows, UNIFORM_SHARE)
+    if len(allocation.strata) > budget:
+        raise ValidatorError(f"--budget {budget}: the pool has {len(allocation.strata)} "
+                             f"strata and each needs at least one rated row")
+    chosen = design.select(strata[pool], allocation, seed)
+    plan_probability = strata.map(allocation.probability).fillna(0.0).to_numpy()
+    probability = design.combined_probability(plan_probability, int(run.rated.sum()),
+                                              len(strata))
+    pool_hash = design.pool_ids_sha256(run.table.index)
+    rows = plan_rows(run, strata, probability, chosen, pool_hash)
+    uniform = np.full(len(strata), design.combined_probability(
+        np.array(budget / pool.sum()), int(run.rated.sum()), len(strata)))
+    record = {
+        "method": "stratified simple random sampling; Neyman allocation on per-row "
+                  "flip/|difference| bounds with a floor per slice and a uniform share",
+        "budget": budget, "seed": seed, "gate_rows": len(strata),
+        "pool_rows": int(pool.sum()), "rated_before": int(run.rated.sum()),
+        "uniform_share": UNIFORM_SHARE, "floor_per_slice": run.gate.min_rows,
+        "pool_ids_sha256": pool_hash, "metric": run.gate.metric,
+        "strata": allocation.strata.reset_index(names="stratum").to_dict("records"),
+        "slices": slice_power(run, bounds, probability, uniform),
+    }
+    return rows, record
+
+
+def plan_rows(run: RunPredictions, strata: pd.Series, probability: np.ndarray,
+              chosen: pd.Index, pool_hash: str) -> pd.DataFrame:
+    """Every gate row with its design columns, the rows to rate first."""
+    names = run.masks.drop(columns=["all"], errors="ignore")
+    member = names.to_numpy(dtype=bool)
+    slices = [";".join(names.columns[row]) for row in member]
+    frame = pd.DataFrame({
+        "id": run.table.index, "text": run.table["text"].to_numpy(),
+        "inclusion_probability": probability, "stratum": strata.to_numpy(),
+        "slices": slices,
+        "phase": np.select([run.rated, run.table.index.isin(chosen)],
+                           ["rated", "to_rate"], "not_chosen"),
+        "pool_ids_sha256": pool_hash})
+    order = frame["phase"].map({"to_rate": 0, "rated": 1, "not_chosen": 2})
+    return frame.assign(_order=order).sort_values(["_order", "id"], ignore_index=True) \
+        .drop(columns="_order")
+
+
+def slice_power(run: RunPredictions, bounds: dict, probability: np.ndarray,
+                uniform: np.ndarray) -> list[dict]:
+    """Per slice: the smallest degradation the plan (and uniform rating of the same
+    budget) can rule out, median and worst over the slice's (candidate, dimension)
+    checks, and how many checks that would decide at their max_drop."""
+    confidence = run.gate.confidence
+    out = []
+    for name in run.masks.columns:
+        mask = run.masks[name].to_numpy()
+        entry = {"slice": name, "rows": int(mask.sum()),
+                 "pool_rows": int((mask & ~run.rated).sum()),
+                 "rated_rows": int((mask & run.rated).sum()),
+                 "expected_rated_rows": round(float(probability[mask].sum()), 1)}
+        for label, pi in (("plan", probability), ("uniform", uniform)):
+            limits, decided = [], 0
+            for (candidate, dimension), bound in bounds.items():
+                limit = design.ruled_out(bound[mask], pi[mask], confidence)
+                limits.append(limit)
+                decided += bool(limit <= run.gate.max_drop_for(candidate, name, dimension))
+            entry[f"ruled_out_{label}_median"] = round(float(np.median(limits)), 3)
+            entry[f"ruled_out_{label}_worst"] = round(float(np.max(limits)), 3)
+            entry[f"checks_decidable_{label}"] = decided
+        entry["checks"] = len(bounds)
+        entry["flip_rate"] = round(float(np.mean([(b[mask] > 0).mean() for b in
+                                                  bounds.values()])), 4)
+        out.append(entry)
+    return out
+
+
+def write_plan(rows: pd.DataFrame, record: dict, out: Path) -> Path:
+    """PLAN.csv and PLAN.summary.json beside it; returns the summary's path."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out, index=False)
+    summary_path = out.with_suffix(".summary.json")
+    summary_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return summary_path
+
+
+def power_table(record: dict) -> str:
+    """The terminal statement: per slice, what the plan can rule out before rating."""
+    lines = [f"{'slice':<28} {'pool':>6} {'rated':>7} {'flips':>6} "
+             f"{'rule out (plan)':>16} {'(uniform)':>10} {'decidable':>10}"]
+    for s in record["slices"]:
+        lines.append(f"{s['slice']:<28} {s['pool_rows']:>6} {s['expected_rated_rows']:>7.0f} "
+                     f"{s['flip_rate']:>6.1%} {s['ruled_out_plan_median']:>16.2f} "
+                     f"{s['ruled_out_uniform_median']:>10.2f} "
+                     f"{s['checks_decidable_plan']:>4}/{s['checks']:<5}")
+    return "\n".join(lines) + "\n"

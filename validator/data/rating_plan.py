@@ -1,0 +1,94 @@
+"""Read a rating plan (``sample.rating_plan``) and give every gate row its design.
+
+Every gate row gets ``rated`` (a rating in some rater column), ``inclusion_probability``
+(the probability the row was chosen for rating, given the pool) and ``stratum``. Without
+a plan the rated rows are taken as a uniform subsample: probability n_rated / n_rows,
+stratum ``uniform``. With a plan (written by ``validator plan-ratings``) both come from
+the plan, after checking that it still describes this sample: the same pool (the
+sha256 of the gate rows' ids), every planned id present, and no rated row the plan did
+not choose. Any mismatch is exit 2 naming the plan file and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from validator.data.design import pool_ids_sha256
+from validator.errors import SampleError
+
+REQUIRED = ("id", "inclusion_probability", "stratum", "phase", "pool_ids_sha256")
+PHASES = {"to_rate", "rated", "not_chosen"}
+
+
+def _examples(ids) -> str:
+    ids = sorted(map(str, ids))
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def read_plan(path: Path) -> pd.DataFrame:
+    """The plan file indexed by id; exit 2 naming the file and what is malformed."""
+    if not path.is_file():
+        raise SampleError(f"{path}: rating plan not found (sample.rating_plan)")
+    try:
+        plan = pd.read_csv(path, dtype={"id": str, "stratum": str, "phase": str,
+                                        "pool_ids_sha256": str}, keep_default_na=False)
+    except Exception as exc:  # pandas raises many types for malformed files
+        raise SampleError(f"{path}: cannot read the rating plan "
+                          f"({exc.__class__.__name__})") from exc
+    missing = [c for c in REQUIRED if c not in plan.columns]
+    if missing:
+        raise SampleError(f"{path}: not a rating plan: missing column(s) {', '.join(missing)} "
+                          f"(write it with validator plan-ratings)")
+    probability = pd.to_numeric(plan["inclusion_probability"], errors="coerce")
+    bad = plan["id"][~((probability > 0) & (probability <= 1))]
+    if len(bad):
+        raise SampleError(f"{path}: column inclusion_probability must be in (0, 1]; "
+                          f"rows {_examples(bad)}")
+    phases = set(plan["phase"]) - PHASES
+    if phases:
+        raise SampleError(f"{path}: column phase holds {_examples(phases)}; "
+                          f"valid: {', '.join(sorted(PHASES))}")
+    if plan["id"].duplicated().any():
+        raise SampleError(f"{path}: duplicate ids {_examples(plan['id'][plan['id'].duplicated()])}")
+    if plan["pool_ids_sha256"].nunique() != 1:
+        raise SampleError(f"{path}: column pool_ids_sha256 must hold one value")
+    return plan.assign(inclusion_probability=probability).set_index("id")
+
+
+def uniform_design(rated: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    share = rated.sum() / len(rated)
+    return pd.DataFrame({"rated": rated, "inclusion_probability": share,
+                         "stratum": "uniform"}, index=index)
+
+
+def planned_design(plan: pd.DataFrame, path: Path, rated: np.ndarray,
+                   index: pd.Index) -> pd.DataFrame:
+    """The plan's columns for the gate rows, after checking it fits this sample."""
+    absent = plan.index.difference(index)
+    if len(absent):
+        raise SampleError(f"{path}: {len(absent)} planned ids are missing from the sample's "
+                          f"gate rows: {_examples(absent)}")
+    if plan["pool_ids_sha256"].iloc[0] != pool_ids_sha256(index):
+        raise SampleError(f"{path}: the sample's gate rows changed since the plan was made "
+                          f"(pool_ids_sha256 differs); make a new plan from a run on "
+                          f"this sample")
+    phase = plan["phase"].reindex(index)
+    outside = index[rated & (phase == "not_chosen").to_numpy()]
+    if len(outside):
+        raise SampleError(f"{path}: {len(outside)} rated rows were not chosen by the plan "
+                          f"(phase not_chosen): {_examples(outside)}; rate only the "
+                          f"plan's to_rate rows, or remove those ratings")
+    return pd.DataFrame({"rated": rated,
+                         "inclusion_probability": plan["inclusion_probability"].reindex(index),
+                         "stratum": plan["stratum"].reindex(index)}, index=index)
+
+
+def design_columns(human: pd.DataFrame, plan_path: Path | None) -> pd.DataFrame:
+    """rated / inclusion_probability / stratum per gate row (index of ``human``)."""
+    rated = human.notna().any(axis=1).to_numpy()
+    if plan_path is None:
+        return uniform_design(rated, human.index)
+    return planned_design(read_plan(plan_path), plan_path, rated, human.index)
