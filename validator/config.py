@@ -10,12 +10,12 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       ValidationError, field_validator, model_validator)
 
 from validator.assets import asset
-from validator.errors import ConfigError, first_line
+from validator.bounded_yaml import load_yaml_file
+from validator.errors import ConfigError
 
 
 class StrictModel(BaseModel):
@@ -337,20 +337,12 @@ def parse_options(model: type[StrictModel], options: dict):
 
 
 def load_config(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.__class__.__name__}: "
-                          f"{exc})") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from exc
+    raw = load_yaml_file(path, ConfigError, "config file")
     return parse_config(raw, str(path), path.resolve().parent)
 
 
 DEFAULT_CONFIG_FILE = asset("default.yaml")
-DEFAULT_CONFIG: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text(encoding="utf-8"))
+DEFAULT_CONFIG: dict[str, Any] = load_yaml_file(DEFAULT_CONFIG_FILE, ConfigError, "config file")
 DEFAULT_DIMENSIONS = tuple(DEFAULT_CONFIG["rubric"]["dimensions"])
 
 

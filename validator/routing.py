@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from validator.errors import ConfigError, first_line
+from validator.bounded_yaml import load_yaml_file
+from validator.errors import ConfigError
 from validator.data.slices.dsl import (DERIVED_COLUMNS, Condition, comparisons, evaluate,
                                   parse_condition, with_derived_columns)
 
@@ -120,13 +121,7 @@ class Router:
     @classmethod
     def from_file(cls, path: str | Path) -> "Router":
         path = Path(path)
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read the routing file ({exc})") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from exc
-        return cls.from_dict(document, str(path))
+        return cls.from_dict(load_yaml_file(path, ConfigError, "routing file"), str(path))
 
 
 def parse_rules(raw: Any, slices: dict[str, tuple[Condition | None, Any]], where: str,
