@@ -64,7 +64,7 @@ def decode_utf8(data: bytes, source: str, error: type[ValidatorError], what: str
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise error(f"{source}: the {what} is not UTF-8 text ({exc.reason} at byte "
+        raise error(f"{source}: cannot read the {what}: not UTF-8 text ({exc.reason} at byte "
                     f"{exc.start}, line {line})") from exc
 
 
