@@ -7,6 +7,7 @@ folder (the embedded default, ``assets/default.yaml``, against the installed pac
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,10 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
 from validator.assets import asset
 from validator.bounded_yaml import load_yaml_file
 from validator.errors import ConfigError
+
+
+HUMAN = "human"  # predictions.parquet's human:{dimension} columns
+RESERVED_EXAMPLES = ("_majority", "_human_ceiling")  # pseudo-scorers in summary.json
 
 
 class StrictModel(BaseModel):
@@ -90,6 +95,25 @@ class ScorerConfig(StrictModel):
     @property
     def key(self) -> str:
         return self._key
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name == HUMAN or name.startswith("_"):
+            raise ValueError(f"reserved for the tool's own columns and pseudo-scorers ("
+                             f"'human', and names starting with '_' such as "
+                             f"{', '.join(RESERVED_EXAMPLES)})")
+        return name
+
+    @field_validator("columns")
+    @classmethod
+    def _only_dimension_placeholder(cls, columns):
+        if isinstance(columns, str):
+            stray = re.search(r"\{[^{}]*\}|[{}]", columns.replace("{dimension}", ""))
+            if stray:
+                raise ValueError(f"the template may use only the placeholder '{{dimension}}', "
+                                 f"found {stray.group()!r}")
+        return columns
 
     @field_validator("output_scale")
     @classmethod
@@ -232,7 +256,7 @@ class Config(StrictModel):
     discovery: DiscoveryConfig = DiscoveryConfig()
     serving: ServingConfig = ServingConfig()
     execution: ExecutionConfig = ExecutionConfig()
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy and pandas' seed range
     _source: str = PrivateAttr(default="<default config>")
 
     @property
