@@ -136,6 +136,8 @@ def run(
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
                            baseline=earlier)
         counts = summary.counts
+        for warning in summary.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
         if summary.cpu is not None and summary.cpu.reason:
@@ -343,7 +345,7 @@ def slices_check(
 
     with guarded(debug):
         defaults = default_config()
-        frame = read_table(sample or defaults.sample.path)
+        frame = read_table(sample or defaults.sample.path, (text_column,))
         if text_column not in frame.columns:
             raise ValidatorError(f"{sample or defaults.sample.path}: missing column "
                                  f"{text_column!r} (--text-column)")
