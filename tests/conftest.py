@@ -23,10 +23,10 @@ DIMENSIONS = ["clarity", "persuasiveness", "brand_voice", "grammar", "call_to_ac
               "compliance", "tone"]
 
 
-def run_cli(*args: str, cwd: Path | None = None,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "validator", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=900,
+                          text=True, cwd=cwd or ROOT, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 

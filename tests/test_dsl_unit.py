@@ -342,7 +342,8 @@ def test_an_unreadable_slice_file_is_a_slice_error(tmp_path):
     path.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(SliceError) as info:
         parse_slice_file(path)
-    assert info.value.args[0].startswith(f"{path}: cannot read (")
+    assert info.value.args[0] == (f"{path}: cannot read the slice file: not UTF-8 text "
+                                  f"(invalid start byte at byte 0, line 1)")
 
 
 def test_load_slices_puts_all_first_and_refuses_duplicates_across_files(tmp_path):

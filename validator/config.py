@@ -7,15 +7,20 @@ folder (the embedded default, ``assets/default.yaml``, against the installed pac
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       ValidationError, field_validator, model_validator)
 
 from validator.assets import asset
-from validator.errors import ConfigError, first_line
+from validator.bounded_yaml import load_yaml_file
+from validator.errors import ConfigError
+
+
+HUMAN = "human"  # predictions.parquet's human:{dimension} columns
+RESERVED_EXAMPLES = ("_majority", "_human_ceiling")  # pseudo-scorers in summary.json
 
 
 class StrictModel(BaseModel):
@@ -91,6 +96,25 @@ class ScorerConfig(StrictModel):
     @property
     def key(self) -> str:
         return self._key
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name == HUMAN or name.startswith("_"):
+            raise ValueError(f"reserved for the tool's own columns and pseudo-scorers ("
+                             f"'human', and names starting with '_' such as "
+                             f"{', '.join(RESERVED_EXAMPLES)})")
+        return name
+
+    @field_validator("columns")
+    @classmethod
+    def _only_dimension_placeholder(cls, columns):
+        if isinstance(columns, str):
+            stray = re.search(r"\{[^{}]*\}|[{}]", columns.replace("{dimension}", ""))
+            if stray:
+                raise ValueError(f"the template may use only the placeholder '{{dimension}}', "
+                                 f"found {stray.group()!r}")
+        return columns
 
     @field_validator("output_scale")
     @classmethod
@@ -233,7 +257,7 @@ class Config(StrictModel):
     discovery: DiscoveryConfig = DiscoveryConfig()
     serving: ServingConfig = ServingConfig()
     execution: ExecutionConfig = ExecutionConfig()
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy and pandas' seed range
     _source: str = PrivateAttr(default="<default config>")
 
     @property
@@ -340,20 +364,12 @@ def parse_options(model: type[StrictModel], options: dict):
 
 
 def load_config(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.__class__.__name__}: "
-                          f"{exc})") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from exc
+    raw = load_yaml_file(path, ConfigError, "config file")
     return parse_config(raw, str(path), path.resolve().parent)
 
 
 DEFAULT_CONFIG_FILE = asset("default.yaml")
-DEFAULT_CONFIG: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text(encoding="utf-8"))
+DEFAULT_CONFIG: dict[str, Any] = load_yaml_file(DEFAULT_CONFIG_FILE, ConfigError, "config file")
 DEFAULT_DIMENSIONS = tuple(DEFAULT_CONFIG["rubric"]["dimensions"])
 
 

@@ -44,7 +44,7 @@ def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bo
     gate = evaluate_gate(metrics, sample.human, scores, masks, config)
     operating = operating_characteristics(gate, masks, config.gate, config.seed)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
-                            operating)
+                            operating, plan.warnings)
     table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
         summary, extra = discover_in_run(summary, table, out_dir, config.discovery)

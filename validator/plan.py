@@ -46,6 +46,7 @@ class Plan:
     sample: Sample
     masks: pd.DataFrame  # gate rows x slices, booleans
     routers: dict  # routed candidate name -> Router (its rules checked against the slices)
+    warnings: tuple[str, ...] = ()  # for the terminal, summary.json and the report
 
 
 def check_scorer(scorer: ScorerConfig, config: Config) -> None:
@@ -108,16 +109,25 @@ def check_overrides(config: Config, slice_names: list[str]) -> None:
                               f"{override.slice!r} (defined: {', '.join(slice_names)})")
 
 
-def check_calibration(scorer: ScorerConfig, config: Config, sample: Sample) -> None:
-    """A calibrating recipe's rows exist in the sample file, and are enough."""
+def check_calibration(scorer: ScorerConfig, config: Config, sample: Sample) -> str | None:
+    """A calibrating recipe's rows exist in the sample file, and are enough; a warning
+    when they include gate rows (a model calibrated on the rows it is judged on can
+    look better there than on production traffic)."""
     if scorer.recipe not in CALIBRATED_RECIPES:
-        return
+        return None
     label = f"{config.source}: {scorer.key}.calibration"
-    rows = min(len(select_rows(sample.source, scorer.calibration.where, f"{label}.where")),
-               scorer.calibration.rows)
+    selected = select_rows(sample.source, scorer.calibration.where, f"{label}.where")
+    rows = min(len(selected), scorer.calibration.rows)
     if rows < MIN_CALIBRATION_ROWS:
         raise ConfigError(f"{label}: the calibration set has {rows} rows, fewer than the "
                           f"{MIN_CALIBRATION_ROWS} static quantization needs")
+    shared = selected.index.isin(sample.frame.index).sum()
+    if not shared:
+        return None
+    return (f"{label}.where: {shared} of the {len(selected)} rows it selects are also gate "
+            f"rows; {scorer.name} is judged on rows it was calibrated on (select disjoint "
+            f"rows, e.g. calibration.where: {{split: calibration}} beside sample.where: "
+            f"{{split: validation}})")
 
 
 def make_plan(config: Config) -> Plan:
@@ -128,7 +138,6 @@ def make_plan(config: Config) -> Plan:
     check_overrides(config, slice_set.names)
     routers = build_routers(config, slice_set.slices)
     sample = load_sample(config, slice_set.expectations)
-    for scorer in config.candidates:
-        check_calibration(scorer, config, sample)
+    warnings = [check_calibration(scorer, config, sample) for scorer in config.candidates]
     masks = assign_slices(slice_set, sample.frame)
-    return Plan(slice_set, sample, masks, routers)
+    return Plan(slice_set, sample, masks, routers, tuple(w for w in warnings if w))

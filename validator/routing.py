@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from validator.errors import ConfigError, first_line
+from validator.bounded_yaml import load_yaml_file
+from validator.errors import ConfigError
 from validator.data.slices.dsl import (DERIVED_COLUMNS, Condition, comparisons, evaluate,
                                   parse_condition, with_derived_columns)
 
@@ -120,13 +121,7 @@ class Router:
     @classmethod
     def from_file(cls, path: str | Path) -> "Router":
         path = Path(path)
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read the routing file ({exc})") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from exc
-        return cls.from_dict(document, str(path))
+        return cls.from_dict(load_yaml_file(path, ConfigError, "routing file"), str(path))
 
 
 def parse_rules(raw: Any, slices: dict[str, tuple[Condition | None, Any]], where: str,
@@ -167,8 +162,10 @@ def check_routes(config) -> None:
         raise ConfigError(f"{config.source}: reference.route: the reference cannot be routed")
     for name, (key, raw) in routes.items():
         for i, entry in enumerate(raw):
-            target = entry.get("to", entry.get("default")) if isinstance(entry, dict) else None
-            if target is not None and target not in names:
+            if not isinstance(entry, dict) or not {"to", "default"} & set(entry):
+                continue  # not a rule: parse_rules names the problem
+            target = entry.get("to", entry.get("default"))
+            if target not in names:  # null included: str(None) would name no scorer
                 raise ConfigError(f"{config.source}: {key}.route[{i}]: unknown scorer "
                                   f"{target!r} (valid: {', '.join(n for n in names if n != name)})")
     for name in routes:
@@ -194,7 +191,8 @@ def forbidden_columns(config) -> set[str]:
     columns = {c for d in config.rubric.dimensions for c in config.rubric.rater_columns(d)}
     for scorer in config.scorers:
         if isinstance(scorer.columns, str):
-            columns |= {scorer.columns.format(dimension=d) for d in config.rubric.dimensions}
+            columns |= {scorer.columns.replace("{dimension}", d)
+                        for d in config.rubric.dimensions}
         elif isinstance(scorer.columns, dict):
             columns |= set(scorer.columns.values())
     return columns

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from validator.bounded_yaml import load_yaml_text
 from validator.config import parse_config
 from validator.speed.mix import deployment_cost, traffic
 from validator.errors import ValidatorError
@@ -274,7 +275,8 @@ def plan_for(run: RunDir, candidate: str, max_share: float, route_small: bool,
 
 def router(run: RunDir, option: Option) -> Router:
     def rule(route: Route) -> Rule:
-        where = yaml.safe_load(run.slices[route.slice].where)
+        where = load_yaml_text(run.slices[route.slice].where,
+                               f"summary.json: slice {route.slice}", ValidatorError)
         return Rule(route.to, route.slice, parse_condition(where, f"slice {route.slice}"),
                     where)
     return Router(option.candidate + ROUTED_SUFFIX,

@@ -135,6 +135,8 @@ def run(
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
                            baseline=earlier, force=force)
         counts = summary.counts
+        for warning in summary.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         for scorer in summary.scorers:
             if scorer.cache_check is not None:
                 typer.echo(describe_cache_check(scorer.name, scorer.cache_check))
@@ -375,7 +377,7 @@ def slices_check(
 
     with guarded(debug):
         defaults = default_config()
-        frame = read_table(sample or defaults.sample.path)
+        frame = read_table(sample or defaults.sample.path, (text_column,))
         if text_column not in frame.columns:
             raise ValidatorError(f"{sample or defaults.sample.path}: missing column "
                                  f"{text_column!r} (--text-column)")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from validator.config import Config
 from validator.errors import SampleError, SliceError
+from validator.data.regex_expectations import REGEX_TYPES, compiled_patterns, regex_result
 
 SEVERITIES = ("error", "warning")
 EXPECTATION_KEYS = ("type", "kwargs", "severity")
@@ -64,6 +65,8 @@ def parse_expectations(entries, source: str) -> list[Expectation]:
         if severity not in SEVERITIES:
             raise SliceError(f"{where}.severity: must be one of {', '.join(SEVERITIES)}, "
                              f"got {severity!r}")
+        if kind in REGEX_TYPES:
+            compiled_patterns(kind, kwargs, where)  # refused now, not after scoring
         parsed.append(Expectation(kind, kwargs, severity, where))
     return parsed
 
@@ -150,19 +153,30 @@ def run_suite(frame: pd.DataFrame, expectations: list[Expectation],
     for i, (expectation, instance) in enumerate(zip(expectations, instances)):
         # one expectation per validation: all at once, great-expectations holds every
         # intermediate result together (1.7 GB instead of 0.7 GB on 300,000 rows)
+        if expectation.type in REGEX_TYPES:  # on RE2, never on Python's backtracking re
+            outcome = regex_result(frame, expectation.type, expectation.kwargs,
+                                   compiled_patterns(expectation.type, expectation.kwargs,
+                                                     expectation.source),
+                                   id_column, SHOWN_ROWS)
+            results.append(_record(expectation, **outcome, detail=None))
+            continue
         suite = gx.ExpectationSuite(name=f"slice-validator-{i}")
         suite.add_expectation(instance)
         result = batch.validate(suite, result_format=result_format).results[0]
         failed_to_run = bool(result.exception_info.get("raised_exception"))
-        results.append({
-            "expectation": expectation.type, "column": expectation.kwargs.get("column"),
-            "kwargs": expectation.kwargs, "severity": expectation.severity,
-            "source": expectation.source,
-            "status": "pass" if result.success else "fail",
-            "unexpected_count": result.result.get("unexpected_count"),
-            "examples": _examples(result.result, id_column),
-            "detail": result.exception_info.get("exception_message") if failed_to_run else None})
+        results.append(_record(
+            expectation, result.success, result.result.get("unexpected_count"),
+            _examples(result.result, id_column),
+            result.exception_info.get("exception_message") if failed_to_run else None))
     return results
+
+
+def _record(expectation: Expectation, success: bool, unexpected_count, examples: list[str],
+            detail) -> dict:
+    return {"expectation": expectation.type, "column": expectation.kwargs.get("column"),
+            "kwargs": expectation.kwargs, "severity": expectation.severity,
+            "source": expectation.source, "status": "pass" if success else "fail",
+            "unexpected_count": unexpected_count, "examples": examples, "detail": detail}
 
 
 def production_mix(frame: pd.DataFrame, config: Config) -> list[dict]:

@@ -20,11 +20,26 @@ from validator.data.expectations import validate_sample
 from validator.data.rating_plan import design_columns
 from validator.data.slices.dsl import check_columns, evaluate, parse_condition, with_derived_columns
 
-READERS = {
-    ".csv": lambda p: pd.read_csv(p, encoding="utf-8", keep_default_na=True),
-    ".parquet": pd.read_parquet,
-    ".jsonl": lambda p: pd.read_json(p, lines=True, encoding="utf-8"),
+def _read_csv(path: Path, as_text: list[str]) -> pd.DataFrame:
+    """Text columns stay text ("None", "N/A" are texts; only an empty cell is missing);
+    other columns keep pandas' missing-value words (a rating "N/A" is unrated)."""
+    from pandas._libs.parsers import STR_NA_VALUES  # pandas' default missing-value words
+
+    header = pd.read_csv(path, encoding="utf-8", nrows=0).columns
+    text = [c for c in as_text if c in header]
+    missing = {c: [""] if c in text else sorted(STR_NA_VALUES) for c in header}
+    return pd.read_csv(path, encoding="utf-8", keep_default_na=False, na_values=missing,
+                       dtype={c: str for c in text})
+
+
+READERS = {  # path, the columns to read as text -> frame
+    ".csv": _read_csv,
+    ".parquet": lambda p, as_text: pd.read_parquet(p),
+    ".jsonl": lambda p, as_text: pd.read_json(p, lines=True, encoding="utf-8",
+                                              dtype=dict.fromkeys(as_text, str)),
 }
+NEWLINE = b"\n"
+ID_RULE = "ids are compared as text: str() of the value, then strip()"
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,29 @@ class Sample:
         return self.frame.index
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def invalid_utf8(path: Path) -> str:
+    """Where the first invalid UTF-8 byte of a file is ("byte 812, line 4"), read in
+    chunks (pandas' own error counts from the start of its current buffer)."""
+    carry, offset, line = b"", 0, 1
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                done, carry = len(data), b""
+            except UnicodeDecodeError as exc:
+                if not (chunk and exc.end == len(data) and exc.reason == "unexpected end of data"):
+                    line += data.count(NEWLINE, 0, exc.start)
+                    return f"{exc.reason} at byte {offset + exc.start}, line {line}"
+                done, carry = exc.start, data[exc.start:]  # a character cut by the chunk
+            line, offset = line + data.count(NEWLINE, 0, done), offset + done
+            if not chunk:
+                return "no invalid byte found"
+
+
+def read_table(path: Path, as_text: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The sample file as a frame; ``as_text`` columns (id, text) are read as strings."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise SampleError(f"{path}: unsupported sample format {path.suffix!r} "
@@ -57,15 +94,28 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise SampleError(f"{path}: sample file not found")
     try:
-        frame = reader(path)
+        frame = reader(path, list(as_text))
     except UnicodeDecodeError as exc:
-        raise SampleError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise SampleError(f"{path}: not UTF-8 text ({invalid_utf8(path)})") from exc
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         raise SampleError(f"{path}: cannot read the sample ({exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
     if frame.empty:
         raise SampleError(f"{path}: the sample has no rows")
     return frame
+
+
+def normalised_ids(ids: pd.Series, path: Path) -> pd.Series:
+    """Each id as text (str(), then strip(); blank is missing), so 1 and "1" are one id;
+    two rows with one id exit 2 naming both (data rows counted from 1)."""
+    text = ids.map(lambda value: str(value).strip() or None, na_action="ignore")
+    repeated = text[text.notna() & text.duplicated(keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        rows = np.flatnonzero(text.to_numpy() == first)[:2] + 1
+        raise SampleError(f"{path}: data rows {rows[0]} and {rows[1]} have the same id "
+                          f"{first!r} in column {ids.name!r} ({ID_RULE})")
+    return text
 
 
 def _require_columns(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
@@ -112,13 +162,14 @@ def load_sample(config: Config, expectations=()) -> Sample:
     """Read and validate the sample (great-expectations suite from the config plus
     ``expectations`` from the slice files), then pick the gate rows."""
     path = config.sample.path
-    frame = read_table(path)
     id_col, text_col = config.sample.id_column, config.sample.text_column
+    frame = read_table(path, (id_col, text_col))
     required = {id_col: "sample.id_column", text_col: "sample.text_column"}
     for dimension in config.rubric.dimensions:
         for column in config.rubric.rater_columns(dimension):
             required[column] = f"rating for dimension {dimension!r}"
     _require_columns(frame, path, required)
+    frame[id_col] = normalised_ids(frame[id_col], path)
     checks = validate_sample(frame, config, list(expectations))
     frame = with_derived_columns(frame.set_index(id_col, drop=False), text_col)
     frame.index = frame.index.astype(str).rename("id")

@@ -3,6 +3,8 @@ for CI job summaries (and, with --baseline, what changed since the earlier run).
 
 from __future__ import annotations
 
+import re
+
 from validator.outputs.baseline import Comparison
 from validator.outputs.decision import RECOMMEND, decisions, opening
 from validator.outputs.discovery_view import sentence as discovery_sentence
@@ -15,8 +17,22 @@ from validator.record.schema import RunRecord
 MAX_ROWS = 50
 
 
+# Characters that make markdown of data (a dimension named "**x** [y](z)" or "<img>"):
+# escaped with a backslash. "_" only where it can close emphasis (not followed by a
+# letter or digit), so names such as brand_voice stay readable in the raw file.
+MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>|#~&]|_(?![A-Za-z0-9])")
+
+
 def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from the data (or a sentence holding it) as inert markdown on one line."""
+    return MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), str(text)).replace("\n", " ")
+
+
+def _code(text) -> str:
+    """Text from the data as a code span, fenced by more backticks than it holds."""
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if fence != "`" else f"`{text}`"
 
 
 def decision_lines(summary: RunRecord) -> list[str]:
@@ -32,7 +48,7 @@ def decision_lines(summary: RunRecord) -> list[str]:
 def baseline_lines(comparison: Comparison, limit: int = 30) -> list[str]:
     """Per candidate: the counts of changed checks and the changes, the largest first."""
     lines = ["## Since the baseline", "",
-             f"Compared with `{_cell(comparison.run_dir)}` (verdict "
+             f"Compared with {_code(comparison.run_dir)} (verdict "
              f"{comparison.verdict.upper()}).", ""]
     lines += [f"- **Not like for like:** {_cell(note)}." for note in comparison.notes]
     for pair in comparison.pairs:
@@ -57,12 +73,13 @@ def render_markdown(summary: RunRecord, comparison: Comparison | None = None) ->
     gate, counts, sample = summary.gate, summary.counts, summary.sample
     lines = [f"# slice-validator: {summary.verdict.upper()}", "",
              *decision_lines(summary),
-             f"Gate metric **{gate.metric}** ({gate.unit}), max_drop {gate.max_drop:g}, "
+             *[f"> **Warning:** {_cell(warning)}\n" for warning in summary.warnings],
+             f"Gate metric **{_cell(gate.metric)}** ({gate.unit}), max_drop {gate.max_drop:g}, "
              f"policy {gate.policy}, {gate.confidence:.0%} paired bootstrap CIs "
              f"({gate.bootstrap_resamples} resamples), correction {gate.correction} "
              f"(false-fail budget {gate.false_fail_budget:g}), "
              f"min_rows {gate.min_rows}, on_inconclusive {gate.on_inconclusive}. "
-             f"Sample `{_cell(sample.path)}`: {sample.rows} gate rows "
+             f"Sample {_code(sample.path)}: {sample.rows} gate rows "
              f"of {sample.total_rows}.", "",
              f"Checks: {counts.fail} failed, {counts.inconclusive} inconclusive, "
              f"{counts.passed} passed.", ""]
@@ -97,7 +114,7 @@ def render_markdown(summary: RunRecord, comparison: Comparison | None = None) ->
                   "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|---|"]
         for c in problems[:MAX_ROWS]:
             lines.append(f"| {c.verdict.upper()} | {_cell(c.candidate)} | "
-                         f"{_cell(c.slice)} | {c.dimension} | {c.n} | "
+                         f"{_cell(c.slice)} | {_cell(c.dimension)} | {c.n} | "
                          f"{num(c.reference)} | {num(c.candidate_value)} | "
                          f"{num(c.human_ceiling)} | {num(c.degradation)} | "
                          f"[{num(c.ci_low)}, {num(c.ci_high)}] | "

@@ -118,7 +118,7 @@ def library_versions() -> dict[str, str]:
 
 def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd.DataFrame,
                   predictions: Predictions, metrics: pd.DataFrame, gate: GateResult,
-                  operating: dict | None = None) -> RunRecord:
+                  operating: dict | None = None, warnings: tuple[str, ...] = ()) -> RunRecord:
     """The run record, validated before anything is written."""
     metric = METRICS[config.gate.metric]
     counts = {v: len(gate.by_verdict(v)) for v in ("pass", "fail", "inconclusive")}
@@ -133,6 +133,7 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "verdict": verdict,
         "exit_code": exit_code,
         "counts": counts,
+        "warnings": list(warnings),
         "config": {"source": config.source, "seed": config.seed},
         "gate": {**config.gate.model_dump(mode="json"), "unit": metric.unit,
                  "higher_is_better": metric.higher_is_better,

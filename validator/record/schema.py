@@ -297,6 +297,8 @@ class RunRecord(Record):
     verdict: Verdict
     exit_code: Literal[0, 1]
     counts: Counts
+    warnings: list[str] = []  # what the plan found doubtful but not wrong (calibration rows
+    #                           that are also gate rows), shown in the terminal and report
     config: ConfigRecord
     gate: GateRecord
     sample: SampleRecord

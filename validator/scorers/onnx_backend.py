@@ -19,6 +19,7 @@ import numpy as np
 from validator.cache import prediction_fingerprint
 from validator.errors import ModelError, first_line
 from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
+from validator.scorers.model_config import read_model_config
 from validator.scorers.output_map import OutputMap, resolve_outputs
 
 GRAPH_OPTIMIZATION = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -156,10 +157,7 @@ def read_side_config(onnx_file: Path) -> dict:
     if not config_path.is_file():
         raise ModelError(f"{config_path}: missing; an ONNX model needs a config.json beside it "
                          f"naming its outputs (id2label)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{config_path}: cannot read ({first_line(exc)})") from exc
+    config = read_model_config(config_path)
     if "id2label" not in config:
         raise ModelError(f"{config_path}: no id2label naming the model's outputs")
     return config

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,8 @@ import numpy as np
 from validator.cache import prediction_fingerprint
 from validator.errors import ConfigError, ModelError, first_line
 from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
+from validator.scorers.model_config import (check_head_matches, config_labels,
+                                            read_model_config)
 from validator.scorers.output_map import resolve_outputs
 
 MODEL_FILES = ("*.safetensors", "config.json", "tokenizer*.json", "vocab.txt", "*.model",
@@ -152,13 +153,9 @@ def inspect_model_dir(path: Path, dimensions: list[str], scorer_config,
         except (OSError, SafetensorError) as exc:
             raise ModelError(f"{path}: cannot load the model ({weights.name}: "
                              f"{first_line(exc)})") from exc
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{path}: cannot load the model (config.json: {first_line(exc)})") \
-            from exc
-    labels = config.get("id2label") or {  # transformers' own default labels
-        str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
+    config_path = path / "config.json"
+    labels = config_labels(read_model_config(config_path), config_path)
+    check_head_matches(config_path, labels, sorted(path.glob("*.safetensors")))
     resolve_outputs(path, labels, dimensions, scorer_config, scale)
 
 
@@ -167,11 +164,9 @@ def weights_dtype(path: Path):
     transformers 4.x writes it), else ``"auto"`` (the checkpoint's own). Passed
     explicitly because transformers 4.x loads in float32 unless told: a bf16 artefact
     must be gated as bf16 on every supported version."""
-    import json
-
     import torch
 
-    raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    raw = read_model_config(path / "config.json")
     name = raw.get("dtype") or raw.get("torch_dtype")
     wanted = getattr(torch, name, None) if isinstance(name, str) else None
     return wanted if isinstance(wanted, torch.dtype) and wanted.is_floating_point else "auto"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from validator.errors import SliceError, first_line
+from validator.bounded_yaml import load_yaml_file
+from validator.errors import SliceError
 from validator.data.expectations import Expectation, parse_expectations
 from validator.data.slices.dsl import Condition, check_columns, evaluate, parse_condition
 
@@ -57,15 +58,6 @@ def slice_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _read_yaml(path: Path):
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SliceError(f"{path}: cannot read ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise SliceError(f"{path}: not valid YAML ({first_line(exc)})") from exc
-
-
 def _parse_slice(entry, file: str, index: int) -> SliceDef:
     where = f"{file}: slices[{index}]"
     if not isinstance(entry, dict):
@@ -94,7 +86,7 @@ FILE_KEYS = ("slices", "expectations")
 
 
 def parse_slice_file(path: Path) -> tuple[list[SliceDef], list[Expectation]]:
-    document = _read_yaml(path)
+    document = load_yaml_file(path, SliceError, "slice file")
     if not isinstance(document, dict) or not document or set(document) - set(FILE_KEYS):
         raise SliceError(f"{path}: a slice file is a mapping with the keys 'slices' (a list) "
                          f"and/or 'expectations' (a list)")

@@ -103,7 +103,7 @@ def _parse_operator(column: str, op: Any, arg: Any, where: str) -> Compare:
         if isinstance(arg, bool) or not isinstance(arg, (int, float)):
             raise SliceError(f"{where}: '{op}' takes a number, got {arg!r}")
     elif op == "matches":
-        arg = _compile_regex(arg, where)
+        arg = compile_regex(arg, where)
     elif op == "contains":
         if not isinstance(arg, str) or not arg:
             raise SliceError(f"{where}: 'contains' takes a non-empty string, got {arg!r}")
@@ -112,7 +112,7 @@ def _parse_operator(column: str, op: Any, arg: Any, where: str) -> Compare:
     return Compare(column, op, arg, where)
 
 
-def _compile_regex(pattern: Any, where: str):
+def compile_regex(pattern: Any, where: str):
     if not isinstance(pattern, str) or not pattern:
         raise SliceError(f"{where}: 'matches' takes a non-empty regex string, got {pattern!r}")
     if len(pattern) > MAX_REGEX_LENGTH:
