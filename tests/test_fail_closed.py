@@ -146,7 +146,16 @@ def test_bh_correction_end_to_end(tmp_path, scored_rows):
     assert [c["p_value_adjusted"] for c in known] == pytest.approx(list(expected))
     failed = {(c["slice"], c["dimension"]) for c in checks if c["verdict"] == "fail"}
     assert ("headlines", "_all") in failed
-    assert all(c["p_value_adjusted"] < 0.05 for c in checks if c["verdict"] == "fail")
+    # the decision reads p_value_max_drop_adjusted (p_value_adjusted is reported only):
+    # BH over the threshold p-values, and every failure beyond the budget after it
+    tested = [c for c in checks if c["p_value_max_drop"] is not None]
+    deciding = multipletests([c["p_value_max_drop"] for c in tested], method="fdr_bh")[1]
+    assert [c["p_value_max_drop_adjusted"] for c in tested] == pytest.approx(list(deciding))
+    holm = multipletests([c["p_value_max_drop"] for c in tested], method="holm")[1]
+    assert list(holm) != pytest.approx(list(deciding))  # the test tells BH from Holm
+    budget = summary["gate"]["false_fail_budget"]
+    assert all(c["p_value_max_drop_adjusted"] < budget
+               for c in checks if c["verdict"] == "fail" and c["n"] > 0)
 
 
 def test_zero_row_slice_under_a_correction_still_fails(tmp_path, scored_rows):
