@@ -314,6 +314,12 @@ class RunRecord(Record):
         return self.scorers[0]
 
     @property
+    def gate_checks(self) -> list[CheckRecord]:
+        """The gate metric's checks (one per candidate x slice x dimension), without the
+        location guard's (role ``location_guard``, in the guard metric's unit)."""
+        return [c for c in self.checks if c.role == "gate"]
+
+    @property
     def candidates(self) -> list[ScorerRecord]:
         return [s for s in self.scorers if s.role == "candidate"]
 
