@@ -23,8 +23,7 @@ import pandas as pd
 
 from validator.config import GateConfig
 from validator.judge.gate import (FAIL, GATE_ROLE, INCONCLUSIVE, PASS, Check, GateResult,
-                                  corrected_verdicts,
-                            policy_verdicts, run_verdicts)
+                                  corrected_verdicts, policy_verdicts, run_verdicts)
 from validator.metrics import ALL_DIMENSIONS, get_metric
 from validator.judge.stats import adjust_p_values, p_exceeds
 
