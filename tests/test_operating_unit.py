@@ -78,7 +78,7 @@ def standard_world(shift: float = 0.0, wide: float = 1.0, **kwargs):
         base = {"all": 0.2, "small": 0.8, "tiny": 0.0}[s]
         degradations[(c, s, d)] = base + shift + (0.3 if d == "a" else 0.0) \
             - (0.4 if c == "c2" else 0.0)
-    sd = {"all": 0.6, "small": 1.5, "tiny": 3.0}
+    sd = {"all": 0.6, "small": 1.5, "tiny": 0.3}
     max_drop = {"all": 1.0 * wide, "small": 2.0 * wide, "tiny": 1.0 * wide}
     return make_world(degradations, sd, max_drop, **kwargs)
 
@@ -124,11 +124,12 @@ def expected_shares(checks, resamples, frame, gate: GateConfig, truth: np.ndarra
             fixed.append("inconclusive")
         else:
             fixed.append("")
-    varying = sorted({c.slice for c, f in zip(checks, fixed) if f == ""})
-    combos = np.array(list(itertools.product(range(RESAMPLES), repeat=len(varying))))
+    count = {c.slice: len(r) for c, r, f in zip(checks, resamples, fixed) if f == "" and len(r)}
+    varying = sorted(count)
+    combos = np.array(list(itertools.product(*(range(count[s]) for s in varying))))
     errors = np.zeros((len(combos), len(checks)))
     for i, (c, samples) in enumerate(zip(checks, resamples)):
-        if fixed[i] == "":
+        if fixed[i] == "" and len(samples):  # a check without resamples: no error
             picked = samples[combos[:, varying.index(c.slice)]]
             errors[:, i] = np.where(np.isnan(picked), 0.0, picked - c.degradation)
     wider = np.ones(len(checks))
@@ -324,3 +325,43 @@ def test_no_checks_report_a_run_that_never_passes():
     assert "simulated from this run's paired bootstrap" in report["method"]
     assert report["scenarios"][3]["description"].startswith(
         "the first candidate drops by 6 on the smallest gated slice, small")
+
+
+def test_undefined_checks_are_inconclusive_in_every_run():
+    """A NaN degradation, or a NaN lower bound alone, makes a check inconclusive whatever
+    the draw: with on_inconclusive fail no run passes (tiny is decided: min_rows 10)."""
+    gate, _, _ = CONFIGS["confident"]
+    gate = gate.model_copy(update={"min_rows": 10, "on_inconclusive": "fail"})
+    assert compare(standard_world(wide=3), gate)["scenarios"][0]["pass"] > 0.5
+    for field in ("degradation", "ci_low"):
+        checks, resamples = standard_world(wide=3)
+        checks = [replace(c, **{field: math.nan}) if (c.candidate, c.slice, c.dimension)
+                  == ("c2", "all", "b") else c for c in checks]
+        report = compare((checks, resamples), gate)
+        assert all(s["pass"] == 0.0 for s in report["scenarios"]), field
+
+
+def test_min_rows_is_inclusive():
+    """tiny has exactly 20 rated rows: min_rows 20 decides it, 21 does not."""
+    gate, _, _ = CONFIGS["confident"]
+    at = compare(standard_world(wide=3), gate.model_copy(update={"min_rows": 20,
+                                                           "on_inconclusive": "fail"}))
+    above = compare(standard_world(wide=3), gate.model_copy(update={"min_rows": 21,
+                                                              "on_inconclusive": "fail"}))
+    assert at["scenarios"][0]["pass"] > 0.5 and above["scenarios"][0]["pass"] == 0.0
+
+
+def test_a_decided_check_without_resamples_has_no_sampling_error():
+    checks, resamples = standard_world()
+    resamples = [np.array([]) if (c.candidate, c.slice, c.dimension) == ("c1", "all", "b")
+                 else r for c, r in zip(checks, resamples)]
+    compare((checks, resamples), CONFIGS["point"][0])
+
+
+def test_every_resample_can_be_drawn():
+    """Two resamples per slice, the first far worse: about half of the runs draw it."""
+    checks, resamples = standard_world()
+    resamples = [np.array([c.degradation + 10.0, c.degradation]) for c in checks]
+    gate = GateConfig(policy="point", correction="none", min_rows=30, on_inconclusive="warn")
+    report = compare((checks, resamples), gate)
+    assert 0.6 <= report["false_fail"] <= 0.85  # 1 - 1/4: either slice's bad draw fails
