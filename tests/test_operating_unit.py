@@ -45,20 +45,20 @@ def masks() -> pd.DataFrame:
 
 
 def make_world(degradations: dict, sd_of: dict, max_drop_of: dict, candidates=("c1", "c2"),
-               seed: int = 1, unrated=None):
+               seed: int = 1, unrated=None, draws: int = RESAMPLES):
     """Checks for every candidate x slice x dimension (``_all`` last), with resamples
     that share one draw per slice; ``unrated``: (slice, dimension) -> no p-value."""
     rng = np.random.default_rng(seed)
     checks, resamples = [], []
-    shared = {s: rng.normal(0, 1, RESAMPLES) for s in SLICES}
+    shared = {s: rng.normal(0, 1, draws) for s in SLICES}
     for candidate in candidates:
         for s, rows in SLICES.items():
             for d in [*DIMENSIONS, "_all"]:
                 deg, sd = degradations[(candidate, s, d)], sd_of[s]
-                own = rng.normal(0, 1, RESAMPLES)
+                own = rng.normal(0, 1, draws)
                 samples = deg + sd * (0.8 * shared[s] + 0.6 * own)
                 if (candidate, s, d) == ("c1", "all", "a"):
-                    samples[3] = np.nan  # an undefined resample: no error that run
+                    samples[1] = np.nan  # an undefined resample: no error that run
                 max_drop = max_drop_of[s]
                 p = float(norm.sf((deg - max_drop) / sd))
                 if unrated and (s, d) in unrated:
@@ -332,9 +332,9 @@ def test_undefined_checks_are_inconclusive_in_every_run():
     the draw: with on_inconclusive fail no run passes (tiny is decided: min_rows 10)."""
     gate, _, _ = CONFIGS["confident"]
     gate = gate.model_copy(update={"min_rows": 10, "on_inconclusive": "fail"})
-    assert compare(standard_world(wide=3), gate)["scenarios"][0]["pass"] > 0.5
+    assert compare(standard_world(wide=3, draws=12), gate)["scenarios"][0]["pass"] > 0.5
     for field in ("degradation", "ci_low"):
-        checks, resamples = standard_world(wide=3)
+        checks, resamples = standard_world(wide=3, draws=12)
         checks = [replace(c, **{field: math.nan}) if (c.candidate, c.slice, c.dimension)
                   == ("c2", "all", "b") else c for c in checks]
         report = compare((checks, resamples), gate)
@@ -344,10 +344,10 @@ def test_undefined_checks_are_inconclusive_in_every_run():
 def test_min_rows_is_inclusive():
     """tiny has exactly 20 rated rows: min_rows 20 decides it, 21 does not."""
     gate, _, _ = CONFIGS["confident"]
-    at = compare(standard_world(wide=3), gate.model_copy(update={"min_rows": 20,
-                                                           "on_inconclusive": "fail"}))
-    above = compare(standard_world(wide=3), gate.model_copy(update={"min_rows": 21,
-                                                              "on_inconclusive": "fail"}))
+    world = standard_world(wide=3, draws=12)
+    at, above = (compare(world, gate.model_copy(update={"min_rows": rows,
+                                                        "on_inconclusive": "fail"}))
+                 for rows in (20, 21))
     assert at["scenarios"][0]["pass"] > 0.5 and above["scenarios"][0]["pass"] == 0.0
 
 
