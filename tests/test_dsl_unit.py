@@ -89,6 +89,19 @@ def test_parse_errors_name_the_yaml_path_and_the_problem(condition, message):
     assert error(condition) == message
 
 
+@pytest.mark.parametrize("text, key", [
+    ("{score: .nan}", "score"), ("{score: {in: [1, .nan]}}", "score.in"),
+    ("{score: {not_in: [.NaN]}}", "score.not_in"), ("{score: {min: .nan}}", "score.min"),
+    ("{score: {max: .nan}}", "score.max"), ("{not: {score: .nan}}", "not.score")])
+def test_a_nan_literal_is_refused_like_null(text, key):
+    # YAML's .nan is a missing value; the documented rule is that missing values never
+    # satisfy a comparison, so `not: {score: .nan}` must not select the null rows either
+    import yaml
+    assert error(yaml.safe_load(text)) == (f"{W}.{key}: .nan is a missing value; use "
+                                           f"{{is_null: true}} to select missing values")
+    assert parse_condition({"score": {"min": float("inf")}}, W).value == float("inf")
+
+
 @pytest.mark.parametrize("pattern", ["", 5, None])
 def test_matches_needs_a_non_empty_string(pattern):
     assert error({"t": {"matches": pattern}}).startswith(f"{W}.t.matches: 'matches' takes a "

@@ -146,7 +146,16 @@ def test_bh_correction_end_to_end(tmp_path, scored_rows):
     assert [c["p_value_adjusted"] for c in known] == pytest.approx(list(expected))
     failed = {(c["slice"], c["dimension"]) for c in checks if c["verdict"] == "fail"}
     assert ("headlines", "_all") in failed
-    assert all(c["p_value_adjusted"] < 0.05 for c in checks if c["verdict"] == "fail")
+    # the decision reads p_value_max_drop_adjusted (p_value_adjusted is reported only):
+    # BH over the threshold p-values, and every failure beyond the budget after it
+    tested = [c for c in checks if c["p_value_max_drop"] is not None]
+    deciding = multipletests([c["p_value_max_drop"] for c in tested], method="fdr_bh")[1]
+    assert [c["p_value_max_drop_adjusted"] for c in tested] == pytest.approx(list(deciding))
+    holm = multipletests([c["p_value_max_drop"] for c in tested], method="holm")[1]
+    assert list(holm) != pytest.approx(list(deciding))  # the test tells BH from Holm
+    budget = summary["gate"]["false_fail_budget"]
+    assert all(c["p_value_max_drop_adjusted"] < budget
+               for c in checks if c["verdict"] == "fail" and c["n"] > 0)
 
 
 def test_zero_row_slice_under_a_correction_still_fails(tmp_path, scored_rows):
@@ -176,7 +185,8 @@ def test_every_metric_is_gated_with_its_direction(tmp_path, scored_rows, metric)
                                                        "min_rows": 50,
                                                        "bootstrap_resamples": 100})
     assert code == 1
-    checks = {(c["slice"], c["dimension"]): c for c in summary["checks"]}
+    checks = {(c["slice"], c["dimension"]): c for c in summary["checks"]
+              if c["role"] == "gate"}  # kappa and spearman also bring location guards
     worse, better = checks[("headlines", "_all")], checks[("subject_lines", "_all")]
     higher_is_better = METRICS[metric].higher_is_better
     for check in (worse, better):

@@ -20,8 +20,8 @@ from statsmodels.stats.multitest import multipletests
 from validator.config import Config, GateConfig
 from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
                             apply_correction, build_checks, corrected_verdicts, decide,
-                            evaluate_gate, explain_inconclusive, judge, policy_verdicts,
-                            rows_needed, run_verdicts)
+                            evaluate_gate, explain_inconclusive, gated_metrics, guard_metric,
+                            judge, policy_verdicts, rows_needed, run_verdicts)
 from test_stats import check_with as stats_check_with
 from validator.metrics import compute_metrics, exact_agreement, mae
 
@@ -525,6 +525,47 @@ def test_build_checks_applies_the_correction():
     assert clarity.verdict == INCONCLUSIVE and "holm" in clarity.reason
     assert clarity.p_value_adjusted >= clarity.p_value
     assert checks[("none", "clarity")].verdict == FAIL  # a slice without rows still fails
+
+
+@pytest.mark.parametrize("metric", ["spearman", "quadratic_kappa"])
+def test_a_metric_blind_to_a_shift_brings_location_guard_checks(metric):
+    """candidate = reference + 1 (clipped): the guard (MAE, rating points) checks every
+    slice and dimension after the gate metric's, with its own threshold, and fails."""
+    config = small_config(metric=metric, max_drop=0.02, correction="holm",
+                          guard_max_drop=0.3)
+    scores = {"ref": REF, "cand": REF + 1.0}
+    metrics = compute_metrics(HUMAN, scores, MASKS, (1, 5))
+    checks, resamples = build_checks(metrics, HUMAN, scores, MASKS, config)
+    assert len(checks) == len(resamples) == 18
+    gate, guard = checks[:9], checks[9:]
+    assert {(c.role, c.metric, c.unit) for c in gate} == {("gate", metric, "kappa" if
+                                                          "kappa" in metric else "correlation")}
+    assert {(c.role, c.metric, c.unit, c.max_drop) for c in guard} == {
+        ("location_guard", "mean_absolute_error", "rating points", 0.3)}
+    assert [(c.slice, c.dimension) for c in guard] == [(c.slice, c.dimension) for c in gate]
+    clarity = guard[0]
+    h = HUMAN.clarity.to_numpy()
+    assert clarity.degradation == pytest.approx(mae(h, REF[:, 0] + 1, (1, 5))
+                                                - mae(h, REF[:, 0], (1, 5)))
+    assert clarity.degradation > 0.3 and clarity.verdict == FAIL
+    assert clarity.reason.startswith("location guard (mean_absolute_error, rating points): ")
+    # one correction over both families: the adjusted threshold p-values see 12 tested
+    tested = [c for c in checks if not math.isnan(c.p_value_max_drop)]
+    assert [c.p_value_max_drop_adjusted for c in tested] == pytest.approx(list(
+        multipletests([c.p_value_max_drop for c in tested], method="holm")[1]))
+    assert guard_metric(config.gate)[1] == 0.3 and gated_metrics(config.gate) == [
+        metric, "mean_absolute_error"]
+    default = GateConfig(metric=metric)
+    assert guard_metric(default)[1] == 0.05 and default.max_drop == 0.02
+
+
+@pytest.mark.parametrize("metric", ["exact_agreement", "adjacent_agreement",
+                                    "mean_absolute_error"])
+def test_metrics_that_see_a_shift_have_no_guard(metric):
+    config = small_config(metric=metric)
+    assert guard_metric(config.gate) is None and gated_metrics(config.gate) == [metric]
+    checks = run_gate(config)
+    assert len(checks) == 9 and {c.role for c in checks} == {"gate"}
 
 
 def test_build_checks_names_an_unknown_metric():

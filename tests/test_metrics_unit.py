@@ -151,6 +151,32 @@ def test_a_metric_needs_exactly_one_resample_form_and_an_aggregate_when_resample
     assert row_only.aggregate is None and row_only.flip_tolerance is None
 
 
+@pytest.mark.parametrize("bad", [0.0, -0.1, math.nan, math.inf])
+def test_a_metric_default_max_drop_must_be_finite_and_positive(bad):
+    with pytest.raises(ValueError, match=r"^metric 'm': max_drop must be a finite number "
+                                         r"> 0$"):
+        Metric("m", True, "u", "d", row_value=rows_of, max_drop=bad)
+    assert Metric("m", True, "u", "d", row_value=rows_of, max_drop=1e-9).max_drop == 1e-9
+
+
+def test_metric_declarations_units_ranges_defaults_and_guards():
+    """docs/thresholds.md's table, as declared."""
+    table = {name: (m.unit, m.range_on((1, 5)), m.range_on((0, 10)), m.max_drop, m.guard)
+             for name, m in METRICS.items()}
+    assert table == {
+        "exact_agreement": ("percentage points", (0, 100), (0, 100), 1.0, None),
+        "adjacent_agreement": ("percentage points", (0, 100), (0, 100), 1.0, None),
+        "quadratic_kappa": ("kappa", (-1, 1), (-1, 1), 0.02, "mean_absolute_error"),
+        "spearman": ("correlation", (-1, 1), (-1, 1), 0.02, "mean_absolute_error"),
+        "mean_absolute_error": ("rating points", (0, 4), (0, 10), 0.05, None)}
+    assert all(isinstance(v, float) for m in METRICS.values() for v in m.range_on((1, 5)))
+    assert "shift" in METRICS["spearman"].blind_to and "shift" in \
+        METRICS["quadratic_kappa"].blind_to
+    plain = Metric("m", True, "u", "d", row_value=rows_of)
+    assert (plain.range, plain.max_drop, plain.blind_to, plain.guard) == (
+        (0.0, 100.0), 1.0, "", None)
+
+
 def test_metric_value_is_the_aggregate_or_the_mean_of_row_values_and_nan_when_empty():
     h, p = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 2.0])
     row_only = Metric("m", False, "u", "d", row_value=rows_of)

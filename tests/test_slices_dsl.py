@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import signal
+from contextlib import contextmanager
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,14 +76,45 @@ def test_errors_name_the_place_and_the_problem(condition, message):
     assert message in info.value.args[0]
 
 
+LINEAR_TIME_LIMIT_S = 5  # RE2 takes milliseconds; a backtracking engine, ~2^50000 steps
+
+
+@contextmanager
+def time_limit(seconds: int):
+    """Raise TimeoutError in the test after ``seconds`` of wall time. Python's ``re``
+    checks for signals while it matches, so a backtracking match is interrupted."""
+    def expire(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s: not linear time")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def linear_time_case(pattern):
+    frame = pd.DataFrame({"text": ["a" * 50_000 + "c", "aab", None]})
+    parsed = parse_condition({"text": {"matches": pattern}}, "test.yaml: where")
+    return frame, parsed, [False, pattern in ("((a+))+b", "(a|aa)+b"), False]
+
+
 @pytest.mark.parametrize("pattern", ["((a+))+b", "(a|aa)+b", "(a+)+$", r"(\w*)*!"])
 def test_patterns_that_backtrack_in_re_run_in_linear_time(pattern):
     # Python's re needs ~2^n steps for these on "aaa...a" without the final match; RE2 is
-    # linear, so 50,000 characters take milliseconds (seconds would mean backtracking)
-    frame = pd.DataFrame({"text": ["a" * 50_000 + "c", "aab", None]})
-    parsed = parse_condition({"text": {"matches": pattern}}, "test.yaml: where")
-    expected = [False, pattern in ("((a+))+b", "(a|aa)+b"), False]
-    assert evaluate(parsed, frame).tolist() == expected
+    # linear, so 50,000 characters take milliseconds; the time limit fails a backtracking
+    # engine instead of hanging the suite
+    frame, parsed, expected = linear_time_case(pattern)
+    with time_limit(LINEAR_TIME_LIMIT_S):
+        assert evaluate(parsed, frame).tolist() == expected
+
+
+def test_the_time_limit_fails_a_backtracking_engine():
+    frame, parsed, _ = linear_time_case("(a+)+$")
+    backtracking = replace(parsed, value=re.compile("(a+)+$"))
+    with pytest.raises(TimeoutError, match="not linear time"), time_limit(1):
+        evaluate(backtracking, frame)
 
 
 def test_matches_keeps_inline_flags_and_skips_missing_values():

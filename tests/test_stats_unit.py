@@ -20,7 +20,7 @@ from statsmodels.stats.multitest import multipletests
 
 import validator.judge.stats as stats
 from validator.metrics import _weighted_ranks, w_kappa, w_spearman  # weighted metric forms
-from validator.metrics import get_metric
+from validator.metrics import METRICS, get_metric
 from validator.judge.stats import (PairedStats, adjust_p_values, check_inputs, flips, mcnemar_exact,
                              p_exceeds, resample_counts, rows_to_resolve, slice_rng, slice_stats,
                              summarise)
@@ -327,18 +327,21 @@ def test_slice_stats_of_an_empty_slice():
 
 
 @pytest.mark.filterwarnings("error")
-def test_resamples_without_rated_pairs_or_variation_give_nan_silently():
+@pytest.mark.filterwarnings("error")  # "silently": a numpy RuntimeWarning fails the test
+@pytest.mark.parametrize("metric", sorted(METRICS))
+def test_resamples_without_rated_pairs_or_variation_give_nan_silently(metric):
     # dimension y is rated on one row of six: most resamples do not draw it
     human = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, 4.0], [4.0, np.nan],
                       [5.0, np.nan], [2.0, np.nan]])
     reference = np.nan_to_num(human, nan=3.0) + 0.1
     candidates = {"c": reference + 0.3}
-    # (kappa and spearman still warn here: kappa_from_confusion / w_spearman divide by a
-    # zero total outside np.errstate; reported in tests/README.md)
-    for metric in ("exact_agreement", "adjacent_agreement", "mean_absolute_error"):
-        got = paired(metric, human, reference, candidates, ["x", "y"], 0.95, 100,
-                     slice_rng(1, "rare"))
-        assert math.isfinite(got[("c", "x")].ci_low), metric
+    # every metric, kappa and spearman included: their divisions by a zero total are
+    # inside np.errstate since issue 11 (this test once left them out)
+    got = paired(metric, human, reference, candidates, ["x", "y"], 0.95, 100,
+                 slice_rng(1, "rare"))
+    assert math.isfinite(got[("c", "x")].ci_low), metric
+    rare = got[("c", "y")].samples
+    assert np.isnan(rare).any() and np.isfinite(rare).sum() < len(rare), metric
     constant = np.full(5, 3.0)
     assert math.isnan(w_spearman(np.ones((1, 5)), constant, constant + 0.2, SCALE)[0])
     assert math.isnan(w_kappa(np.ones((1, 5)), constant, constant, SCALE)[0])

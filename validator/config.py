@@ -45,15 +45,29 @@ class SampleConfig(StrictModel):
     rating_plan: Path | None = None  # PLAN.csv from `validator plan-ratings` (issue 23)
 
 
+MAX_SCALE_WIDTH = 100  # rating points between the scale's ends; kappa holds (width+1)^2 cells
+
+
 class RubricConfig(StrictModel):
     scale: tuple[int, int] = (1, 5)
     dimensions: dict[str, str | list[str]] = Field(min_length=1)
 
+    @field_validator("scale")
+    @classmethod
+    def _bounded(cls, scale):
+        # checked here, before anything is sized by the scale (kappa's confusion matrix
+        # and its bootstrap one-hot grow with the square of the number of levels)
+        low, high = scale
+        if low >= high:
+            raise ValueError(f"scale must be [low, high] with low < high, got {list(scale)}")
+        if high - low > MAX_SCALE_WIDTH:
+            raise ValueError(f"a rating scale at most {MAX_SCALE_WIDTH} points wide is "
+                             f"supported, got {list(scale)} ({high - low} points), e.g. "
+                             f"[1, 5] or [0, 100]")
+        return scale
+
     @model_validator(mode="after")
     def _check(self) -> "RubricConfig":
-        low, high = self.scale
-        if low >= high:
-            raise ValueError(f"scale must be [low, high] with low < high, got {list(self.scale)}")
         for name, raters in self.dimensions.items():
             if name.startswith("_") or ":" in name:
                 raise ValueError(f"dimension name {name!r} may not start with '_' or contain ':'")
@@ -184,7 +198,11 @@ class Override(StrictModel):
 
 class GateConfig(StrictModel):
     metric: str = "exact_agreement"
-    max_drop: MaxDrop = 1.0
+    max_drop: MaxDrop = 1.0  # without the key: the metric's own default (below)
+    allow_wide_max_drop: bool = False  # thresholds beyond validator.plan.WIDE_SHARE of the range
+    # the location guard's threshold (MAE degradation, rating points) for metrics that
+    # declare a guard; default: the guard metric's own max_drop
+    guard_max_drop: MaxDrop | None = None
     overrides: list[Override] = []
     min_rows: int = Field(default=50, ge=1)
     on_inconclusive: Literal["fail", "warn"] = "fail"
@@ -194,6 +212,20 @@ class GateConfig(StrictModel):
     correction: Literal["none", "holm", "bh"] = "holm"
     false_fail_budget: float = Field(default=0.05, gt=0, lt=0.5)  # per run, family-wise
     max_concentration: float | None = Field(default=None, gt=0, le=1)  # off by default
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_default(cls, data: Any) -> Any:
+        """Without a ``max_drop`` key, the metric's own default in its unit
+        (docs/thresholds.md): exact_agreement's is 1.0 point, as it always was."""
+        if isinstance(data, dict) and "max_drop" not in data:
+            from validator.metrics import METRICS  # lazy: numpy/scipy only when parsing
+
+            name = data.get("metric", "exact_agreement")
+            metric = METRICS.get(name) if isinstance(name, str) else None
+            if metric is not None:
+                return {**data, "max_drop": metric.max_drop}
+        return data
 
     def max_drop_for(self, candidate: str, slice_name: str, dimension: str) -> float:
         """The most specific matching override wins; among equals, the later one."""

@@ -9,6 +9,7 @@ dimension ``_all`` pools every (row, dimension) pair of the slice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -118,7 +119,13 @@ class Metric:
     - ``aggregate(h, p, scale)``: the metric itself (default: the mean of row values);
     - ``flip_tolerance``: for agreement metrics, the |rounded difference| that still
       counts as agreeing; the p-value is then McNemar's exact test on the flips;
-    - direction (``higher_is_better``), ``unit`` and a one-line ``description``."""
+    - direction (``higher_is_better``), ``unit`` and a one-line ``description``;
+    - thresholds in the metric's unit (docs/thresholds.md): ``range``, the values it can
+      take (None: [0, the scale's width], for metrics in rating points; see
+      ``range_on``), and ``max_drop``, the default tolerated degradation;
+    - ``blind_to``: the changes of the predictions it cannot see (e.g. a shift), and
+      ``guard``: the metric the gate also checks, on the same slices and dimensions, so
+      that such a change cannot pass (None when the metric sees it itself)."""
     name: str
     higher_is_better: bool
     unit: str
@@ -127,12 +134,22 @@ class Metric:
     row_value: RowFn | None = None
     resampled: Callable[..., np.ndarray] | None = None
     flip_tolerance: int | None = None
+    range: tuple[float, float] | None = (0.0, 100.0)
+    max_drop: float = 1.0
+    blind_to: str = ""
+    guard: str | None = None
 
     def __post_init__(self):
         if (self.row_value is None) == (self.resampled is None):
             raise ValueError(f"metric {self.name!r}: give exactly one of row_value, resampled")
         if self.aggregate is None and self.row_value is None:
             raise ValueError(f"metric {self.name!r}: a resampled metric needs an aggregate")
+        if not (math.isfinite(self.max_drop) and self.max_drop > 0):
+            raise ValueError(f"metric {self.name!r}: max_drop must be a finite number > 0")
+
+    def range_on(self, scale: Scale) -> tuple[float, float]:
+        """The values the metric can take on this rating scale."""
+        return self.range if self.range is not None else (0.0, float(scale[1] - scale[0]))
 
     def value(self, human: np.ndarray, pred: np.ndarray, scale: Scale) -> float:
         if not len(human):
@@ -170,22 +187,33 @@ def register_metric(metric: Metric) -> Metric:
     return metric
 
 
+LOCATION_GUARD = "mean_absolute_error"  # sees any shift of the predictions, in rating points
+
 for _metric in (
     Metric("exact_agreement", True, "percentage points",
            "percent of rows where rounded prediction equals rounded human rating",
-           aggregate=exact_agreement, row_value=agreement_rows(0), flip_tolerance=0),
+           aggregate=exact_agreement, row_value=agreement_rows(0), flip_tolerance=0,
+           range=(0.0, 100.0), max_drop=1.0,
+           blind_to="changes that stay within one rounding step"),
     Metric("adjacent_agreement", True, "percentage points",
            "percent of rows where they differ by at most 1",
-           aggregate=adjacent_agreement, row_value=agreement_rows(1), flip_tolerance=1),
+           aggregate=adjacent_agreement, row_value=agreement_rows(1), flip_tolerance=1,
+           range=(0.0, 100.0), max_drop=1.0,
+           blind_to="changes of up to one rating point"),
     Metric("quadratic_kappa", True, "kappa",
            "Cohen's kappa with quadratic weights on the rounded values",
-           aggregate=quadratic_kappa, resampled=w_kappa),
+           aggregate=quadratic_kappa, resampled=w_kappa, range=(-1.0, 1.0), max_drop=0.02,
+           blind_to="part of a shift or rescaling (chance correction re-centres both "
+                    "marginals)", guard=LOCATION_GUARD),
     Metric("spearman", True, "correlation",
            "Spearman correlation of raw prediction vs human mean",
-           aggregate=spearman, resampled=w_spearman),
+           aggregate=spearman, resampled=w_spearman, range=(-1.0, 1.0), max_drop=0.02,
+           blind_to="any shift or monotone rescaling of the raw predictions",
+           guard=LOCATION_GUARD),
     Metric("mean_absolute_error", False, "rating points",
            "mean |clipped prediction - human mean| (lower is better)",
-           aggregate=mae, row_value=lambda h, p, scale: np.abs(np.clip(p, *scale) - h)),
+           aggregate=mae, row_value=lambda h, p, scale: np.abs(np.clip(p, *scale) - h),
+           range=None, max_drop=0.05, blind_to="errors that cancel in the mean"),
 ):
     register_metric(_metric)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from validator.config import Config, ScorerConfig
 from validator.engine import check_execution
 from validator.errors import ConfigError, ModelError, choices_error
-from validator.metrics import METRICS
+from validator.metrics import METRICS, Metric
 from validator.routing import build_routers
 from validator.data.sample import Sample, load_sample, select_rows
 from validator.scorers import BACKENDS, RECIPES
@@ -33,6 +33,11 @@ TORCH_BACKEND = "transformers"  # the backend every recipe starts from
 CALIBRATED_RECIPES = ("onnx-int8-static",)
 EXCLUDE_RECIPES = ("onnx-int8-static", "onnx-int8-dynamic", "torch-int8-dynamic")  # recipes that calibrate on sample rows
 MIN_CALIBRATION_ROWS = 100
+# The widest max_drop allowed without gate.allow_wide_max_drop, as a share of the metric's
+# range: 25 points of agreement, 0.5 of kappa or Spearman, 1 rating point of MAE on 1-5.
+# A drop that large takes a good scorer to a useless one (kappa 0.8 -> 0.3), so such a
+# threshold is almost always a unit mistake (docs/thresholds.md).
+WIDE_SHARE = 0.25
 INSPECTORS = {  # backend -> its cheap model check (path, dimensions)
     "transformers": "validator.scorers.transformers_backend:inspect_model_dir",
     "onnxruntime": "validator.scorers.onnx_backend:inspect_onnx",
@@ -90,11 +95,41 @@ def check_model(scorer: ScorerConfig, config: Config) -> None:
         raise ConfigError(f"{config.source}: {exc}") from exc
 
 
+def thresholds(config: Config) -> list[tuple[str, float, Metric]]:
+    """(key path, value, metric) of every threshold of the config, in the metric's unit."""
+    gate = config.gate
+    metric = METRICS[gate.metric]
+    found = [("gate.max_drop", gate.max_drop, metric)]
+    found += [(f"gate.overrides[{i}].max_drop", o.max_drop, metric)
+              for i, o in enumerate(gate.overrides)]
+    if metric.guard is not None and gate.guard_max_drop is not None:
+        found.append(("gate.guard_max_drop", gate.guard_max_drop, METRICS[metric.guard]))
+    return found
+
+
+def check_thresholds(config: Config) -> None:
+    """A max_drop wider than WIDE_SHARE of its metric's range is refused: written in the
+    wrong unit (points for a correlation), it would pass almost any candidate."""
+    if config.gate.allow_wide_max_drop:
+        return
+    scale = config.rubric.scale
+    for key, value, metric in thresholds(config):
+        low, high = metric.range_on(scale)
+        if value > WIDE_SHARE * (high - low):
+            raise ConfigError(
+                f"{config.source}: {key}: {value:g} is wider than {WIDE_SHARE:.0%} of "
+                f"{metric.name}'s range [{low:g}, {high:g}] ({metric.unit}); a sane value "
+                f"is e.g. {metric.max_drop:g} (its default); set gate.allow_wide_max_drop: "
+                f"true to keep it")
+
+
 def check_config(config: Config) -> None:
-    """Everything about the config itself: registries, runtime rules, model files."""
+    """Everything about the config itself: registries, thresholds, runtime rules, model
+    files."""
     if config.gate.metric not in METRICS:
         raise ConfigError(f"{config.source}: gate.metric: "
                           f"{choices_error('metric', config.gate.metric, METRICS)}")
+    check_thresholds(config)
     for scorer in config.scorers:
         check_scorer(scorer, config)
     for scorer in config.scorers:

@@ -51,7 +51,8 @@ class Target:
 def targets(run, candidate: str, named: list[str] | None) -> list[Target]:
     """The named slices (each at its worst check), else the failing ones, worst first;
     ``all`` only when no narrower slice fails."""
-    checks = [c for c in run.record.checks if c.candidate == candidate]
+    checks = [c for c in run.record.checks if c.candidate == candidate
+              and c.role == "gate"]  # degradations in the gate metric's unit
     for name in named or []:
         if name not in run.slices:
             raise ValidatorError(f"--slice: unknown slice {name!r} (defined: "

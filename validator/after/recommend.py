@@ -42,7 +42,7 @@ from validator.bounded_yaml import load_yaml_text
 from validator.config import parse_config
 from validator.speed.mix import deployment_cost, traffic
 from validator.errors import ValidatorError
-from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
+from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate, gated_metrics
 from validator.metrics import compute_metrics
 from validator.outputs import write_text
 from validator.record.run_dir import RunDir
@@ -164,7 +164,7 @@ def evaluate(run: RunDir, rows: np.ndarray, plans: dict[str, np.ndarray],
     masks = run.table.loc[rows, [f"slice:{s}" for s in run.slices]]
     masks.columns = list(run.slices)
     scale = run.scale
-    only = [config.gate.metric]  # the checks read the gate's metric alone
+    only = gated_metrics(config.gate)  # the checks read the gate's metric and its guard's
     reference = run.scores(run.reference)[rows]
     key = rows.tobytes()
     if key not in run.memo:  # the reference's metrics do not change per plan

@@ -29,15 +29,16 @@ def apply_max_concentration(checks: list, gate, dimensions: list[str]) -> list:
     if limit is None:
         return checks
     grouped: dict = {}
-    for check in checks:
-        if check.dimension in dimensions:
+    for check in checks:  # the gate metric's checks (a location guard's are in another unit)
+        if check.dimension in dimensions and check.role == "gate":
             grouped.setdefault((check.candidate, check.slice), []).append(check)
     out = []
     for check in checks:
         parts = grouped.get((check.candidate, check.slice), [])
         share = concentration([c.degradation for c in parts])
-        if check.dimension == ALL_DIMENSIONS and check.verdict != "fail" \
-                and check.n >= gate.min_rows and share is not None and share > limit:
+        if check.dimension == ALL_DIMENSIONS and check.role == "gate" \
+                and check.verdict != "fail" and check.n >= gate.min_rows \
+                and share is not None and share > limit:
             worst = max(parts, key=lambda c: c.degradation)
             check = replace(check, verdict="fail",
                             reason=f"loss concentrated in {worst.dimension}: concentration "

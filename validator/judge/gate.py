@@ -32,11 +32,12 @@ from scipy.stats import norm
 
 from validator.config import Config, GateConfig
 from validator.judge.evenness import apply_max_concentration
-from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, get_metric
+from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, Metric, get_metric
 from validator.judge.stats import (POWER, PairedStats, adjust_p_values, p_exceeds, rows_to_resolve,
                              slice_rng, slice_stats)
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+GATE_ROLE, GUARD_ROLE = "gate", "location_guard"
 CORRECTED_POLICIES = ("point", "confident")  # tests of a difference; see apply_correction
 
 
@@ -65,6 +66,8 @@ class Check:
     p_value_max_drop: float = math.nan
     p_value_max_drop_adjusted: float = math.nan
     rows_needed: int | None = None
+    role: str = "gate"  # GATE_ROLE, or GUARD_ROLE for a location guard's check
+    unit: str = ""      # the metric's unit, in which degradation and max_drop are given
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -186,13 +189,47 @@ def explain_inconclusive(checks: list[Check], gate: GateConfig) -> list[Check]:
     return out
 
 
+def guard_metric(gate: GateConfig) -> tuple[Metric, float] | None:
+    """The location guard of a gate metric blind to a shift (Metric.guard), and its
+    threshold in the guard's unit; None when the gate metric sees a shift itself."""
+    guard = get_metric(gate.metric).guard
+    if guard is None:
+        return None
+    metric = get_metric(guard)
+    return metric, metric.max_drop if gate.guard_max_drop is None else gate.guard_max_drop
+
+
+def gated_metrics(gate: GateConfig) -> list[str]:
+    """The metrics the checks read: the gate's, and its guard's."""
+    guard = guard_metric(gate)
+    return [gate.metric] + ([] if guard is None else [guard[0].name])
+
+
 def build_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
                  masks: pd.DataFrame, config: Config) -> tuple[list[Check], list[np.ndarray]]:
     """Every check, and every check's bootstrap degradations (resample b of a slice is
-    the same draw of rows for all of that slice's checks)."""
+    the same draw of rows for all of that slice's checks); a guarded metric's location
+    guard checks follow the gate's, and the correction covers both."""
     gate = config.gate
-    metric = get_metric(gate.metric)  # the plan has checked the name and the overrides
-    values = metrics[metrics.metric == gate.metric].set_index(["scorer", "slice", "dimension"])
+    # the plan has checked the name and the overrides
+    checks, resamples = metric_checks(metrics, human, scores, masks, config,
+                                      get_metric(gate.metric), gate.max_drop_for, GATE_ROLE)
+    guard = guard_metric(gate)
+    if guard is not None:
+        metric, max_drop = guard
+        more, more_resamples = metric_checks(metrics, human, scores, masks, config, metric,
+                                             lambda *where: max_drop, GUARD_ROLE)
+        checks, resamples = checks + more, resamples + more_resamples
+    return explain_inconclusive(apply_correction(checks, gate), gate), resamples
+
+
+def metric_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
+                  masks: pd.DataFrame, config: Config, metric: Metric, max_drop_for,
+                  role: str) -> tuple[list[Check], list[np.ndarray]]:
+    """One metric's checks (before the correction), each with its bootstrap degradations;
+    ``max_drop_for(candidate, slice, dimension)`` gives each check's threshold."""
+    gate = config.gate
+    values = metrics[metrics.metric == metric.name].set_index(["scorer", "slice", "dimension"])
     reference = config.reference.name
     candidates = [c.name for c in config.candidates]
     dimensions = list(human.columns)
@@ -207,27 +244,30 @@ def build_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, n
             for dimension in [*dimensions, ALL_DIMENSIONS]:
                 checks.append(make_check(values, stats[(candidate, dimension)], reference,
                                          candidate, slice_name, dimension, int(mask.sum()),
-                                         metric, config))
+                                         metric, config,
+                                         max_drop_for(candidate, slice_name, dimension),
+                                         role))
                 resamples.append(stats[(candidate, dimension)].samples)
-    return explain_inconclusive(apply_correction(checks, gate), gate), resamples
+    return checks, resamples
 
 
 def make_check(values, stats: PairedStats, reference, candidate, slice_name, dimension,
-               slice_rows, metric, config: Config) -> Check:
+               slice_rows, metric, config: Config, max_drop: float, role: str) -> Check:
     ref = values.loc[(reference, slice_name, dimension)]
     cand = values.loc[(candidate, slice_name, dimension)]
     ceiling_key = (HUMAN_CEILING, slice_name, dimension)
     ceiling = float(values.loc[ceiling_key, "value"]) if ceiling_key in values.index else math.nan
     degradation = metric.degradation(float(ref.value), float(cand.value))
-    max_drop = config.gate.max_drop_for(candidate, slice_name, dimension)
     p_max_drop = float(p_exceeds(degradation, stats.bootstrap_sd, max_drop))
-    check = Check(candidate, slice_name, dimension, config.gate.metric, int(cand.n),
+    check = Check(candidate, slice_name, dimension, metric.name, int(cand.n),
                   float(ref.value), float(cand.value), degradation,
                   stats.ci_low, stats.ci_high, max_drop, "", "",
                   stats.p_value, stats.p_value, stats.detectable_degradation,
                   stats.flips_to_disagree, stats.flips_to_agree, ceiling,
-                  stats.bootstrap_sd, p_max_drop, p_max_drop)
+                  stats.bootstrap_sd, p_max_drop, p_max_drop, role=role, unit=metric.unit)
     verdict, reason = judge(check, slice_rows, config.gate)
+    if role == GUARD_ROLE:
+        reason = f"location guard ({metric.name}, {metric.unit}): {reason}"
     return replace(check, verdict=verdict, reason=reason)
 
 

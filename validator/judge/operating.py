@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from validator.config import GateConfig
-from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, corrected_verdicts,
-                            policy_verdicts, run_verdicts)
+from validator.judge.gate import (FAIL, GATE_ROLE, INCONCLUSIVE, PASS, Check, GateResult,
+                                  corrected_verdicts, policy_verdicts, run_verdicts)
 from validator.metrics import ALL_DIMENSIONS, get_metric
 from validator.judge.stats import adjust_p_values, p_exceeds
 
@@ -116,6 +116,7 @@ def operating_characteristics(gate_result: GateResult, masks: pd.DataFrame,
     errors = _errors(checks, resamples, rng, fixed == "")
     first = np.array([c.candidate == checks[0].candidate for c in checks]) if checks \
         else np.zeros(0, dtype=bool)
+    gated = np.array([c.role == GATE_ROLE for c in checks], dtype=bool)  # effect's unit
     max_drop = np.array([c.max_drop for c in checks])
     target = smallest_gated_slice(slice_rows, gate.min_rows)
     effect = EFFECT_MULTIPLE * gate.max_drop
@@ -131,7 +132,7 @@ def operating_characteristics(gate_result: GateResult, masks: pd.DataFrame,
          "everywhere", None, 2 * gate.max_drop, first * 2 * max_drop),
         ("smallest_slice", f"the first candidate drops by {effect:g} on the smallest gated "
          f"slice, {target} (diluted in the slices that overlap it)", target, effect,
-         first * effect * diluted),
+         first * gated * effect * diluted),
     ]
     flips = get_metric(gate.metric).flip_tolerance is not None
     results = []

@@ -98,9 +98,9 @@ def pair_candidates(now: RunRecord, before: RunRecord) -> list[tuple[str, str]]:
 
 
 def compare_checks(now: RunRecord, before: RunRecord, name: str, old: str) -> Pair:
-    earlier = {(c.slice, c.dimension): c for c in before.checks if c.candidate == old}
+    earlier = {(c.slice, c.dimension): c for c in before.gate_checks if c.candidate == old}
     changes, compared = [], 0
-    for check in (c for c in now.checks if c.candidate == name):
+    for check in (c for c in now.gate_checks if c.candidate == name):
         previous = earlier.get((check.slice, check.dimension))
         if previous is None:
             continue

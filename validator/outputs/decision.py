@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from validator.outputs.junit import guard_suffix
 from validator.record.schema import CheckRecord, RunRecord, ScorerRecord
 from validator.routing import Router
 
@@ -46,11 +47,12 @@ def convincing(summary: RunRecord) -> list[CheckRecord]:
 
 
 def _cite(c: CheckRecord, unit: str) -> str:
+    where = f"{c.candidate} on {c.slice} / {c.dimension}{guard_suffix(c)}"
     if c.degradation is None:  # e.g. a configured slice without rows
-        return f"{c.candidate} on {c.slice} / {c.dimension} fails ({c.reason})"
+        return f"{where} fails ({c.reason})"
     interval = ("" if c.ci_low is None else
-                f", CI {c.ci_low:.1f} to {c.ci_high:.1f}")
-    return (f"{c.candidate} on {c.slice} / {c.dimension} loses {c.degradation:.1f} {unit}"
+                f", CI {c.ci_low:.3g} to {c.ci_high:.3g}")
+    return (f"{where} loses {c.degradation:.3g} {c.unit or unit}"
             f"{interval}, threshold {c.max_drop:g}")
 
 

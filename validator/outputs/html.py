@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from validator.outputs import decision, discovery_view, majority
 from validator.outputs import report_view as view
 from validator.outputs.baseline import Comparison
+from validator.outputs.junit import guard_suffix, threshold
 from validator.record.schema import CheckRecord, RunRecord
 
 
@@ -31,7 +32,7 @@ def megabytes(value) -> str:
 def degradation_grid(summary: RunRecord) -> dict[str, dict[str, dict[str, CheckRecord]]]:
     """candidate -> slice -> dimension -> check, in the summary's order."""
     grid: dict = defaultdict(lambda: defaultdict(dict))
-    for check in summary.checks:
+    for check in summary.gate_checks:
         grid[check.candidate][check.slice][check.dimension] = check
     return grid
 
@@ -41,6 +42,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=num, mb=megabytes)
+    env.globals.update(guard_suffix=guard_suffix, threshold=threshold)
     return env
 
 
@@ -49,7 +51,7 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
                 plan: decision.Plan | None = None, **sections) -> str:
     """``sections``: extra template variables (decision_view.decision_sections)."""
     grid = degradation_grid(summary)
-    checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
+    checks = {(c.candidate, c.slice, c.dimension): c for c in summary.gate_checks}
     problems = view.problems(summary)
     metric_names = list(dict.fromkeys(m.metric for m in summary.metrics))
     blind = majority.blind_spots(summary)

@@ -10,7 +10,18 @@ from validator.record.schema import CheckRecord, RunRecord
 def check_message(check: CheckRecord) -> str:
     return (f"{check.metric}: reference {_fmt(check.reference)}, candidate "
             f"{_fmt(check.candidate_value)}, degradation {_fmt(check.degradation)} "
-            f"(max_drop {check.max_drop:g}, n={check.n}): {check.reason}")
+            f"(max_drop {threshold(check)}, n={check.n}): {check.reason}")
+
+
+def threshold(check: CheckRecord) -> str:
+    """max_drop in the check's unit: "0.02 correlation", "1 percentage points"."""
+    return f"{check.max_drop:g} {check.unit}" if check.unit else f"{check.max_drop:g}"
+
+
+def guard_suffix(check: CheckRecord) -> str:
+    """Names a location guard's check (its metric), so that it reads apart from the
+    gate metric's check of the same slice and dimension."""
+    return "" if check.role == "gate" else f" (location guard: {check.metric})"
 
 
 def _fmt(value) -> str:
@@ -27,7 +38,8 @@ def render_junit(summary: RunRecord) -> str:
         failures = skipped = 0
         for check in checks:
             case = ET.SubElement(suite, "testcase", classname=f"slice-validator.{candidate}",
-                                 name=f"{check.slice} / {check.dimension}")
+                                 name=f"{check.slice} / {check.dimension}"
+                                      f"{guard_suffix(check)}")
             message = check_message(check)
             if check.verdict == "fail" or (check.verdict == "inconclusive"
                                            and blocking_inconclusive):

@@ -9,6 +9,7 @@ from validator.outputs.baseline import Comparison
 from validator.outputs.decision import RECOMMEND, decisions, opening
 from validator.outputs.discovery_view import sentence as discovery_sentence
 from validator.outputs.html import megabytes, num
+from validator.outputs.junit import guard_suffix, threshold
 from validator.outputs.majority import blind_sentence, blind_spots
 from validator.outputs.report_view import operating_sentence
 from validator.outputs.report_view import problems as problem_checks
@@ -69,12 +70,22 @@ def baseline_lines(comparison: Comparison, limit: int = 30) -> list[str]:
     return lines + [""]
 
 
+def guard_clause(gate) -> str:
+    """The location guard the gate metric brings (docs/thresholds.md), if any."""
+    guard = gate.location_guard
+    if guard is None:
+        return ""
+    return (f" (blind to {guard.blind_to}: a location guard also checks "
+            f"{guard.metric}, max_drop {guard.max_drop:g} {guard.unit})")
+
+
 def render_markdown(summary: RunRecord, comparison: Comparison | None = None) -> str:
     gate, counts, sample = summary.gate, summary.counts, summary.sample
     lines = [f"# slice-validator: {summary.verdict.upper()}", "",
              *decision_lines(summary),
              *[f"> **Warning:** {_cell(warning)}\n" for warning in summary.warnings],
-             f"Gate metric **{_cell(gate.metric)}** ({gate.unit}), max_drop {gate.max_drop:g}, "
+             f"Gate metric **{_cell(gate.metric)}** ({gate.unit}), max_drop {gate.max_drop:g} "
+             f"{gate.unit}{guard_clause(gate)}, "
              f"policy {gate.policy}, {gate.confidence:.0%} paired bootstrap CIs "
              f"({gate.bootstrap_resamples} resamples), correction {gate.correction} "
              f"(false-fail budget {gate.false_fail_budget:g}), "
@@ -114,14 +125,14 @@ def render_markdown(summary: RunRecord, comparison: Comparison | None = None) ->
                   "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|---|"]
         for c in problems[:MAX_ROWS]:
             lines.append(f"| {c.verdict.upper()} | {_cell(c.candidate)} | "
-                         f"{_cell(c.slice)} | {_cell(c.dimension)} | {c.n} | "
+                         f"{_cell(c.slice)} | {_cell(c.dimension)}{guard_suffix(c)} | {c.n} | "
                          f"{num(c.reference)} | {num(c.candidate_value)} | "
                          f"{num(c.human_ceiling)} | {num(c.degradation)} | "
                          f"[{num(c.ci_low)}, {num(c.ci_high)}] | "
                          f"{num(c.p_value, 3)} ({num(c.p_value_adjusted, 3)}) | "
                          f"{num(c.detectable_degradation)} | "
                          f"{c.flips_to_disagree}/{c.flips_to_agree} | "
-                         f"{c.max_drop:g} | {_cell(c.reason)} |")
+                         f"{threshold(c)} | {_cell(c.reason)} |")
         if len(problems) > MAX_ROWS:
             lines.append(f"\n{len(problems) - MAX_ROWS} more in summary.json.")
     return "\n".join(lines) + "\n"

@@ -53,7 +53,7 @@ def check_anchor(check: CheckRecord) -> str:
 def forest(summary: RunRecord, candidate: str) -> dict:
     """Geometry of a forest plot: one row per slice (dimension _all) with the
     degradation, its CI and the slice's threshold, on a shared x axis."""
-    rows = [c for c in summary.checks
+    rows = [c for c in summary.gate_checks
             if c.candidate == candidate and c.dimension == "_all"]
     values = [v for c in rows for v in (c.ci_low, c.ci_high, c.degradation,
                                         c.max_drop, 0.0) if v is not None]
@@ -111,7 +111,7 @@ def _watched(summary: RunRecord) -> dict[tuple[str, str], list[CheckRecord]]:
     """(candidate, slice) -> its failing or borderline (degradation above half the
     threshold) checks of single dimensions, the slice with the largest loss first."""
     found: dict = defaultdict(list)
-    for c in summary.checks:
+    for c in summary.gate_checks:
         if c.dimension != "_all" and (c.verdict != "pass"
                                       or (c.degradation or 0) > c.max_drop / 2):
             found[(c.candidate, c.slice)].append(c)

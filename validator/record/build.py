@@ -16,7 +16,7 @@ import pandas as pd
 import validator
 from validator.config import Config
 from validator.judge.evenness import concentration
-from validator.judge.gate import GateResult, isa_verdict
+from validator.judge.gate import GateResult, guard_metric, isa_verdict
 from validator.metrics import METRICS
 from validator.cpu import cpu_facts
 from validator.outputs.majority import majority_metrics
@@ -46,7 +46,7 @@ def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
     (1/k when k dimensions lose equally, 1.0 when one dimension carries it all)."""
     grouped: dict = {}
     for c in checks:
-        if c["dimension"] in dimensions:
+        if c["dimension"] in dimensions and c["role"] == "gate":  # not a guard's unit
             grouped.setdefault((c["candidate"], c["slice"]), []).append(c["degradation"])
     out = []
     for (candidate, slice_name), values in grouped.items():
@@ -116,6 +116,16 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def location_guard_record(config: Config) -> dict | None:
+    """The location guard the gate metric declares (docs/thresholds.md), or None."""
+    guard = guard_metric(config.gate)
+    if guard is None:
+        return None
+    metric, max_drop = guard
+    return {"metric": metric.name, "unit": metric.unit, "max_drop": max_drop,
+            "blind_to": METRICS[config.gate.metric].blind_to}
+
+
 def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd.DataFrame,
                   predictions: Predictions, metrics: pd.DataFrame, gate: GateResult,
                   operating: dict | None = None, warnings: tuple[str, ...] = ()) -> RunRecord:
@@ -137,6 +147,8 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "config": {"source": config.source, "seed": config.seed},
         "gate": {**config.gate.model_dump(mode="json"), "unit": metric.unit,
                  "higher_is_better": metric.higher_is_better,
+                 "range": list(metric.range_on(config.rubric.scale)),
+                 "location_guard": location_guard_record(config),
                  "operating_characteristics": operating},
         "sample": {"path": str(sample.path), "rows": len(sample.frame),
                    "total_rows": sample.total_rows, "sha256": sample.sha256,

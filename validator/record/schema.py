@@ -68,9 +68,21 @@ class OperatingCharacteristics(Record):
     scenarios: list[Scenario]
 
 
+class LocationGuardRecord(Record):
+    """The extra checks a gate metric blind to a shift runs (checks with role
+    ``location_guard``): their metric, unit and threshold, and what the gate metric is
+    blind to."""
+    metric: str
+    unit: str
+    max_drop: float
+    blind_to: str
+
+
 class GateRecord(GateConfig):
     unit: str
     higher_is_better: bool
+    range: list[float] | None = None  # the gate metric's values on this scale (its unit)
+    location_guard: LocationGuardRecord | None = None
     operating_characteristics: OperatingCharacteristics | None = None
 
 
@@ -215,6 +227,8 @@ class CheckRecord(Record):
     p_value_max_drop: float | None = None           # one-sided: H0 degradation <= max_drop
     p_value_max_drop_adjusted: float | None = None  # after gate.correction
     rows_needed: int | None = None                  # inconclusive: rated rows that would decide
+    role: Literal["gate", "location_guard"] = "gate"  # location_guard: gate.location_guard
+    unit: str | None = None                         # of degradation and max_drop (metric's)
 
 
 class Evenness(Record):
@@ -320,6 +334,12 @@ class RunRecord(Record):
     @property
     def reference(self) -> ScorerRecord:
         return self.scorers[0]
+
+    @property
+    def gate_checks(self) -> list[CheckRecord]:
+        """The gate metric's checks (one per candidate x slice x dimension), without the
+        location guard's (role ``location_guard``, in the guard metric's unit)."""
+        return [c for c in self.checks if c.role == "gate"]
 
     @property
     def candidates(self) -> list[ScorerRecord]:

@@ -14,6 +14,7 @@ cannot express (backreferences, lookaround) are refused with RE2's reason.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -89,7 +90,17 @@ def _parse_key(key: Any, value: Any, where: str) -> Condition:
         raise SliceError(f"{where}: null value; use {{is_null: true}} to select missing values")
     if not isinstance(value, Scalar):
         raise SliceError(f"{where}: expected a value or an operator mapping, got {value!r}")
+    _refuse_nan([value], where)
     return Compare(key, "eq", value, where)
+
+
+def _refuse_nan(values, where: str) -> None:
+    """YAML's ``.nan`` is a missing value, and missing values never satisfy a comparison
+    (only ``is_null: true`` selects them): a NaN literal is refused, not silently
+    compared (it would select nothing, or with ``not`` every row including the nulls)."""
+    if any(isinstance(v, float) and math.isnan(v) for v in values):
+        raise SliceError(f"{where}: .nan is a missing value; use {{is_null: true}} to "
+                         f"select missing values")
 
 
 def _parse_operator(column: str, op: Any, arg: Any, where: str) -> Compare:
@@ -98,10 +109,12 @@ def _parse_operator(column: str, op: Any, arg: Any, where: str) -> Compare:
     if op in ("in", "not_in"):
         if not isinstance(arg, list) or not arg or not all(isinstance(a, Scalar) for a in arg):
             raise SliceError(f"{where}: '{op}' takes a non-empty list of values, got {arg!r}")
+        _refuse_nan(arg, where)
         arg = tuple(arg)
     elif op in ("min", "max"):
         if isinstance(arg, bool) or not isinstance(arg, (int, float)):
             raise SliceError(f"{where}: '{op}' takes a number, got {arg!r}")
+        _refuse_nan([arg], where)
     elif op == "matches":
         arg = compile_regex(arg, where)
     elif op == "contains":
