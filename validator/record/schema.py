@@ -172,6 +172,16 @@ class SliceRecord(Record):
     file: str
     rows: int
     where: str
+    pool_rows: int | None = None     # unrated rows (scored, feeding the design)
+    rated_rows: int | None = None    # rows with ratings
+
+
+class DesignRecord(Record):
+    """How the gate estimates from rated rows and the unrated pool (docs/ratings.md)."""
+    method: str
+    rating_plan: str | None = None   # the plan file; None: rated rows taken as uniform
+    pool_rows: int                   # unrated gate rows
+    rated_rows: int
 
 
 class CheckRecord(Record):
@@ -198,6 +208,11 @@ class CheckRecord(Record):
     p_value_max_drop: float | None = None           # one-sided: H0 degradation <= max_drop
     p_value_max_drop_adjusted: float | None = None  # after gate.correction
     rows_needed: int | None = None                  # inconclusive: rated rows that would decide
+    flip_rate: float | None = None                  # share of the slice's pairs, pool included,
+                                                    # whose rounded predictions differ
+    phase1_sd: float | None = None                  # the pool's part of bootstrap_sd
+    ratings_needed_uniform: int | None = None       # rated rows to rule out max_drop (no loss)
+    ratings_needed_targeted: int | None = None      # the same, rating flipped rows only
 
 
 class Evenness(Record):
@@ -294,6 +309,7 @@ class RunRecord(Record):
     metrics: list[MetricValue]
     discovery: Discovery | None = None
     cpu: Cpu | None = None
+    design: DesignRecord | None = None
 
     @property
     def reference(self) -> ScorerRecord:
