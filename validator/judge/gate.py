@@ -108,7 +108,8 @@ def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
     if check.n < gate.min_rows:
         return INCONCLUSIVE, f"only {check.n} rated rows, fewer than min_rows {gate.min_rows}"
     if math.isnan(check.degradation) or math.isnan(low):
-        return INCONCLUSIVE, "the metric is undefined on this slice (constant ratings)"
+        return INCONCLUSIVE, ("the metric is undefined on this slice (constant ratings), "
+                              "or some of its flipped rows have no rated counterpart")
     verdict = str(policy_verdicts(gate.policy, check.degradation, low, high,
                                   check.detectable_degradation, drop))
     ci = f"CI [{low:.3g}, {high:.3g}]"
