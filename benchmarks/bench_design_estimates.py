@@ -21,10 +21,11 @@ from validator.judge.stats import slice_stats
 from validator.metrics import get_metric
 
 SCALE, POOL, BUDGET = (1, 5), 3000, 300
+RESAMPLES = 1000  # the gate's default bootstrap_resamples
 METRIC = get_metric("exact_agreement")
 
 
-def population(rng, n, loss=0.1):
+def population(rng, n, loss=0.02):
     human = rng.integers(1, 6, n).astype(float)
     reference = np.clip(human + rng.normal(0, 0.6, n), 1, 5)
     agree = np.floor(reference + 0.5) == human
@@ -56,7 +57,7 @@ def main(runs: int) -> None:
             rated = rng.random(POOL) < probability
             weight = np.where(rated, 1 / probability, 0.0)
             stats = slice_stats(METRIC, np.where(rated[:, None], human, np.nan), reference,
-                                {"c": candidate}, ["d"], SCALE, 0.95, 300,
+                                {"c": candidate}, ["d"], SCALE, 0.95, RESAMPLES,
                                 np.random.default_rng([run, len(name)]), weight)[("c", "d")]
             found.setdefault(name, []).append(
                 (stats.design.degradation, stats.ci_low <= target <= stats.ci_high,

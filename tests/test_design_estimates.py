@@ -221,3 +221,27 @@ def test_cells_split_differences_into_bins_with_rated_pairs_only():
     cols = cell_columns(np.zeros_like(distance), cells, rated, np.ones(500))
     assert cols.phase1.sum() == 400 and cols.pairs == 1
     assert estimate(cols, np.zeros_like(distance), cells, rated, np.ones(500)).flip_rate == 0.8
+
+
+def test_kappa_under_a_flip_targeted_plan_is_design_weighted():
+    """Oversampling flips tilts an unweighted kappa; 1 / inclusion probability weights
+    recover the production truth (the gate's absolute values and kappa degradation)."""
+    kappa = get_metric("quadratic_kappa")
+    truth = true_degradation(kappa, *population(np.random.default_rng(98), 200_000,
+                                                loss=0.2))
+    rng = np.random.default_rng(12)
+    weighted, plain = [], []
+    for _ in range(40):
+        human, reference, candidate = population(rng, 2000, loss=0.2)
+        probability = targeted(flip_pairs(kappa, reference, candidate, SCALE)[:, 0])
+        rated = rng.random(2000) < probability
+        frame = pd.DataFrame({"d": np.where(rated, human[:, 0], np.nan)})
+        masks = pd.DataFrame({"all": np.ones(2000, dtype=bool)})
+        scores = {"r": reference, "c": candidate}
+        for out, weights in ((weighted, np.where(rated, 1 / probability, 0.0)), (plain, None)):
+            values = compute_metrics(frame, scores, masks, SCALE, only=["quadratic_kappa"],
+                                     weights=weights).set_index(["scorer", "dimension"]).value
+            out.append(values[("r", "d")] - values[("c", "d")])
+    error = np.std(weighted, ddof=1) / np.sqrt(len(weighted))
+    assert abs(np.mean(weighted) - truth) < 3.5 * error
+    assert abs(np.mean(plain) - truth) > 3 * abs(np.mean(weighted) - truth)

@@ -121,3 +121,14 @@ def test_adding_a_candidate_changes_no_other_candidates_verdicts():
         assert (other.verdict, other.reason) == (check.verdict, check.reason)
         assert other.p_value_max_drop_adjusted == check.p_value_max_drop_adjusted
         assert other.rows_needed == check.rows_needed
+
+
+def test_the_design_path_is_taken_only_with_a_pool_or_unequal_weights():
+    from validator.judge.gate import needs_design
+    rated = np.array([[1.0, 2.0], [3.0, np.nan], [2.0, 2.0]])
+    assert not needs_design(rated, np.ones(3))                  # partial rows are rated
+    assert needs_design(rated, np.array([1.0, 2.0, 1.0]))       # a plan's unequal weights
+    pool = rated.copy()
+    pool[1] = np.nan
+    assert needs_design(pool, np.array([1.0, 0.0, 1.0]))        # an unrated pool row
+    assert not needs_design(np.empty((0, 2)), np.ones(0))
