@@ -12,11 +12,14 @@ slice could detect, and flip counts. The policy turns them into a verdict:
 - ``non_inferiority``: pass only when the CI's upper bound is below max_drop.
 
 With ``correction`` (holm, the default, or bh) a ``point`` or ``confident`` failure must
-also reject "degradation <= max_drop" after adjusting those p-values over all checks of
-the run, at the level ``false_fail_budget``; otherwise it is inconclusive. Holm keeps the
-chance that a run fails any check whose true degradation is within max_drop under the
-budget. A ``non_inferiority`` failure is never downgraded. A configured slice with no
-rows fails; fewer than min_rows rated rows is inconclusive. An inconclusive check says
+also reject "degradation <= max_drop" after adjusting those p-values over the checks of
+the same candidate (one family per candidate: adding or removing a candidate changes no
+other candidate's verdicts), at the level ``false_fail_budget``; otherwise it is
+inconclusive. Holm keeps the chance that a candidate fails any check whose true
+degradation is within max_drop under the budget. A ``non_inferiority`` failure is never downgraded. A configured slice with no
+rows fails; fewer than min_rows rated rows is inconclusive (unrated pool rows never
+count; with a pool or a rating plan the estimates are design-based, see
+validator.judge.design_estimates). An inconclusive check says
 how many rated rows would decide it. The run fails closed: it exits 0 only when no
 check failed and some check could decide.
 """
