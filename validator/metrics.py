@@ -239,13 +239,27 @@ def pairs(human: pd.DataFrame, predictions: np.ndarray, mask: np.ndarray,
     return h[rated], p[rated], int(rated.any(axis=1).sum())
 
 
+def pair_weights(weights: np.ndarray, human: pd.DataFrame, mask: np.ndarray,
+                 dimension: str) -> np.ndarray:
+    """Each rated pair's design weight, aligned with what ``pairs`` returns."""
+    h = human.to_numpy()[mask]
+    w = np.broadcast_to(weights[mask][:, None], h.shape)
+    if dimension != ALL_DIMENSIONS:
+        j = list(human.columns).index(dimension)
+        return w[:, j][~np.isnan(h[:, j])]
+    return w[~np.isnan(h)]
+
+
 def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarray],
                     masks: pd.DataFrame, scale: Scale,
                     raters: dict[str, np.ndarray] | None = None,
-                    only: list[str] | None = None) -> pd.DataFrame:
+                    only: list[str] | None = None,
+                    weights: np.ndarray | None = None) -> pd.DataFrame:
     """Tidy frame: scorer, slice, dimension, metric, n, value (NaN where undefined),
     with the human ceiling as scorer ``_human_ceiling`` when ``raters`` are given;
-    ``only`` the named metrics when given."""
+    ``only`` the named metrics when given. ``weights`` (1 / inclusion probability per
+    row, a rating plan's) make every value a design-weighted (Hajek) estimate of the
+    population's, through each metric's weighted form."""
     chosen = {n: m for n, m in METRICS.items() if only is None or n in only}
     records = []
     dimensions = [*human.columns, ALL_DIMENSIONS]
@@ -254,8 +268,10 @@ def compute_metrics(human: pd.DataFrame, scorer_predictions: dict[str, np.ndarra
             mask = masks[slice_name].to_numpy()
             for dimension in dimensions:
                 h, p, n = pairs(human, predictions, mask, dimension)
+                w = None if weights is None else pair_weights(weights, human, mask, dimension)
                 for metric_name, metric in chosen.items():
-                    value = metric.value(h, p, scale)
+                    value = metric.value(h, p, scale) if w is None or not len(h) else \
+                        float(metric.weighted(w[None, :], h, p, scale)[0])
                     records.append((scorer, slice_name, dimension, metric_name, n, value))
     frame = pd.DataFrame.from_records(
         records, columns=["scorer", "slice", "dimension", "metric", "n", "value"])

@@ -40,8 +40,9 @@ def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bo
     predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}
-    metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters)
-    gate = evaluate_gate(metrics, sample.human, scores, masks, config)
+    metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters,
+                              weights=sample.unequal_weights)
+    gate = evaluate_gate(metrics, sample.human, scores, masks, config, sample.weights)
     operating = operating_characteristics(gate, masks, config.gate, config.seed)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
                             operating, plan.warnings)

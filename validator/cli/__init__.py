@@ -126,6 +126,7 @@ def run(
     from validator.cache_check import describe as describe_cache_check
     from validator.config import default_config, load_config
     from validator.outputs.baseline import read_baseline
+    from validator.outputs.power import power_lines
     from validator.pipeline import run_gate
 
     with guarded(debug):
@@ -144,6 +145,8 @@ def run(
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
         if summary.cpu is not None and summary.cpu.reason:
             typer.echo(f"inconclusive: {summary.cpu.reason}")
+        for line in power_lines(summary):
+            typer.echo(f"power: {line}")
         typer.echo(f"report: {out_dir / 'report.html'}")
         raise typer.Exit(summary.exit_code)
 

@@ -1,8 +1,14 @@
 """Load the sample file, check the columns the config names, and pick the gate rows.
 
 The Sample holds the gate rows (``sample.where`` applied) with derived columns, the
-human rating per dimension (mean of the raters, NaN where no rater rated), and the
-file's identity (path, sha256, total rows) for the summary.
+human rating per dimension (mean of the raters, NaN where no rater rated), the file's
+identity (path, sha256, total rows) for the summary, and the rating design: a row with
+no rating in any rater column of any dimension is a pool row (unrated production
+traffic: scored, never counted as agreeing or disagreeing), every other row is rated
+(a row rated on some dimensions only is rated; its missing dimensions are unrated
+pairs, as they always were). Without a rating plan the rated rows are taken as a
+uniform subsample of the gate rows: inclusion probability n_rated / n_rows, one
+stratum "uniform".
 """
 
 from __future__ import annotations
@@ -53,7 +59,28 @@ class Sample:
     text_column: str
     raters: dict[str, np.ndarray] | None = None  # dimension -> (rows, raters) ratings
     checks: tuple[dict, ...] = ()  # expectation results (warnings included), for the report
-    design: pd.DataFrame | None = None  # gate rows: rated, inclusion_probability, stratum
+    design: pd.DataFrame | None = None  # per gate row: rated, inclusion_probability, stratum
+    rating_plan: str | None = None      # the plan file the design came from (None: uniform)
+
+    @property
+    def row_design(self) -> pd.DataFrame:
+        return design_columns(self.human, None) if self.design is None else self.design
+
+    @property
+    def weights(self) -> np.ndarray:
+        """1 / inclusion probability on rated rows, 0 on pool rows (the design weights)."""
+        design = self.row_design
+        rated = design["rated"].to_numpy(dtype=bool)
+        probability = design["inclusion_probability"].to_numpy(dtype=float)
+        return np.divide(1.0, probability, out=np.zeros(len(design)), where=rated)
+
+    @property
+    def unequal_weights(self) -> np.ndarray | None:
+        """The design weights where rated rows weigh differently (a rating plan), None
+        where every rated row weighs the same (plain means are then the estimates)."""
+        weights = self.weights
+        rated = weights[weights > 0]
+        return weights if len(rated) and np.ptp(rated) > 0 else None
 
     @property
     def texts(self) -> list[str]:
@@ -138,6 +165,7 @@ def human_ratings(frame: pd.DataFrame,
     return pd.DataFrame(means, index=frame.index), raters
 
 
+
 def select_rows(frame: pd.DataFrame, where: dict, label: str) -> pd.DataFrame:
     """The rows matching a slice-DSL condition; ``label`` names it in errors."""
     try:
@@ -175,7 +203,9 @@ def load_sample(config: Config, expectations=()) -> Sample:
     frame.index = frame.index.astype(str).rename("id")
     gate_rows = select_gate_rows(frame, config, path)
     human, raters = human_ratings(gate_rows, config)
+    human = human.astype(np.float64)
     return Sample(path=path, sha256=file_sha256(path), total_rows=len(frame),
-                  frame=gate_rows, source=frame, human=human.astype(np.float64),
+                  frame=gate_rows, source=frame, human=human,
                   text_column=text_col, raters=raters, checks=tuple(checks),
-                  design=design_columns(human, config.sample.rating_plan))
+                  design=design_columns(human, config.sample.rating_plan),
+                  rating_plan=None if config.sample.rating_plan is None else str(config.sample.rating_plan))

@@ -12,11 +12,14 @@ slice could detect, and flip counts. The policy turns them into a verdict:
 - ``non_inferiority``: pass only when the CI's upper bound is below max_drop.
 
 With ``correction`` (holm, the default, or bh) a ``point`` or ``confident`` failure must
-also reject "degradation <= max_drop" after adjusting those p-values over all checks of
-the run, at the level ``false_fail_budget``; otherwise it is inconclusive. Holm keeps the
-chance that a run fails any check whose true degradation is within max_drop under the
-budget. A ``non_inferiority`` failure is never downgraded. A configured slice with no
-rows fails; fewer than min_rows rated rows is inconclusive. An inconclusive check says
+also reject "degradation <= max_drop" after adjusting those p-values over the checks of
+the same candidate (one family per candidate: adding or removing a candidate changes no
+other candidate's verdicts), at the level ``false_fail_budget``; otherwise it is
+inconclusive. Holm keeps the chance that a candidate fails any check whose true
+degradation is within max_drop under the budget. A ``non_inferiority`` failure is never downgraded. A configured slice with no
+rows fails; fewer than min_rows rated rows is inconclusive (unrated pool rows never
+count; with a pool or a rating plan the estimates are design-based, see
+validator.judge.design_estimates). An inconclusive check says
 how many rated rows would decide it. The run fails closed: it exits 0 only when no
 check failed and some check could decide.
 """
@@ -33,8 +36,9 @@ from scipy.stats import norm
 from validator.config import Config, GateConfig
 from validator.judge.evenness import apply_max_concentration
 from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, Metric, get_metric
-from validator.judge.stats import (POWER, PairedStats, adjust_p_values, p_exceeds, rows_to_resolve,
-                             slice_rng, slice_stats)
+from validator.judge.design_estimates import ratings_needed
+from validator.judge.stats import (POWER, PairedStats, adjust_p_values, p_exceeds,
+                                   rows_to_resolve, slice_rng, slice_stats)
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 GATE_ROLE, GUARD_ROLE = "gate", "location_guard"
@@ -68,6 +72,10 @@ class Check:
     rows_needed: int | None = None
     role: str = "gate"  # GATE_ROLE, or GUARD_ROLE for a location guard's check
     unit: str = ""      # the metric's unit, in which degradation and max_drop are given
+    flip_rate: float = math.nan           # share of the slice's pairs (pool included) that flip
+    phase1_sd: float = 0.0                # the part of bootstrap_sd more ratings cannot shrink
+    ratings_needed_uniform: int | None = None   # rated rows to rule out max_drop at no loss
+    ratings_needed_targeted: int | None = None  # the same with ratings on flipped rows only
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -106,7 +114,8 @@ def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
     if check.n < gate.min_rows:
         return INCONCLUSIVE, f"only {check.n} rated rows, fewer than min_rows {gate.min_rows}"
     if math.isnan(check.degradation) or math.isnan(low):
-        return INCONCLUSIVE, "the metric is undefined on this slice (constant ratings)"
+        return INCONCLUSIVE, ("the metric is undefined on this slice (constant ratings), "
+                              "or some of its flipped rows have no rated counterpart")
     verdict = str(policy_verdicts(gate.policy, check.degradation, low, high,
                                   check.detectable_degradation, drop))
     ci = f"CI [{low:.3g}, {high:.3g}]"
@@ -126,10 +135,6 @@ def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
     return verdict, reasons[(gate.policy, verdict)]
 
 
-def adjust(p_values: list[float], method: str) -> list[float]:
-    return adjust_p_values(p_values, method)[0].tolist()
-
-
 def corrected_verdicts(verdicts: np.ndarray, adjusted: np.ndarray, rated: np.ndarray,
                        gate: GateConfig) -> np.ndarray:
     """Failures of a difference policy that do not reject "degradation <= max_drop" at
@@ -141,14 +146,36 @@ def corrected_verdicts(verdicts: np.ndarray, adjusted: np.ndarray, rated: np.nda
     return np.where(downgrade, INCONCLUSIVE, verdicts)
 
 
+def adjust(p_values: list[float], method: str) -> list[float]:
+    return adjust_p_values(p_values, method)[0].tolist()
+
+
+def candidate_families(candidates: list[str]) -> list[np.ndarray]:
+    """Indices of each candidate's checks: the multiple-comparison family is one
+    candidate's checks, so adding or removing a candidate changes no other verdict."""
+    names = np.array(candidates, dtype=object)
+    return [np.flatnonzero(names == name) for name in dict.fromkeys(candidates)]
+
+
+def adjust_by_candidate(p_values, candidates: list[str], method: str) -> np.ndarray:
+    """adjust_p_values within each candidate's family (rows: runs, columns: checks)."""
+    P = np.atleast_2d(np.asarray(p_values, dtype=float))
+    out = np.full_like(P, np.nan)
+    for family in candidate_families(candidates):
+        out[:, family] = adjust_p_values(P[:, family], method)
+    return out
+
+
 def apply_correction(checks: list[Check], gate: GateConfig) -> list[Check]:
-    adjusted = adjust([c.p_value for c in checks], gate.correction)
-    threshold = np.array([adjust([c.p_value_max_drop for c in checks], gate.correction)])
+    names = [c.candidate for c in checks]
+    adjusted = adjust_by_candidate([c.p_value for c in checks], names, gate.correction)[0]
+    threshold = adjust_by_candidate([c.p_value_max_drop for c in checks], names,
+                                    gate.correction)
     verdicts = corrected_verdicts(np.array([[c.verdict for c in checks]]), threshold,
                                   np.array([c.n for c in checks]), gate)[0]
     out = []
     for check, p, q, verdict in zip(checks, adjusted, threshold[0], verdicts):
-        check = replace(check, p_value_adjusted=p, p_value_max_drop_adjusted=float(q))
+        check = replace(check, p_value_adjusted=float(p), p_value_max_drop_adjusted=float(q))
         if verdict != check.verdict:
             check = replace(check, verdict=str(verdict),
                             reason=f"{check.reason}, but not beyond max_drop after "
@@ -172,15 +199,17 @@ def rows_needed(check: Check, gate: GateConfig, tested: int) -> int | None:
         z, gap = z_ci + norm.ppf(POWER), drop  # until the detectable degradation <= max_drop
     else:
         z, gap = (z_fail, d - drop) if d > drop else (z_ci, drop - d)
-    needed = rows_to_resolve(check.n, check.bootstrap_sd, gap, z)
+    needed = rows_to_resolve(check.n, check.bootstrap_sd, gap, z, check.phase1_sd)
     return None if needed is None else max(needed, gate.min_rows)
 
 
 def explain_inconclusive(checks: list[Check], gate: GateConfig) -> list[Check]:
-    tested = sum(not math.isnan(c.p_value_max_drop) for c in checks)
+    tested: dict[str, int] = {}  # per candidate: the family the correction runs over
+    for c in checks:
+        tested[c.candidate] = tested.get(c.candidate, 0) + (not math.isnan(c.p_value_max_drop))
     out = []
     for check in checks:
-        needed = rows_needed(check, gate, tested)
+        needed = rows_needed(check, gate, tested[check.candidate])
         if needed is not None:
             check = replace(check, rows_needed=needed,
                             reason=f"{check.reason}; about {needed} rated rows would decide "
@@ -205,27 +234,38 @@ def gated_metrics(gate: GateConfig) -> list[str]:
     return [gate.metric] + ([] if guard is None else [guard[0].name])
 
 
+def needs_design(human: np.ndarray, weight: np.ndarray) -> bool:
+    """A slice needs the design-based estimates when some of its rows are unrated pool
+    rows or its rated rows were chosen with unequal probabilities; otherwise (every row
+    rated, equal weights) they reduce to the plain paired bootstrap, which is used."""
+    rated = ~np.isnan(human).all(axis=1)
+    return bool(len(human)) and (not rated.all() or np.ptp(weight[rated]) > 0)
+
+
 def build_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
-                 masks: pd.DataFrame, config: Config) -> tuple[list[Check], list[np.ndarray]]:
+                 masks: pd.DataFrame, config: Config, weights: np.ndarray | None = None
+                 ) -> tuple[list[Check], list[np.ndarray]]:
     """Every check, and every check's bootstrap degradations (resample b of a slice is
     the same draw of rows for all of that slice's checks); a guarded metric's location
-    guard checks follow the gate's, and the correction covers both."""
+    guard checks follow the gate's, and the correction covers both. ``weights``: 1 /
+    inclusion probability per gate row (None: the rated rows are a uniform subsample)."""
     gate = config.gate
     # the plan has checked the name and the overrides
-    checks, resamples = metric_checks(metrics, human, scores, masks, config,
+    checks, resamples = metric_checks(metrics, human, scores, masks, config, weights,
                                       get_metric(gate.metric), gate.max_drop_for, GATE_ROLE)
     guard = guard_metric(gate)
     if guard is not None:
         metric, max_drop = guard
-        more, more_resamples = metric_checks(metrics, human, scores, masks, config, metric,
-                                             lambda *where: max_drop, GUARD_ROLE)
+        more, more_resamples = metric_checks(metrics, human, scores, masks, config, weights,
+                                             metric, lambda *where: max_drop, GUARD_ROLE)
         checks, resamples = checks + more, resamples + more_resamples
     return explain_inconclusive(apply_correction(checks, gate), gate), resamples
 
 
 def metric_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
-                  masks: pd.DataFrame, config: Config, metric: Metric, max_drop_for,
-                  role: str) -> tuple[list[Check], list[np.ndarray]]:
+                  masks: pd.DataFrame, config: Config, weights: np.ndarray | None,
+                  metric: Metric, max_drop_for, role: str
+                  ) -> tuple[list[Check], list[np.ndarray]]:
     """One metric's checks (before the correction), each with its bootstrap degradations;
     ``max_drop_for(candidate, slice, dimension)`` gives each check's threshold."""
     gate = config.gate
@@ -233,38 +273,64 @@ def metric_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, 
     reference = config.reference.name
     candidates = [c.name for c in config.candidates]
     dimensions = list(human.columns)
+    ratings = human.to_numpy()
+    weights = np.ones(len(human)) if weights is None else np.asarray(weights, dtype=float)
     checks, resamples = [], []
     for slice_name in masks.columns:
         mask = masks[slice_name].to_numpy()
-        stats = slice_stats(metric, human.to_numpy()[mask],
+        designed = needs_design(ratings[mask], weights[mask])
+        stats = slice_stats(metric, ratings[mask],
                             scores[reference][mask], {c: scores[c][mask] for c in candidates},
                             dimensions, config.rubric.scale, gate.confidence,
-                            gate.bootstrap_resamples, slice_rng(config.seed, slice_name))
+                            gate.bootstrap_resamples, slice_rng(config.seed, slice_name),
+                            weights[mask] if designed else None)
         for candidate in candidates:
             for dimension in [*dimensions, ALL_DIMENSIONS]:
                 checks.append(make_check(values, stats[(candidate, dimension)], reference,
                                          candidate, slice_name, dimension, int(mask.sum()),
                                          metric, config,
                                          max_drop_for(candidate, slice_name, dimension),
-                                         role))
+                                         role, designed))
                 resamples.append(stats[(candidate, dimension)].samples)
     return checks, resamples
 
 
+def power_before_work(stats: PairedStats, n: int, dimension: str, max_drop: float,
+                      gate: GateConfig, dimensions: int) -> tuple[int | None, int | None]:
+    """(ratings_needed_uniform, ratings_needed_targeted): rated rows of the slice that
+    would show degradation < max_drop at POWER when the candidate loses nothing. For a
+    row-mean metric from the two-phase cells; for kappa and spearman by scaling the
+    bootstrap SD as 1/sqrt(rows) (no targeted figure: they have no exact zero)."""
+    z = norm.isf((1 - gate.confidence) / 2) + norm.ppf(POWER)
+    if stats.design is None:
+        return rows_to_resolve(n, stats.bootstrap_sd, max_drop, z), None
+    pairs = dimensions if dimension == ALL_DIMENSIONS else 1
+    needed = ratings_needed(stats.design, stats.bound, max_drop, z, pairs)
+    return tuple(None if k is None else max(k, gate.min_rows) for k in needed)
+
+
 def make_check(values, stats: PairedStats, reference, candidate, slice_name, dimension,
-               slice_rows, metric, config: Config, max_drop: float, role: str) -> Check:
+               slice_rows, metric, config: Config, max_drop: float, role: str,
+               designed: bool = False) -> Check:
     ref = values.loc[(reference, slice_name, dimension)]
     cand = values.loc[(candidate, slice_name, dimension)]
     ceiling_key = (HUMAN_CEILING, slice_name, dimension)
     ceiling = float(values.loc[ceiling_key, "value"]) if ceiling_key in values.index else math.nan
     degradation = metric.degradation(float(ref.value), float(cand.value))
+    if designed and stats.design is not None:  # the two-phase estimate, zero on non-flips
+        degradation = stats.design.degradation
     p_max_drop = float(p_exceeds(degradation, stats.bootstrap_sd, max_drop))
+    uniform, targeted = power_before_work(stats, int(cand.n), dimension, max_drop,
+                                          config.gate, len(config.rubric.dimensions))
     check = Check(candidate, slice_name, dimension, metric.name, int(cand.n),
                   float(ref.value), float(cand.value), degradation,
                   stats.ci_low, stats.ci_high, max_drop, "", "",
                   stats.p_value, stats.p_value, stats.detectable_degradation,
                   stats.flips_to_disagree, stats.flips_to_agree, ceiling,
-                  stats.bootstrap_sd, p_max_drop, p_max_drop, role=role, unit=metric.unit)
+                  stats.bootstrap_sd, p_max_drop, p_max_drop, role=role, unit=metric.unit,
+                  flip_rate=stats.flip_rate,
+                  phase1_sd=stats.design.phase1_sd if designed and stats.design else 0.0,
+                  ratings_needed_uniform=uniform, ratings_needed_targeted=targeted)
     verdict, reason = judge(check, slice_rows, config.gate)
     if role == GUARD_ROLE:
         reason = f"location guard ({metric.name}, {metric.unit}): {reason}"
@@ -293,7 +359,8 @@ def isa_verdict(verdict: str, exit_code: int, missing_isa: list[str]) -> tuple[s
 
 
 def evaluate_gate(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
-                  masks: pd.DataFrame, config: Config) -> GateResult:
-    checks, resamples = build_checks(metrics, human, scores, masks, config)
+                  masks: pd.DataFrame, config: Config,
+                  weights: np.ndarray | None = None) -> GateResult:
+    checks, resamples = build_checks(metrics, human, scores, masks, config, weights)
     checks = apply_max_concentration(checks, config.gate, list(human.columns))
     return decide(checks, config.gate.on_inconclusive, resamples)

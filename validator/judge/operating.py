@@ -9,8 +9,9 @@ simulated run draws one resample per slice (the same draw for every check of the
 slice, so a slice's checks move together as they do in reality; different slices are
 drawn independently, which overstates the chance that some check fails by a little
 when slices overlap), adds a planted true degradation per check, shifts each check's
-CI with it, and applies the gate's own rules (policy, min_rows, correction, run
-verdict). The planted drops are made by the first candidate; other candidates are
+CI with it, and applies the gate's own rules (policy, min_rows, correction within each
+candidate's checks, run verdict). With an unrated pool the resamples draw pool rows
+too (validator.judge.design_estimates), so a run's error counts both sampling phases. The planted drops are made by the first candidate; other candidates are
 lossless. Nothing is re-scored, so this costs a fraction of a second.
 """
 
@@ -23,9 +24,10 @@ import pandas as pd
 
 from validator.config import GateConfig
 from validator.judge.gate import (FAIL, GATE_ROLE, INCONCLUSIVE, PASS, Check, GateResult,
-                                  corrected_verdicts, policy_verdicts, run_verdicts)
+                                  adjust_by_candidate, corrected_verdicts, policy_verdicts,
+                                  run_verdicts)
 from validator.metrics import ALL_DIMENSIONS, get_metric
-from validator.judge.stats import adjust_p_values, p_exceeds
+from validator.judge.stats import p_exceeds
 
 RUNS = 1000            # simulated runs per scenario: Monte Carlo SE <= 1.6 points
 EFFECT_MULTIPLE = 6    # the drop planted on the smallest gated slice, in max_drops
@@ -94,7 +96,8 @@ def simulate(checks: list[Check], errors: np.ndarray, truth: np.ndarray,
     tested = ~np.isnan([c.p_value_max_drop for c in checks])
     sd = np.array([c.bootstrap_sd for c in checks]) * wider
     p = np.where(tested, p_exceeds(estimate, sd, [c.max_drop for c in checks]), np.nan)
-    verdicts = corrected_verdicts(verdicts, adjust_p_values(p, gate.correction),
+    adjusted = adjust_by_candidate(p, [c.candidate for c in checks], gate.correction)
+    verdicts = corrected_verdicts(verdicts, adjusted,
                                   np.array([c.n for c in checks]), gate)
     runs = run_verdicts(verdicts, gate.on_inconclusive)
     shares = {v: float((runs == v).mean()) for v in (FAIL, INCONCLUSIVE, PASS)}

@@ -13,11 +13,13 @@ generator seeded by the run seed and the slice name.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.stats import binom, norm
 
+from validator.judge.design_estimates import (DesignEstimate, cell_bounds, cell_columns,
+                                              cells_of, combine, estimate, flip_pairs)
 from validator.metrics import ALL_DIMENSIONS, Metric, round_rating
 
 MAX_CELLS = 4_000_000  # resample chunk size x rows held in memory at once
@@ -49,6 +51,9 @@ class PairedStats:
     flips_to_agree: int
     samples: np.ndarray = field(default_factory=lambda: np.array([]), compare=False,
                                 repr=False)  # every resample's degradation, NaN kept
+    flip_rate: float = float("nan")  # share of the slice's pairs whose rounded predictions differ
+    design: DesignEstimate | None = field(default=None, compare=False)  # pool-aware estimate
+    bound: np.ndarray | None = field(default=None, compare=False, repr=False)  # max d^2 per cell
 
 
 def flips(h, ref, cand, scale, tolerance: int = 0) -> tuple[int, int]:
@@ -95,14 +100,53 @@ def _linear_samples(metric, sign, human, reference, candidates, dimensions, W_ch
     return {key: np.concatenate(parts) for key, parts in samples.items()}
 
 
-def _generic_samples(metric, sign, human, reference, candidates, dimensions, W_chunks, scale):
-    """Degradation samples for metrics that are not row means (kappa, spearman)."""
+def design_inputs(metric, sign, human, reference, candidates, dimensions, scale, weight):
+    """Per (candidate, dimension) of a row-mean metric: the two-phase cell columns and
+    (point estimate, cell bounds) of validator.judge.design_estimates."""
+    rated = ~np.isnan(human)
+    agreement = metric.flip_tolerance is not None
+    columns, extras = {}, {}
+    for name, pred in candidates.items():
+        distance = flip_pairs(metric, reference, pred, scale)
+        filled = np.nan_to_num(human)
+        diff = np.where(rated, sign * (metric.row_value(filled, reference, scale)
+                                       - metric.row_value(filled, pred, scale)), 0.0)
+        for j, dimension in enumerate([*dimensions, ALL_DIMENSIONS]):
+            part = slice(None) if dimension == ALL_DIMENSIONS else slice(j, j + 1)
+            cells = cells_of(distance[:, part], rated[:, part], agreement)
+            cols = cell_columns(diff[:, part], cells, rated[:, part], weight)
+            columns[(name, dimension)] = cols
+            extras[(name, dimension)] = (
+                estimate(cols, diff[:, part], cells, rated[:, part], weight),
+                cell_bounds(distance[:, part], cells, agreement))
+    return columns, extras
+
+
+def _design_samples(columns: dict, W_chunks):
+    """Two-phase degradation samples for every check from one matrix product per chunk."""
+    keys = list(columns)
+    matrix = np.hstack([columns[key].matrix for key in keys])
+    offsets = np.cumsum([0] + [columns[key].matrix.shape[1] for key in keys])
+    samples = {key: [] for key in keys}
+    for W in W_chunks:
+        product, draws = W @ matrix, W.sum(axis=1)
+        for key, start, end in zip(keys, offsets[:-1], offsets[1:]):
+            cols = columns[key]
+            samples[key].append(combine(product[:, start:end], draws,
+                                        cols.phase1.shape[1], cols.pairs))
+    return {key: np.concatenate(parts) for key, parts in samples.items()}
+
+
+def _generic_samples(metric, sign, human, reference, candidates, dimensions, W_chunks, scale,
+                     weight=None):
+    """Degradation samples for metrics that are not row means (kappa, spearman); with a
+    design, each rated row weighs 1 / inclusion probability (a Hajek estimate)."""
     inputs = {(c, d): check_inputs(human, reference, pred, d, dimensions)
               for c, pred in candidates.items() for d in [*dimensions, ALL_DIMENSIONS]}
     samples = {key: [] for key in inputs}
     for W in W_chunks:
         for key, (h, r, c, rows) in inputs.items():
-            Wp = W[:, rows]
+            Wp = W[:, rows] if weight is None else W[:, rows] * weight[rows]
             samples[key].append(sign * (metric.weighted(Wp, h, r, scale)
                                          - metric.weighted(Wp, h, c, scale)))
     return {key: np.concatenate(parts) for key, parts in samples.items()}
@@ -110,21 +154,51 @@ def _generic_samples(metric, sign, human, reference, candidates, dimensions, W_c
 
 def slice_stats(metric: Metric, human: np.ndarray, reference: np.ndarray,
                 candidates: dict[str, np.ndarray], dimensions: list[str], scale,
-                confidence: float, resamples: int,
-                rng: np.random.Generator) -> dict[tuple[str, str], PairedStats]:
-    """PairedStats for every (candidate, dimension) of one slice (rows already selected)."""
+                confidence: float, resamples: int, rng: np.random.Generator,
+                weight: np.ndarray | None = None) -> dict[tuple[str, str], PairedStats]:
+    """PairedStats for every (candidate, dimension) of one slice (rows already selected).
+
+    ``weight`` (1 / inclusion probability per row) switches to the design-based
+    estimates: a slice with unrated pool rows or unequal inclusion probabilities. The
+    resamples then draw phase-1 rows (rated or not), so the spread counts both phases."""
     n = len(human)
     sign = 1.0 if metric.higher_is_better else -1.0
-    sampler = _linear_samples if metric.row_value is not None else _generic_samples
     chunks = resample_counts(rng, n, resamples) if n else iter(())
-    samples = sampler(metric, sign, human, reference, candidates, dimensions, chunks, scale) \
-        if n else {(c, d): np.array([]) for c in candidates
+    columns, extras = {}, {}
+    if n and metric.row_value is not None:  # estimates for the power arithmetic, always
+        columns, extras = design_inputs(metric, sign, human, reference, candidates,
+                                        dimensions, scale,
+                                        np.ones(n) if weight is None else weight)
+    if not n:
+        samples = {(c, d): np.array([]) for c in candidates
                    for d in [*dimensions, ALL_DIMENSIONS]}
+    elif metric.row_value is None:
+        samples = _generic_samples(metric, sign, human, reference, candidates, dimensions,
+                                   chunks, scale, weight)
+    elif weight is None:  # every row rated with equal weight: the plain paired bootstrap
+        samples = _linear_samples(metric, sign, human, reference, candidates, dimensions,
+                                  chunks, scale)
+    else:
+        samples = _design_samples(columns, chunks)
     out = {}
     for (name, dimension), values in samples.items():
         h, r, c, _ = check_inputs(human, reference, candidates[name], dimension, dimensions)
-        out[(name, dimension)] = summarise(metric, values, h, r, c, scale, confidence)
+        design, bound = extras.get((name, dimension), (None, None))
+        stats = summarise(metric, values, h, r, c, scale, confidence)
+        out[(name, dimension)] = replace(
+            stats, design=design, bound=bound,
+            flip_rate=flip_rate(reference, candidates[name], dimension, dimensions, scale))
     return out
+
+
+def flip_rate(reference, candidate, dimension, dimensions, scale) -> float:
+    """Share of the slice's (row, dimension) pairs, pool included, whose rounded
+    predictions differ."""
+    if not len(reference):
+        return float("nan")
+    part = slice(None) if dimension == ALL_DIMENSIONS else dimensions.index(dimension)
+    return float((round_rating(reference[:, part], scale)
+                  != round_rating(candidate[:, part], scale)).mean())
 
 
 def summarise(metric: Metric, every, h, ref, cand, scale, confidence) -> PairedStats:
@@ -196,9 +270,18 @@ def adjust_p_values(p_values, method: str) -> np.ndarray:
     return out
 
 
-def rows_to_resolve(n: int, sd: float, gap: float, z: float) -> int | None:
-    """Rated rows at which z bootstrap SDs fit in ``gap``, the SD shrinking as
-    1/sqrt(rows): n * (z * sd / gap)^2."""
+def rows_to_resolve(n: int, sd: float, gap: float, z: float,
+                    phase1_sd: float = 0.0) -> int | None:
+    """Rated rows at which z bootstrap SDs fit in ``gap``. The rated (phase-2) part of
+    the variance shrinks as 1/rows, the pool's (phase-1) part does not:
+    n * (sd^2 - phase1_sd^2) / ((gap / z)^2 - phase1_sd^2), n * (z * sd / gap)^2 without
+    a pool; None where no number of ratings would do (the pool's own error is too big)."""
     if not (n > 0 and np.isfinite(sd) and np.isfinite(gap) and gap > 0):
         return None
-    return int(np.ceil(n * (z * sd / gap) ** 2))
+    fixed = min(phase1_sd, sd) ** 2 if np.isfinite(phase1_sd) else 0.0
+    if fixed == 0:
+        return int(np.ceil(n * (z * sd / gap) ** 2))
+    room = (gap / z) ** 2 - fixed
+    if room <= 0:
+        return None
+    return int(np.ceil(n * (sd ** 2 - fixed) / room))

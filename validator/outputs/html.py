@@ -18,6 +18,7 @@ from validator.outputs import decision, discovery_view, majority
 from validator.outputs import report_view as view
 from validator.outputs.baseline import Comparison
 from validator.outputs.junit import guard_suffix, threshold
+from validator.outputs.power import power_lines
 from validator.record.schema import CheckRecord, RunRecord
 
 
@@ -72,6 +73,7 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
         headline=decision.headline(summary, baseline), top=view.top_failures(summary),
         majority_of=lambda slice_name, dimension: baseline.get((slice_name, dimension)),
         agreement_metrics=majority.AGREEMENT_METRICS, barely=majority.BARELY_BEATS,
+        power=power_lines(summary),
         blind=blind, blind_sentence=majority.blind_sentence(summary, blind),
         suggested=majority.SUGGESTED, comparison=comparison,
         recommend=decision.RECOMMEND,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from validator.outputs.baseline import Comparison
+from validator.outputs.power import power_lines
 from validator.outputs.decision import RECOMMEND, decisions, opening
 from validator.outputs.discovery_view import sentence as discovery_sentence
 from validator.outputs.html import megabytes, num
@@ -94,6 +95,8 @@ def render_markdown(summary: RunRecord, comparison: Comparison | None = None) ->
              f"of {sample.total_rows}.", "",
              f"Checks: {counts.fail} failed, {counts.inconclusive} inconclusive, "
              f"{counts.passed} passed.", ""]
+    lines += ["## Power before work", "",
+              *[f"- {_cell(line)}" for line in power_lines(summary)], ""]
     operating = operating_sentence(summary)
     if operating:
         lines += [operating, ""]

@@ -160,8 +160,10 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
         "speed_probe": speed_probe_record(config, predictions),
         "cpu": cpu,
         "slices": [{"name": s.name, "description": s.description, "file": s.file,
-                    "rows": int(masks[s.name].sum()), "where": s.where_yaml}
+                    "rows": int(masks[s.name].sum()), "where": s.where_yaml,
+                    **rated_and_pool(sample, masks[s.name].to_numpy(dtype=bool))}
                    for s in slice_set.slices],
+        "design": design_record(sample),
         "checks": checks,
         "evenness": evenness(checks, list(config.rubric.dimensions)),
         "data_checks": sample.checks,
@@ -171,14 +173,31 @@ def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd
     }))
 
 
+TWO_PHASE = ("two-phase (double sampling for stratification, Cochran 1977 ch. 12): flip "
+             "rates from every scored row, differences on flips from the rated rows "
+             "weighted 1/inclusion probability; bootstrap over pool rows")
+ALL_RATED = "paired bootstrap over rated rows (every gate row rated, equal weights)"
+
+
+def rated_and_pool(sample: Sample, mask) -> dict:
+    rated = sample.row_design["rated"].to_numpy(dtype=bool)[mask]
+    return {"rated_rows": int(rated.sum()), "pool_rows": int((~rated).sum())}
+
+
+def design_record(sample: Sample) -> dict:
+    counts = rated_and_pool(sample, slice(None))
+    plain = counts["pool_rows"] == 0 and sample.unequal_weights is None
+    return {"method": ALL_RATED if plain else TWO_PHASE, "rating_plan": sample.rating_plan,
+            **counts}
+
+
 def predictions_table(sample: Sample, predictions: Predictions,
                       masks: pd.DataFrame) -> pd.DataFrame:
-    """One row per gate row: id, text, human:{dim}, {scorer}:{dim}, slice:{name}."""
+    """One row per gate row: id, text, human:{dim}, {scorer}:{dim}, slice:{name}, and the
+    design: rated, inclusion_probability, stratum (human:{dim} is NaN on pool rows)."""
     text = sample.frame[[sample.text_column]].set_axis(["text"], axis=1)
     human = sample.human.add_prefix("human:")
     slices = masks.add_prefix("slice:")
-    parts = [text, human, predictions.frame, slices]
-    if sample.design is not None:  # rated, inclusion_probability, stratum (issue 23)
-        parts.append(sample.design)
-    table = pd.concat(parts, axis=1)
+    design = sample.row_design[["rated", "inclusion_probability", "stratum"]]
+    table = pd.concat([text, human, predictions.frame, slices, design], axis=1)
     return table.rename_axis("id").reset_index()

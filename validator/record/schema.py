@@ -201,6 +201,16 @@ class SliceRecord(Record):
     file: str
     rows: int
     where: str
+    pool_rows: int | None = None     # unrated rows (scored, feeding the design)
+    rated_rows: int | None = None    # rows with ratings
+
+
+class DesignRecord(Record):
+    """How the gate estimates from rated rows and the unrated pool (docs/ratings.md)."""
+    method: str
+    rating_plan: str | None = None   # the plan file; None: rated rows taken as uniform
+    pool_rows: int                   # unrated gate rows
+    rated_rows: int
 
 
 class CheckRecord(Record):
@@ -229,6 +239,11 @@ class CheckRecord(Record):
     rows_needed: int | None = None                  # inconclusive: rated rows that would decide
     role: Literal["gate", "location_guard"] = "gate"  # location_guard: gate.location_guard
     unit: str | None = None                         # of degradation and max_drop (metric's)
+    flip_rate: float | None = None                  # share of the slice's pairs, pool included,
+                                                    # whose rounded predictions differ
+    phase1_sd: float | None = None                  # the pool's part of bootstrap_sd
+    ratings_needed_uniform: int | None = None       # rated rows to rule out max_drop (no loss)
+    ratings_needed_targeted: int | None = None      # the same, rating flipped rows only
 
 
 class Evenness(Record):
@@ -330,6 +345,7 @@ class RunRecord(Record):
     # sha256 of every other file the run wrote (predictions.parquet, report.html, ...);
     # validator.record.run_dir refuses a run folder whose files differ. {}: older runs
     outputs: dict[str, str] = {}
+    design: DesignRecord | None = None
 
     @property
     def reference(self) -> ScorerRecord:
