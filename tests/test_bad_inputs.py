@@ -7,6 +7,7 @@ one-line error. A row without a builder, or a builder without a row, fails the t
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
