@@ -19,7 +19,7 @@ from statsmodels.stats.multitest import multipletests
 
 from validator.config import Config, GateConfig
 from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
-                            apply_correction, build_checks, corrected_verdicts, decide,
+                            apply_correction, build_checks, corrected_verdicts, gate_result,
                             evaluate_gate, explain_inconclusive, judge, policy_verdicts,
                             rows_needed, run_verdicts)
 from test_stats import check_with as stats_check_with
@@ -291,7 +291,7 @@ def test_without_correction_failures_stay_and_p_values_are_copied():
     assert corrected.reason == ""
 
 
-# -- decide ------------------------------------------------------------------------------
+# -- gate_result ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("verdicts, on_inconclusive, expected", [
     ([PASS, PASS], "fail", (PASS, 0)),
@@ -304,7 +304,7 @@ def test_without_correction_failures_stay_and_p_values_are_copied():
 ])
 def test_decide_fails_closed(verdicts, on_inconclusive, expected):
     checks = [check_with(verdict=v) for v in verdicts]
-    result = decide(checks, on_inconclusive)
+    result = gate_result(checks, on_inconclusive)
     assert (result.verdict, result.exit_code) == expected
     assert result.checks == checks
 
@@ -340,9 +340,9 @@ def test_run_verdicts_decide_each_run_independently(verdicts, on_inconclusive, e
 
 def test_decide_keeps_the_resamples():
     samples = [np.array([1.0, 2.0])]
-    result = decide([check_with(verdict=PASS)], "fail", samples)
+    result = gate_result([check_with(verdict=PASS)], "fail", samples)
     assert result.resamples is samples
-    assert decide([check_with(verdict=PASS)], "fail").resamples == []
+    assert gate_result([check_with(verdict=PASS)], "fail").resamples == []
 
 
 # -- rows_needed / explain_inconclusive --------------------------------------------------

@@ -44,7 +44,7 @@ from validator.after import read_run_files
 from validator.errors import ValidatorError
 from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate
 from validator.metrics import compute_metrics
-from validator.outputs import write_text
+from validator.record.write import write_text
 from validator.routing import Router, Rule
 from validator.data.slices.dsl import parse_condition
 
@@ -361,7 +361,7 @@ def write_plan(out: Path, run: Run, options: list[Option], best: Option | None,
     note = ("Plans chosen on one half of the gate rows (sha256 of the id) by a greedy "
             "search, confirmed on the other half.\n\n")
     write_text(table, note + options_table(options, max_share))
-    write_text(out.with_name(out.stem + ".options.json"),  # for the report (decision_view)
+    write_text(out.with_name(out.stem + ".options.json"),  # for the report (outputs.after_sections)
                json.dumps([asdict(o) for o in options], indent=2))
     if best is None:
         return [table]

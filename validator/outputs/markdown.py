@@ -4,7 +4,7 @@ for CI job summaries (and, with --baseline, what changed since the earlier run).
 from __future__ import annotations
 
 from validator.outputs.baseline import Comparison
-from validator.outputs.decision import RECOMMEND, decisions, opening
+from validator.outputs.advice import RECOMMEND, decisions, opening
 from validator.outputs.discovery_view import sentence as discovery_sentence
 from validator.outputs.html import megabytes, num
 from validator.outputs.majority import blind_sentence, blind_spots

@@ -1,0 +1,67 @@
+"""``validator run``: score the sample, gate every slice, write the run directory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from validator.cli.options import DEBUG, QUIET, guarded, rich_progress
+from validator.errors import ValidatorError
+
+
+def default_out_dir(base: Path) -> Path:
+    return base / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+
+
+def run(
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="Config YAML (schema v1). Default: the embedded "
+                                               "default (shipped sample and slice pack, "
+                                               "default scorer and its INT8 twins)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Run directory for the outputs. Default: "
+                                            "report.out/run-YYYYmmdd-HHMMSS."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace the run in an --out folder that already "
+                                    "holds one (the old run stays until the new one is "
+                                    "complete)."),
+    no_cache: bool = typer.Option(False, "--no-cache",
+                                  help="Neither read nor write cached predictions; build "
+                                       "recipe artefacts afresh."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline",
+                                            help="An earlier run directory (the last "
+                                                 "release) to compare with: the report and "
+                                                 "summary.md add the checks that newly fail, "
+                                                 "newly pass or moved beyond their CI."),
+    quiet: bool = QUIET,
+    debug: bool = DEBUG,
+) -> None:
+    """Score the sample with the reference and candidates and gate every slice.
+
+    Example: validator run --config gate.yaml --out reports/release-42
+
+    Exit 0: gate passed. 1: gate failed (or inconclusive). 2: could not run.
+    """
+    from validator.config import default_config, load_config
+    from validator.outputs.baseline import read_baseline
+    from validator.pipeline import run_gate
+
+    with guarded(debug):
+        earlier = read_baseline(baseline) if baseline else None  # before any scoring
+        cfg = load_config(config) if config else default_config()
+        out_dir = out or default_out_dir(cfg.report.out)
+        if (out_dir / "summary.json").exists() and not force:
+            raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
+                                 f"pass --force to replace it")
+        summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
+                           baseline=earlier)
+        counts = summary.counts
+        typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
+                   f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
+        if summary.cpu is not None and summary.cpu.reason:
+            typer.echo(f"inconclusive: {summary.cpu.reason}")
+        typer.echo(f"report: {out_dir / 'report.html'}")
+        raise typer.Exit(summary.exit_code)
