@@ -8,12 +8,11 @@ from typing import Optional
 
 import typer
 
-from validator.cli.options import DEBUG, QUIET, guarded, rich_progress
+from validator.cli.options import DEBUG, QUIET, RUN_DIR, guarded, rich_progress
 from validator.errors import ValidatorError
 
-# the options both commands take, declared once
-RUN_DIR = typer.Argument(..., help="A finished run directory (summary.json and "
-                                   "predictions.parquet).")
+# the options both commands take, declared once (and RUN_DIR, shared by every command
+# that reads a run directory)
 CANDIDATE = typer.Option(..., "--candidate", help="An INT8 recipe candidate of the run "
                                                   "(onnx-int8-static or torch-int8-dynamic).")
 PROBE_ROWS = typer.Option(64, "--rows", min=4,

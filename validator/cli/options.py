@@ -1,5 +1,6 @@
-"""What every command of the CLI shares, declared once: the ``--quiet`` and ``--debug``
-options, the mapping of any failure to one line and exit 2, and the progress bars."""
+"""What every command of the CLI shares, declared once: the ``--quiet``, ``--debug``
+and ``--out`` options, the run directory argument of the commands that read one, the
+mapping of any failure to one line and exit 2, and the progress bars."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ EXIT_COULD_NOT_RUN = 2
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr.")
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks of errors.")
+def out_option(help: str):
+    """The optional ``--out`` / ``-o`` of the commands that write somewhere."""
+    return typer.Option(None, "--out", "-o", help=help)
+
+
+RUN_DIR = typer.Argument(..., help="A finished run directory (summary.json and "
+                                   "predictions.parquet).")
 
 
 def fail(message: str, debug: bool) -> None:

@@ -8,19 +8,17 @@ from typing import Optional
 
 import typer
 
-from validator.cli.options import DEBUG, guarded
+from validator.cli.options import DEBUG, RUN_DIR, guarded, out_option
 
 
 def recommend(
-    run_dir: Path = typer.Argument(..., help="A finished run directory (summary.json and "
-                                             "predictions.parquet)."),
+    run_dir: Path = RUN_DIR,
     max_fallback_share: float = typer.Option(0.4, "--max-fallback-share",
                                              help="Largest share of traffic that may fall "
                                                   "back to the reference (0-1)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Routing file to write (default: "
-                                            "RUN_DIR/routing.yaml); the gate-config snippet "
-                                            "and options table are written beside it."),
+    out: Optional[Path] = out_option("Routing file to write (default: "
+                                     "RUN_DIR/routing.yaml); the gate-config snippet and the "
+                                     "options table are written beside it."),
     route_small: bool = typer.Option(False, "--route-small",
                                      help="Route slices too small to decide (< min_rows) "
                                           "to the reference as a precaution."),
@@ -57,15 +55,10 @@ def recommend(
 
 
 def discover(
-    run_dir: Path = typer.Argument(..., help="A run directory (summary.json and "
-                                             "predictions.parquet)."),
+    run_dir: Path = RUN_DIR,
     candidate: Optional[list[str]] = typer.Option(None, "--candidate",
                                                   help="Candidate to search (repeatable; "
                                                        "default: every candidate)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="YAML file to write (default: "
-                                            "RUN_DIR/discovered-slices.yaml); the figures "
-                                            "go beside it as .json."),
     label_free: bool = typer.Option(False, "--label-free",
                                     help="Search how often the rounded rating changes, "
                                          "ignoring human ratings (automatic when no row "
@@ -75,6 +68,9 @@ def discover(
     column: Optional[list[str]] = typer.Option(None, "--column",
                                                help="Sample column to search (repeatable; "
                                                     "default: detected)."),
+    out: Optional[Path] = out_option("YAML file to write (default: "
+                                     "RUN_DIR/discovered-slices.yaml); the figures go "
+                                     "beside it as .json."),
     max_slices: int = typer.Option(10, help="Groups to confirm per candidate."),
     min_rows: int = typer.Option(30, help="Fewest rows of a group in each half."),
     max_conditions: int = typer.Option(2, help="Conditions per group (1 to 3)."),

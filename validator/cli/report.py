@@ -7,12 +7,11 @@ from typing import Optional
 
 import typer
 
-from validator.cli.options import DEBUG, guarded
+from validator.cli.options import DEBUG, RUN_DIR, guarded
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory (summary.json and "
-                                             "predictions.parquet)."),
+    run_dir: Path = RUN_DIR,
     baseline: Optional[Path] = typer.Option(None, "--baseline",
                                             help="An earlier run directory to compare with "
                                                  "(summary.md is rewritten too)."),

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from validator.cli.options import DEBUG, QUIET, guarded, rich_progress
+from validator.cli.options import DEBUG, QUIET, guarded, out_option, rich_progress
 from validator.errors import ValidatorError
 
 
@@ -21,9 +21,8 @@ def run(
                                           help="Config YAML (schema v1). Default: the embedded "
                                                "default (shipped sample and slice pack, "
                                                "default scorer and its INT8 twins)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Run directory for the outputs. Default: "
-                                            "report.out/run-YYYYmmdd-HHMMSS."),
+    out: Optional[Path] = out_option("Run directory for the outputs. Default: "
+                                     "report.out/run-YYYYmmdd-HHMMSS."),
     force: bool = typer.Option(False, "--force",
                                help="Replace the run in an --out folder that already "
                                     "holds one (the old run stays until the new one is "
