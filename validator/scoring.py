@@ -26,7 +26,9 @@ from validator.speed.profile import (PeakRss, Speed, add_ratios, add_replicas, i
 from validator.data.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
+from validator.routing import resolve_rows
 from validator.scorers.columns_backend import ColumnPredictions
+from validator.speed.mix import mix_speed, row_weights, traffic
 
 
 @dataclass(kw_only=True)
@@ -200,9 +202,6 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
                infos: list[ScorerInfo]) -> None:
     """Routed candidates: each row takes the routed-to scorer's prediction (no
     re-scoring); speed figures are the traffic-weighted mix (validator.speed.mix)."""
-    from validator.speed.mix import mix_speed, row_weights, traffic
-    from validator.routing import resolve_rows
-
     weights = row_weights(sample.frame, config.sample.production_mix)
     columns["traffic_weight"] = weights
     for info in infos:

@@ -14,6 +14,7 @@ import pandas as pd
 from validator.errors import ValidatorError
 from validator.outputs.baseline import Comparison, compare
 from validator.outputs.advice import read_plan
+from validator.outputs.after_sections import after_sections
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
@@ -69,8 +70,6 @@ def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = Non
     except (ValueError, OSError) as exc:
         raise ValidatorError(f"{table_path}: cannot read the predictions ({exc})") from exc
     target = run_dir / "report.html"
-    from validator.outputs.after_sections import after_sections
-
     comparison = None if baseline is None else compare(summary, baseline)
     plan = read_plan(run_dir, summary, predictions)
     write_text(target, render_html(summary, predictions, comparison, plan,
