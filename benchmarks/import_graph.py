@@ -81,6 +81,13 @@ def folder(module: str, package: str) -> str:
     return ".".join(parts[:2]) if len(parts) > 1 else package
 
 
+def module_lines(module: str) -> int:
+    """Lines of a module's file (a package's ``__init__.py``), from the checkout."""
+    path = Path(*module.split("."))
+    path = path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
 def measure(package: str) -> dict:
     graph = grimp.build_graph(package)
     modules = graph.modules
@@ -93,10 +100,7 @@ def measure(package: str) -> dict:
             a, b = folder(source, package), folder(target, package)
             if a != b:
                 folder_edges.setdefault(a, set()).add(b)
-    longest = max(len(Path(*m.split(".")).with_suffix(".py").read_text().splitlines())
-                  if Path(*m.split(".")).with_suffix(".py").exists()
-                  else len((Path(*m.split(".")) / "__init__.py").read_text().splitlines())
-                  for m in modules)
+    longest = max(module_lines(m) for m in modules)
     return {"modules": len(modules), "arrows": arrows,
             "function_level_imports": function_level_imports(package),
             "module_cycles": strongly_connected(set(modules), edges),
