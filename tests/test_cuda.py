@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 from conftest import tiny_model_dir  # noqa: E402
 from validator.scorers import RecipeContext, no_progress  # noqa: E402
-from validator.scorers.recipes import torch_bf16, torch_int8_dynamic  # noqa: E402
+from validator.scorers.torch_recipes import torch_bf16, torch_int8_dynamic  # noqa: E402
 from validator.scorers.transformers_backend import load_transformers_scorer  # noqa: E402
 
 DIMS = ["clarity", "tone", "compliance"]

@@ -151,7 +151,7 @@ def test_repair_stops_at_a_size_budget_and_never_confirms_a_step_over_it(tiny):
 
 
 def test_routing_and_repair_side_by_side(tmp_path):
-    from validator.outputs.decision_view import decision_sections
+    from validator.outputs.after_sections import after_sections
 
     step = {"step": 1, "added": "bert.encoder.layer.5", "exclude": ["bert.encoder.layer.5.*"],
             "layers_kept": 8, "size_bytes": 29e6, "latency_ms_p50": 20.0, "failing_search": 0}
@@ -159,11 +159,11 @@ def test_routing_and_repair_side_by_side(tmp_path):
               "confirmation": {"verdict": "pass", "repaired": {"fail": 0}},
               "original": {"size_bytes": 24e6}, "reference": {"size_bytes": 91e6}}
     (tmp_path / "repair-q.json").write_text(json.dumps(repair))
-    assert decision_sections(tmp_path)["routing_vs_repair"] == []  # recommend has not run
+    assert after_sections(tmp_path)["routing_vs_repair"] == []  # recommend has not run
     (tmp_path / "routing.options.json").write_text(json.dumps(
         [{"candidate": "q", "share": 0.25, "confirmation": "fail", "failing": ["a", "b"],
           "cost": None, "routes": [{"slice": "headlines", "to": "fp32"}]}]))
-    [row] = decision_sections(tmp_path)["routing_vs_repair"]
+    [row] = after_sections(tmp_path)["routing_vs_repair"]
     assert row["routing"]["routes"] == ["headlines -> fp32"]
     assert row["routing"]["failing"] == 2 and row["repair"]["layers_kept"] == 8
     assert row["repair"]["confirmation"] == "pass" and row["original"]["size_bytes"] == 24e6

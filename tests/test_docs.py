@@ -1,5 +1,5 @@
-"""Every command, metric, recipe, backend and gate policy is documented in the README,
-and every command's help carries an example."""
+"""Every command, metric, recipe, backend and gate policy is documented in the README or
+in docs/*.md, and every command's help carries an example."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from validator.metrics import METRICS
 from validator.scorers import BACKENDS, RECIPES
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = "\n".join([README, *(path.read_text(encoding="utf-8")
+                            for path in sorted((ROOT / "docs").glob("*.md")))])
 
 
 def command_paths(command, prefix: tuple[str, ...] = ()) -> list[str]:
@@ -33,7 +35,7 @@ def test_the_walk_finds_every_command():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_command_is_documented_with_an_example(command):
-    assert f"validator {command}".strip() in README
+    assert f"validator {command}".strip() in DOCS
     result = CliRunner().invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0 and "Example: validator" in result.output
 
@@ -46,4 +48,4 @@ def test_version():
 @pytest.mark.parametrize("name", [*METRICS, *RECIPES, *BACKENDS,
                                   "point", "confident", "non_inferiority", "holm", "bh"])
 def test_registry_name_is_documented(name):
-    assert f"`{name}`" in README
+    assert f"`{name}`" in DOCS

@@ -14,7 +14,7 @@ from conftest import DIMENSIONS, tiny_model_dir
 from test_transformers_backend import TEXTS, recipe_context, scorer_config
 from validator.scorers import RecipeContext, no_progress
 from validator.scorers.onnx_recipes import onnx_int8_dynamic
-from validator.scorers.recipes import torch_int8_dynamic
+from validator.scorers.torch_recipes import torch_int8_dynamic
 from validator.scorers.transformers_backend import load_transformers_scorer
 
 SCALE = (1, 5)

@@ -19,9 +19,10 @@ from statsmodels.stats.multitest import multipletests
 
 from validator.config import Config, GateConfig
 from validator.judge.gate import (FAIL, INCONCLUSIVE, PASS, Check, GateResult, adjust,
-                            apply_correction, build_checks, corrected_verdicts, decide,
-                            evaluate_gate, explain_inconclusive, gated_metrics, guard_metric,
-                            judge, policy_verdicts, rows_needed, run_verdicts)
+                                  apply_correction, build_checks, corrected_verdicts,
+                                  evaluate_gate, explain_inconclusive, gate_result,
+                                  gated_metrics, guard_metric, judge, policy_verdicts,
+                                  require_serving_isa, rows_needed, run_verdicts)
 from test_stats import check_with as stats_check_with
 from validator.metrics import compute_metrics, exact_agreement, mae
 
@@ -291,7 +292,7 @@ def test_without_correction_failures_stay_and_p_values_are_copied():
     assert corrected.reason == ""
 
 
-# -- decide ------------------------------------------------------------------------------
+# -- gate_result ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("verdicts, on_inconclusive, expected", [
     ([PASS, PASS], "fail", (PASS, 0)),
@@ -304,7 +305,7 @@ def test_without_correction_failures_stay_and_p_values_are_copied():
 ])
 def test_decide_fails_closed(verdicts, on_inconclusive, expected):
     checks = [check_with(verdict=v) for v in verdicts]
-    result = decide(checks, on_inconclusive)
+    result = gate_result(checks, on_inconclusive)
     assert (result.verdict, result.exit_code) == expected
     assert result.checks == checks
 
@@ -338,11 +339,20 @@ def test_run_verdicts_decide_each_run_independently(verdicts, on_inconclusive, e
     assert got.tolist() == expected
 
 
-def test_decide_keeps_the_resamples():
+def test_gate_result_keeps_the_resamples():
     samples = [np.array([1.0, 2.0])]
-    result = decide([check_with(verdict=PASS)], "fail", samples)
+    result = gate_result([check_with(verdict=PASS)], "fail", samples)
     assert result.resamples is samples
-    assert decide([check_with(verdict=PASS)], "fail").resamples == []
+    assert gate_result([check_with(verdict=PASS)], "fail").resamples == []
+
+
+def test_a_cpu_lacking_a_serving_feature_makes_any_run_inconclusive():
+    passed = gate_result([check_with(verdict=PASS)], "fail")
+    assert require_serving_isa(passed, []) is passed
+    held = require_serving_isa(passed, ["avx512_vnni"])
+    assert (held.verdict, held.exit_code, held.checks) == (INCONCLUSIVE, 1, passed.checks)
+    failed = require_serving_isa(gate_result([check_with(verdict=FAIL)], "fail"), ["amx_tile"])
+    assert (failed.verdict, failed.exit_code) == (INCONCLUSIVE, 1)
 
 
 # -- rows_needed / explain_inconclusive --------------------------------------------------

@@ -64,9 +64,13 @@ def make_world(degradations: dict, sd_of: dict, max_drop_of: dict, candidates=("
                 if unrated and (s, d) in unrated:
                     p = math.nan
                 checks.append(Check(
-                    candidate, s, d, "exact_agreement", len(rows), 70.0, 70.0 - deg, deg,
-                    deg - 1.96 * sd, deg + 1.5 * sd, max_drop, "", "", 0.5, 0.5,
-                    2.8 * sd, 3, 1, math.nan, sd, p, p))
+                    candidate=candidate, slice=s, dimension=d, metric="exact_agreement",
+                    n=len(rows), reference=70.0, candidate_value=70.0 - deg, degradation=deg,
+                    ci_low=deg - 1.96 * sd, ci_high=deg + 1.5 * sd, max_drop=max_drop,
+                    verdict="", reason="", p_value=0.5, p_value_adjusted=0.5,
+                    detectable_degradation=2.8 * sd, flips_to_disagree=3, flips_to_agree=1,
+                    human_ceiling=math.nan, bootstrap_sd=sd, p_value_max_drop=p,
+                    p_value_max_drop_adjusted=p))
                 resamples.append(samples)
     return checks, resamples
 

@@ -4,8 +4,10 @@ it, and ``validator report`` refuses a file that does not fit it (exit 2, the fi
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,10 @@ import pytest
 from conftest import DIMENSIONS, columns_config, run_cli
 from validator.errors import ValidatorError
 from validator.outputs import rerender_report
-from validator.record.schema import RunRecord, build_record, read_record
+from validator.judge.gate import Check
+from validator.record.schema import (CheckRecord, RunRecord, ScorerRecord, build_record,
+                                     read_record)
+from validator.scoring import ScorerInfo
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +54,25 @@ def test_summary_json_is_the_record_byte_for_byte(run_dir):
 
 def test_a_key_the_record_does_not_declare_is_refused_on_write(run_dir):
     data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    data["checks"][0]["rows_wanted"] = 120  # a new key is declared in record.py first
+    data["checks"][0]["rows_wanted"] = 120  # a new key is declared on judge.gate.Check first
     with pytest.raises(ValidatorError, match=re.escape("checks[0].rows_wanted: unknown key")):
         build_record(data)
+
+
+def test_checks_and_scorers_are_written_as_the_run_computed_them(run_dir):
+    """One declaration: the records of summary.json's checks and scorers are derived from
+    the in-run dataclasses, field for field; an undefined value (NaN) is written as null."""
+    record = read_record(run_dir / "summary.json")
+    assert list(CheckRecord.model_fields) == [f.name for f in fields(Check)]
+    assert list(ScorerRecord.model_fields) == [f.name for f in fields(ScorerInfo)]
+    check = Check(**record.checks[0].model_dump())
+    undefined = replace(check, ci_low=math.nan)
+    assert CheckRecord.model_validate(undefined.as_dict()).ci_low is None
+    assert CheckRecord.model_validate(check.as_dict()) == record.checks[0]
+    assert ScorerRecord.model_validate(asdict(ScorerInfo(**record.scorers[1].model_dump()))) \
+        == record.scorers[1]
+    with pytest.raises(TypeError):
+        ScorerInfo("fp32", "reference", "transformers")  # keyword construction only
 
 
 def _set_check_verdict(text: str) -> str:

@@ -1,5 +1,5 @@
 """The report's decision, the majority-rating baseline and --baseline comparisons
-(validator.outputs.decision, .majority, .baseline), on small columns-backend runs."""
+(validator.outputs.advice, .majority, .baseline), on small columns-backend runs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 
 from conftest import DIMENSIONS, columns_config, run_cli
 from validator.outputs.baseline import classify
-from validator.outputs.decision import convincing, decide, opening
-from validator.outputs.majority import MAJORITY, blind_spots, majority_predictions
+from validator.outputs.advice import advise, convincing, opening
+from validator.judge.majority import MAJORITY, majority_predictions
+from validator.outputs.majority import blind_spots
 from validator.outputs.report_view import round_ticks
 from validator.record.schema import CheckRecord, build_record
 
@@ -129,7 +130,7 @@ def test_a_passing_routed_candidate_ships_its_model_with_fallback(runs):
     data["checks"] += [{**c, "candidate": "routed", "verdict": "pass"}
                        for c in data["checks"]]
     summary = build_record(data)
-    model, route = decide(summary, summary.scorers[1]), decide(summary, summary.scorers[2])
+    model, route = advise(summary, summary.scorers[1]), advise(summary, summary.scorers[2])
     assert model.action == "ship with fallback" and "headlines (30.0% of traffic)" in \
         model.sentence and "as the routed candidate routed" in model.sentence
     assert route.action == "ship with fallback" and route.sentence.startswith(

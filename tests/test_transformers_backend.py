@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_model_dir as make_tiny_model
 from validator.errors import ModelError
 from validator.scorers import RecipeContext, no_progress
-from validator.scorers.recipes import torch_int8_dynamic
+from validator.scorers.torch_recipes import torch_int8_dynamic
 from validator.scorers.transformers_backend import load_transformers_scorer
 
 DIMS = ["clarity", "tone", "compliance"]

@@ -1,7 +1,8 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
 plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
--> gate -> operating characteristics -> record (+ discovery, if enabled) -> outputs
+-> gate (on this CPU) -> operating characteristics -> record (+ discovery, if enabled)
+-> outputs
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from pathlib import Path
 
 from validator.config import Config
 from validator.after.discover_section import discover_in_run
-from validator.judge.gate import evaluate_gate
+from validator.cpu import cpu_facts
+from validator.judge.gate import evaluate_gate, require_serving_isa
 from validator.metrics import compute_metrics
 from validator.judge.operating import operating_characteristics
 from validator.outputs import write_outputs
@@ -42,10 +44,12 @@ def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bo
               for info in predictions.scorers}
     metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters,
                               weights=sample.unequal_weights)
-    gate = evaluate_gate(metrics, sample.human, scores, masks, config, sample.weights)
+    cpu = cpu_facts(config.serving.isa)
+    gate = require_serving_isa(evaluate_gate(metrics, sample.human, scores, masks, config,
+                                             sample.weights), cpu["missing_isa"])
     operating = operating_characteristics(gate, masks, config.gate, config.seed)
     summary = build_summary(config, sample, slice_set, masks, predictions, metrics, gate,
-                            operating, plan.warnings)
+                            operating, cpu, plan.warnings)
     table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
         summary, extra = discover_in_run(summary, table, out_dir, config.discovery)

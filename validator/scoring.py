@@ -12,6 +12,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,20 +27,25 @@ from validator.speed.profile import (PeakRss, Speed, add_ratios, add_replicas, i
 from validator.data.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
+from validator.routing import resolve_rows
 from validator.scorers.columns_backend import ColumnPredictions
+from validator.speed.mix import mix_speed, row_weights, traffic
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScorerInfo:
+    """What a scorer is and how fast it ran; also its record in summary.json
+    (``scorers[]``, validator.record.schema derives it). A key added here is added to
+    the file."""
     name: str
-    role: str  # reference | candidate
+    role: Literal["reference", "candidate"]
     backend: str
     runtime: str | None  # torch models: eager | torchscript
-    recipe: dict | None
+    recipe: dict[str, Any] | None  # what the recipe did, or None for a loaded scorer
     fingerprint: str | None
     size_bytes: int | None
     parameter_bytes: int | None
-    peak_rss_bytes: int  # the harness process's peak while this scorer scored the gate rows
+    peak_rss_bytes: int  # the harness process's peak while this scorer scored the rows
     latency_ms_p50: float | None
     latency_ms_p95: float | None
     throughput_rows_per_s: float | None
@@ -50,15 +56,15 @@ class ScorerInfo:
     throughput_vs_reference: float | None = None   # this throughput / reference's
     size_vs_reference: float | None = None         # this size on disk / reference's
     traffic: dict[str, float] | None = None        # share of traffic per model scorer
-    memory_bytes: int | None = None                # this scorer alone (validator.speed.isolated)
+    memory_bytes: int | None = None                # alone (validator.speed.isolated)
     memory_vs_reference: float | None = None
     latency_ms_mean: float | None = None
-    capacity_rps: float | None = None              # at report.slo_ms (validator.speed.capacity)
+    capacity_rps: float | None = None              # requests/s within report.slo_ms (p95)
     capacity_vs_reference: float | None = None
-    capacity_levels: list[dict] | None = None      # the load test's concurrency levels
+    capacity_levels: list[dict[str, float]] | None = None  # the load test's levels
     replicas_in_memory: int | None = None          # in report.instance_memory_gb
     memory_bound_capacity_rps: float | None = None  # replicas x capacity
-    build_seconds: float | None = None             # loading / exporting / quantizing
+    build_seconds: float | None = None             # loading, exporting, quantizing
     score_seconds: float | None = None             # scoring the gate rows (= scoring_seconds)
     speed_from_cache: bool = False                 # measured alone by an earlier run
     load_average_1m: float | None = None           # the machine's when measured alone
@@ -148,21 +154,15 @@ def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
     return values[codes], int(found[codes].sum()), check
 
 
-@dataclass
-class Identity:
+IDENTITY = ("runtime", "recipe", "fingerprint", "size_bytes", "parameter_bytes")
+
+
+def identity(scorer: Scorer | ColumnPredictions) -> dict:
     """What a scorer is, for ScorerInfo (all None for ready predictions)."""
-    runtime: str | None = None
-    recipe: dict | None = None
-    fingerprint: str | None = None
-    size_bytes: int | None = None
-    parameter_bytes: int | None = None
-
-
-def identity(scorer: Scorer | ColumnPredictions) -> Identity:
     if not isinstance(scorer, Scorer):
-        return Identity()
-    return Identity(scorer.runtime, scorer.recipe, scorer.fingerprint(), scorer.size_bytes(),
-                     scorer.parameter_bytes())
+        return dict.fromkeys(IDENTITY)
+    return dict(zip(IDENTITY, (scorer.runtime, scorer.recipe, scorer.fingerprint(),
+                               scorer.size_bytes(), scorer.parameter_bytes())))
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
                            f"{(len(sample.frame), len(scorer.dimensions))}")
     check_finite(values, scorer.name, sample)
     info = ScorerInfo(name=scorer.name, role=role, backend=scorer.backend,
-                      **asdict(identity(scorer)), peak_rss_bytes=memory.peak, **asdict(speed),
+                      **identity(scorer), peak_rss_bytes=memory.peak, **asdict(speed),
                       scoring_seconds=seconds, rows_scored=len(values) - from_cache,
                       rows_from_cache=from_cache, score_seconds=seconds,
                       speed_from_cache=speed_cached, cache_check=check)
@@ -213,9 +213,6 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
                infos: list[ScorerInfo]) -> None:
     """Routed candidates: each row takes the routed-to scorer's prediction (no
     re-scoring); speed figures are the traffic-weighted mix (validator.speed.mix)."""
-    from validator.speed.mix import mix_speed, row_weights, traffic
-    from validator.routing import resolve_rows
-
     weights = row_weights(sample.frame, config.sample.production_mix)
     columns["traffic_weight"] = weights
     for info in infos:
@@ -232,13 +229,15 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
         columns[f"route:{name}"] = choice.astype(str)
         shares = traffic(choice, weights)
         speed = mix_speed(shares, measured)
-        infos.append(ScorerInfo(name, "candidate", "route", None,
-                                {"name": "route", "rules": router.to_dict()["rules"]},
-                                None, speed["size_bytes"], speed["parameter_bytes"],
-                                speed["peak_rss_bytes"], speed["latency_ms_p50"],
-                                speed["latency_ms_p95"], speed["throughput_rows_per_s"],
-                                0.0, 0, 0, traffic=shares, memory_bytes=speed["memory_bytes"],
-                                capacity_rps=speed["capacity_rps"]))
+        infos.append(ScorerInfo(
+            name=name, role="candidate", backend="route", runtime=None,
+            recipe={"name": "route", "rules": router.to_dict()["rules"]}, fingerprint=None,
+            size_bytes=speed["size_bytes"], parameter_bytes=speed["parameter_bytes"],
+            peak_rss_bytes=speed["peak_rss_bytes"], latency_ms_p50=speed["latency_ms_p50"],
+            latency_ms_p95=speed["latency_ms_p95"],
+            throughput_rows_per_s=speed["throughput_rows_per_s"], scoring_seconds=0.0,
+            rows_scored=0, rows_from_cache=0, traffic=shares,
+            memory_bytes=speed["memory_bytes"], capacity_rps=speed["capacity_rps"]))
 
 
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,

@@ -35,7 +35,7 @@ from validator.after.rebuild import Workbench
 from validator.after.recommend import selection_half
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, pairs
-from validator.outputs import write_text
+from validator.record.write import write_text
 from validator.scorers.layers import Unit, units
 
 OVERALL = "all"

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.after import read_run_files
 from validator.data import design
 from validator.errors import ValidatorError
+from validator.record.run_dir import RunDir
 from validator.record.schema import GateRecord
 
 UNIFORM_SHARE = 0.1  # of the budget, spread uniformly (absolute values, no zero pi)
@@ -45,33 +45,22 @@ class RunPredictions:
 
 
 def read_predictions(run_dir: Path) -> RunPredictions:
-    summary, table = read_run_files(run_dir)
-    try:
-        gate = GateRecord.model_validate(summary["gate"])
-        dimensions = list(summary["rubric"]["dimensions"])
-        scale = tuple(summary["rubric"]["scale"])
-        scorers = {s["name"]: s["role"] for s in summary["scorers"]}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValidatorError(f"{run_dir / 'summary.json'}: not a run record "
-                             f"({exc.__class__.__name__}: {exc})") from exc
-    needed = ["id", "text"] + [f"{s}:{d}" for s in scorers for d in dimensions]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValidatorError(f"{run_dir / 'predictions.parquet'}: missing columns "
-                             f"{', '.join(missing)}")
-    table = table.set_index(table["id"].astype(str))
+    run = RunDir.read(run_dir)  # verified against summary.json's hashes
+    dimensions = run.dimensions
+    run.require_columns(["id", "text"] + [f"{s.name}:{d}" for s in run.record.scorers
+                                          for d in dimensions])
+    table = run.table.set_index(run.table["id"].astype(str))
     columns = lambda name: {d: table[f"{name}:{d}"].to_numpy(np.float64) for d in dimensions}
-    masks = table[[c for c in table.columns if c.startswith("slice:")]]
+    masks = table[[f"slice:{name}" for name in run.slices]]
     masks = masks.rename(columns=lambda c: c.removeprefix("slice:")).astype(bool)
     if "rated" in table.columns:
         rated = table["rated"].to_numpy(dtype=bool)
-    else:
-        human = table[[c for c in table.columns if c.startswith("human:")]]
+    else:  # a run from before the pool: rated where any human rating is there
+        human = table[[f"human:{d}" for d in dimensions]]
         rated = human.notna().any(axis=1).to_numpy()
-    reference = next(name for name, role in scorers.items() if role == "reference")
-    return RunPredictions(table, columns(reference),
-                          {n: columns(n) for n, r in scorers.items() if r == "candidate"},
-                          masks, rated, gate, scale)
+    return RunPredictions(table, columns(run.reference),
+                          {name: columns(name) for name in run.candidates},
+                          masks, rated, run.gate, run.scale)
 
 
 def check_budget(budget: int, pool_rows: int, run_dir: Path) -> None:

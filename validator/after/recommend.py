@@ -44,8 +44,8 @@ from validator.speed.mix import deployment_cost, traffic
 from validator.errors import ValidatorError
 from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate, gated_metrics
 from validator.metrics import compute_metrics
-from validator.outputs import write_text
 from validator.record.run_dir import RunDir
+from validator.record.write import write_text
 from validator.routing import Router, Rule
 from validator.data.slices.dsl import parse_condition
 
@@ -333,7 +333,7 @@ def write_plan(out: Path, run: RunDir, options: list[Option], best: Option | Non
     note = ("Plans chosen on one half of the gate rows (sha256 of the id) by a greedy "
             "search, confirmed on the other half.\n\n")
     write_text(table, note + options_table(options, max_share))
-    write_text(out.with_name(out.stem + ".options.json"),  # for the report (decision_view)
+    write_text(out.with_name(out.stem + ".options.json"),  # for the report (outputs.after_sections)
                json.dumps([asdict(o) for o in options], indent=2))
     if best is None:
         return [table]

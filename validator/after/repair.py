@@ -35,7 +35,7 @@ from validator.after.diagnose import diagnose, finite
 from validator.after.rebuild import Workbench
 from validator.after.recommend import evaluate, failures, selection_half
 from validator.judge.gate import FAIL, INCONCLUSIVE, PASS
-from validator.outputs import write_text
+from validator.record.write import write_text
 from validator.speed.profile import inprocess_latency_p50
 
 REPAIRED_SUFFIX = "-repaired"

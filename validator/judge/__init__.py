@@ -1,2 +1,2 @@
-"""Judging: metrics per check, paired statistics, the gate verdicts, evenness and
-operating characteristics."""
+"""Judging: paired statistics, the gate's verdicts (and the ISA rule), evenness, the
+majority-rating baseline and operating characteristics."""

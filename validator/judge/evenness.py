@@ -5,7 +5,7 @@ concentration = the largest positive degradation / the sum of positive degradati
 undefined when nothing degrades). With ``gate.max_concentration`` a slice whose loss
 is more concentrated than that fails: its ``_all`` check becomes a failure naming the
 dimension, unless its slice has fewer than ``gate.min_rows`` rated rows or it already
-failed.
+failed. ``evenness`` labels every candidate x slice for the record.
 """
 
 from __future__ import annotations
@@ -44,4 +44,26 @@ def apply_max_concentration(checks: list, gate, dimensions: list[str]) -> list:
                             reason=f"loss concentrated in {worst.dimension}: concentration "
                                    f"{share:.2f} exceeds max_concentration {limit:g}")
         out.append(check)
+    return out
+
+
+EVEN, CONCENTRATED = 0.35, 0.6
+
+
+def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
+    """Per candidate and slice: is the loss spread across dimensions or concentrated?
+    concentration = the largest positive degradation / the sum of positive degradations
+    (1/k when k dimensions lose equally, 1.0 when one dimension carries it all)."""
+    grouped: dict = {}
+    for c in checks:
+        if c["dimension"] in dimensions and c["role"] == "gate":  # not a guard's unit
+            grouped.setdefault((c["candidate"], c["slice"]), []).append(c["degradation"])
+    out = []
+    for (candidate, slice_name), values in grouped.items():
+        positive = [v for v in values if v is not None and v > 0]
+        share = concentration(values)
+        label = ("no loss" if share is None else "even" if share <= EVEN
+                 else "concentrated" if share >= CONCENTRATED else "mixed")
+        out.append({"candidate": candidate, "slice": slice_name, "concentration": share,
+                    "dimensions_degraded": len(positive), "label": label})
     return out

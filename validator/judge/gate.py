@@ -21,13 +21,15 @@ rows fails; fewer than min_rows rated rows is inconclusive (unrated pool rows ne
 count; with a pool or a rating plan the estimates are design-based, see
 validator.judge.design_estimates). An inconclusive check says
 how many rated rows would decide it. The run fails closed: it exits 0 only when no
-check failed and some check could decide.
+check failed and some check could decide, and is inconclusive on a CPU lacking an
+instruction set that production serves with (``serving.isa``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -42,11 +44,15 @@ from validator.judge.stats import (POWER, PairedStats, adjust_p_values, p_exceed
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 GATE_ROLE, GUARD_ROLE = "gate", "location_guard"
+Verdict = Literal["pass", "fail", "inconclusive"]
 CORRECTED_POLICIES = ("point", "confident")  # tests of a difference; see apply_correction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
+    """One check of candidate x slice x dimension; also its record in summary.json
+    (``checks[]``, validator.record.schema derives it: undefined values, NaN here, are
+    null there). A key added here is added to the file."""
     candidate: str
     slice: str
     dimension: str
@@ -58,7 +64,7 @@ class Check:
     ci_low: float
     ci_high: float
     max_drop: float
-    verdict: str
+    verdict: Verdict  # "" until judge() has decided it
     reason: str
     p_value: float
     p_value_adjusted: float
@@ -67,11 +73,11 @@ class Check:
     flips_to_agree: int
     human_ceiling: float
     bootstrap_sd: float = math.nan
-    p_value_max_drop: float = math.nan
-    p_value_max_drop_adjusted: float = math.nan
-    rows_needed: int | None = None
-    role: str = "gate"  # GATE_ROLE, or GUARD_ROLE for a location guard's check
-    unit: str = ""      # the metric's unit, in which degradation and max_drop are given
+    p_value_max_drop: float = math.nan           # one-sided: H0 degradation <= max_drop
+    p_value_max_drop_adjusted: float = math.nan  # after gate.correction
+    rows_needed: int | None = None               # inconclusive: rated rows to decide
+    role: Literal["gate", "location_guard"] = "gate"  # GATE_ROLE or GUARD_ROLE (a location guard)
+    unit: str = ""         # the metric's unit, in which degradation and max_drop are given
     flip_rate: float = math.nan           # share of the slice's pairs (pool included) that flip
     phase1_sd: float = 0.0                # the part of bootstrap_sd more ratings cannot shrink
     ratings_needed_uniform: int | None = None   # rated rows to rule out max_drop at no loss
@@ -322,12 +328,17 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
     p_max_drop = float(p_exceeds(degradation, stats.bootstrap_sd, max_drop))
     uniform, targeted = power_before_work(stats, int(cand.n), dimension, max_drop,
                                           config.gate, len(config.rubric.dimensions))
-    check = Check(candidate, slice_name, dimension, metric.name, int(cand.n),
-                  float(ref.value), float(cand.value), degradation,
-                  stats.ci_low, stats.ci_high, max_drop, "", "",
-                  stats.p_value, stats.p_value, stats.detectable_degradation,
-                  stats.flips_to_disagree, stats.flips_to_agree, ceiling,
-                  stats.bootstrap_sd, p_max_drop, p_max_drop, role=role, unit=metric.unit,
+    check = Check(candidate=candidate, slice=slice_name, dimension=dimension,
+                  metric=metric.name, n=int(cand.n), reference=float(ref.value),
+                  candidate_value=float(cand.value), degradation=degradation,
+                  ci_low=stats.ci_low, ci_high=stats.ci_high, max_drop=max_drop,
+                  verdict="", reason="", p_value=stats.p_value,
+                  p_value_adjusted=stats.p_value,
+                  detectable_degradation=stats.detectable_degradation,
+                  flips_to_disagree=stats.flips_to_disagree,
+                  flips_to_agree=stats.flips_to_agree, human_ceiling=ceiling,
+                  bootstrap_sd=stats.bootstrap_sd, p_value_max_drop=p_max_drop,
+                  p_value_max_drop_adjusted=p_max_drop, role=role, unit=metric.unit,
                   flip_rate=stats.flip_rate,
                   phase1_sd=stats.design.phase1_sd if designed and stats.design else 0.0,
                   ratings_needed_uniform=uniform, ratings_needed_targeted=targeted)
@@ -345,17 +356,21 @@ def run_verdicts(verdicts: np.ndarray, on_inconclusive: str) -> np.ndarray:
     return np.select([failed, undecided], [FAIL, INCONCLUSIVE], PASS)
 
 
-def decide(checks: list[Check], on_inconclusive: str,
-           resamples: list[np.ndarray] | None = None) -> GateResult:
+def gate_result(checks: list[Check], on_inconclusive: str,
+                resamples: list[np.ndarray] | None = None) -> GateResult:
+    """The run's verdict and exit code from its checks' verdicts."""
     verdict = str(run_verdicts(np.array([[c.verdict for c in checks]], dtype=object),
                                on_inconclusive)[0])
     return GateResult(verdict, 0 if verdict == PASS else 1, checks, resamples or [])
 
 
-def isa_verdict(verdict: str, exit_code: int, missing_isa: list[str]) -> tuple[str, int]:
-    """The run's verdict and exit code once the CPU is considered: kernels production
-    will not use (an instruction set the serving CPU lacks) decide nothing."""
-    return (INCONCLUSIVE, 1) if missing_isa else (verdict, exit_code)
+def require_serving_isa(result: GateResult, missing_isa: list[str]) -> GateResult:
+    """Kernels production will not use decide nothing: on a CPU lacking an instruction
+    set that ``serving.isa`` says production serves with (validator.cpu), the run is
+    inconclusive (exit 1) whatever its checks say."""
+    if not missing_isa:
+        return result
+    return replace(result, verdict=INCONCLUSIVE, exit_code=1)
 
 
 def evaluate_gate(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, np.ndarray],
@@ -363,4 +378,4 @@ def evaluate_gate(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, 
                   weights: np.ndarray | None = None) -> GateResult:
     checks, resamples = build_checks(metrics, human, scores, masks, config, weights)
     checks = apply_max_concentration(checks, config.gate, list(human.columns))
-    return decide(checks, config.gate.on_inconclusive, resamples)
+    return gate_result(checks, config.gate.on_inconclusive, resamples)

@@ -14,7 +14,7 @@ from collections import defaultdict
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from validator.outputs import decision, discovery_view, majority
+from validator.outputs import advice, discovery_view, majority
 from validator.outputs import report_view as view
 from validator.outputs.baseline import Comparison
 from validator.outputs.junit import guard_suffix, threshold
@@ -49,8 +49,8 @@ def environment() -> Environment:
 
 def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
                 comparison: Comparison | None = None,
-                plan: decision.Plan | None = None, **sections) -> str:
-    """``sections``: extra template variables (decision_view.decision_sections)."""
+                plan: advice.Plan | None = None, **sections) -> str:
+    """``sections``: extra template variables (after_sections.after_sections)."""
     grid = degradation_grid(summary)
     checks = {(c.candidate, c.slice, c.dimension): c for c in summary.gate_checks}
     problems = view.problems(summary)
@@ -69,12 +69,12 @@ def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
         anchor=view.check_anchor, colour=view.heat_colour,
         examples=view.examples(summary, predictions),
         examples_per_slice=view.EXAMPLES_PER_SLICE,
-        decisions=decision.decisions(summary, plan), strip=decision.strip(summary),
-        headline=decision.headline(summary, baseline), top=view.top_failures(summary),
+        decisions=advice.decisions(summary, plan), strip=advice.strip(summary),
+        headline=advice.headline(summary, baseline), top=view.top_failures(summary),
         majority_of=lambda slice_name, dimension: baseline.get((slice_name, dimension)),
         agreement_metrics=majority.AGREEMENT_METRICS, barely=majority.BARELY_BEATS,
         power=power_lines(summary),
         blind=blind, blind_sentence=majority.blind_sentence(summary, blind),
         suggested=majority.SUGGESTED, comparison=comparison,
-        recommend=decision.RECOMMEND,
+        recommend=advice.RECOMMEND,
         discovery=discovery_view.section(summary, predictions), **sections)

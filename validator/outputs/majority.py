@@ -1,5 +1,6 @@
-"""The majority-rating baseline: what a scorer would reach by always predicting the
-slice's most common human rating, and where the gate's metric cannot see past it.
+"""Where the gate's metric cannot see past the majority-rating baseline (what a scorer
+would reach by always predicting the slice's most common human rating;
+validator.judge.majority computes it).
 
 It is recorded in summary.json as the pseudo-scorer ``_majority`` under ``metrics``
 (every metric, every slice and dimension; for ``_all`` each dimension predicts its own
@@ -13,41 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-
-from validator.metrics import compute_metrics, round_rating
+from validator.judge.majority import MAJORITY
 from validator.record.schema import RunRecord
 
-MAJORITY = "_majority"
 AGREEMENT_METRICS = ("exact_agreement", "adjacent_agreement")
 BARELY_BEATS = 5.0  # percentage points of agreement above always-the-majority
 SUGGESTED = "spearman or mean_absolute_error"
-
-
-def majority_predictions(human: pd.DataFrame, mask: np.ndarray,
-                         scale: tuple[int, int]) -> np.ndarray:
-    """Every row predicted as its dimension's most common rounded rating in the slice
-    (ties go to the lower rating; NaN for a dimension nobody rated there)."""
-    low = scale[0]
-    out = np.full(human.shape, np.nan)
-    ratings = human.to_numpy(dtype=float)[mask]
-    for j in range(human.shape[1]):
-        rated = ratings[:, j][~np.isnan(ratings[:, j])]
-        if len(rated):
-            counts = np.bincount((round_rating(rated, scale) - low).astype(np.int64))
-            out[:, j] = low + int(np.argmax(counts))
-    return out
-
-
-def majority_metrics(human: pd.DataFrame, masks: pd.DataFrame,
-                     scale: tuple[int, int]) -> pd.DataFrame:
-    """Every metric of the majority-rating predictor per slice and dimension, as rows of
-    the tidy metrics frame (scorer ``_majority``)."""
-    frames = [compute_metrics(human, {MAJORITY: majority_predictions(
-                  human, masks[name].to_numpy(dtype=bool), scale)}, masks[[name]], scale)
-              for name in masks.columns]
-    return pd.concat(frames, ignore_index=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 
 from validator.outputs.baseline import Comparison
 from validator.outputs.power import power_lines
-from validator.outputs.decision import RECOMMEND, decisions, opening
+from validator.outputs.advice import RECOMMEND, decisions, opening
 from validator.outputs.discovery_view import sentence as discovery_sentence
 from validator.outputs.html import megabytes, num
 from validator.outputs.junit import guard_suffix, threshold

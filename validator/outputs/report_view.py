@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from validator.metrics import round_rating
-from validator.outputs.decision import convincing, opening
+from validator.outputs.advice import convincing, opening
 from validator.outputs.majority import AGREEMENT_METRICS, MAJORITY
 from validator.record.schema import CheckRecord, RunRecord
 

@@ -1,1 +1,1 @@
-"""The typed run record (summary.json v1): declared, built and read here."""
+"""The typed run record (summary.json v1): declared, built, written and read here."""

@@ -15,14 +15,14 @@ import pandas as pd
 
 import validator
 from validator.config import Config
-from validator.judge.evenness import concentration
-from validator.judge.gate import GateResult, guard_metric, isa_verdict
+from validator.judge.evenness import evenness
+from validator.judge.gate import GateResult, guard_metric
 from validator.metrics import METRICS
-from validator.cpu import cpu_facts
-from validator.outputs.majority import majority_metrics
+from validator.judge.majority import majority_metrics
 from validator.record.schema import SCHEMA_VERSION, RunRecord, build_record
 from validator.data.sample import Sample
 from validator.scoring import Predictions
+from validator.speed.mix import cost_projection
 from validator.data.slices import SliceSet
 
 
@@ -35,62 +35,6 @@ def _clean(value):
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-EVEN, CONCENTRATED = 0.35, 0.6
-
-
-def evenness(checks: list[dict], dimensions: list[str]) -> list[dict]:
-    """Per candidate and slice: is the loss spread across dimensions or concentrated?
-    concentration = the largest positive degradation / the sum of positive degradations
-    (1/k when k dimensions lose equally, 1.0 when one dimension carries it all)."""
-    grouped: dict = {}
-    for c in checks:
-        if c["dimension"] in dimensions and c["role"] == "gate":  # not a guard's unit
-            grouped.setdefault((c["candidate"], c["slice"]), []).append(c["degradation"])
-    out = []
-    for (candidate, slice_name), values in grouped.items():
-        positive = [v for v in values if v is not None and v > 0]
-        share = concentration(values)
-        label = ("no loss" if share is None else "even" if share <= EVEN
-                 else "concentrated" if share >= CONCENTRATED else "mixed")
-        out.append({"candidate": candidate, "slice": slice_name, "concentration": share,
-                    "dimensions_degraded": len(positive), "label": label})
-    return out
-
-
-BASIS = {"capacity_rps": "requests / capacity (requests/s one instance sustains within "
-                         "the {slo:g} ms p95 SLO, closed-loop load test) x instance cost "
-                         "per hour",
-         "throughput_rows_per_s": "requests / measured throughput (rows/s; no capacity "
-                                  "measured) x instance cost per hour"}
-
-
-def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
-    from validator.speed.mix import rate_key
-
-    if cost is None:
-        return None
-    key = rate_key([s for s in scorers if s["backend"] != "route"])
-    per_scorer = {}
-    for s in scorers:
-        rate = s[key]
-        hours = cost.requests_per_month / rate / 3600 if rate else None
-        per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
-    projection = {"requests_per_month": cost.requests_per_month,
-                  "instance_cost_per_hour": cost.instance_cost_per_hour,
-                  "basis": BASIS[key].format(slo=slo_ms), "monthly_cost": per_scorer}
-    return {**projection, "deployments": deployments(projection, scorers)}
-
-
-def deployments(cost: dict, scorers: list[dict]) -> list[dict]:
-    """Each candidate's traffic mix, instances, monthly cost and saving (decide.mix)."""
-    from validator.speed.mix import deployment_cost
-
-    by_name = {s["name"]: s for s in scorers}
-    found = [deployment_cost(s["name"], s["traffic"] or {s["name"]: 1.0}, by_name, cost,
-                             scorers[0]["name"]) for s in scorers[1:]]
-    return [d for d in found if d is not None]
 
 
 def speed_probe_record(config: Config, predictions: Predictions) -> dict:
@@ -128,20 +72,20 @@ def location_guard_record(config: Config) -> dict | None:
 
 def build_summary(config: Config, sample: Sample, slice_set: SliceSet, masks: pd.DataFrame,
                   predictions: Predictions, metrics: pd.DataFrame, gate: GateResult,
-                  operating: dict | None = None, warnings: tuple[str, ...] = ()) -> RunRecord:
-    """The run record, validated before anything is written."""
+                  operating: dict | None = None, cpu: dict | None = None,
+                  warnings: tuple[str, ...] = ()) -> RunRecord:
+    """The run record, validated before anything is written; ``cpu``: the machine's
+    facts (validator.cpu) that the gate's verdict already took into account."""
     metric = METRICS[config.gate.metric]
     counts = {v: len(gate.by_verdict(v)) for v in ("pass", "fail", "inconclusive")}
     checks = [c.as_dict() for c in gate.checks]
     scorers = [asdict(info) for info in predictions.scorers]
-    cpu = cpu_facts(config.serving.isa)
-    verdict, exit_code = isa_verdict(gate.verdict, gate.exit_code, cpu["missing_isa"])
     return build_record(_clean({
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "slice-validator", "version": validator.__version__,
                  "python": platform.python_version(), "libraries": library_versions()},
-        "verdict": verdict,
-        "exit_code": exit_code,
+        "verdict": gate.verdict,
+        "exit_code": gate.exit_code,
         "counts": counts,
         "warnings": list(warnings),
         "config": {"source": config.source, "seed": config.seed},

@@ -4,27 +4,54 @@ Every key of the file is declared here, in the order it is written; unknown keys
 an error, so a record is validated when it is built (before it is written) and when a
 run directory is read back (``validator report``). Adding a key to summary.json is one
 line in the model that holds it (new keys take a default, so older files still read);
-keys are never renamed. The gate section is the gate config as run (``GateConfig``)
-plus the metric's unit and direction, so a config key added there is recorded too.
+keys are never renamed. A check and a scorer are declared once, as the dataclasses the
+run computes (``validator.judge.gate.Check``, ``validator.scoring.ScorerInfo``); their
+records here are derived from them. The gate section is the gate config as run
+(``GateConfig``) plus the metric's unit and direction, so a config key added there is
+recorded too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from validator.config import DiscoveryConfig, GateConfig
 from validator.errors import ValidatorError
+from validator.judge.gate import Check, Verdict
+from validator.scoring import ScorerInfo
 
 SCHEMA_VERSION = 1
-Verdict = Literal["pass", "fail", "inconclusive"]
 
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def record_of(form: type, name: str, **typed: tuple[Any, Any]) -> type[Record]:
+    """The record of an in-run dataclass (a check, a scorer), so that each is declared
+    once: the same fields in the same order, each ``float`` also null (JSON has no NaN:
+    an undefined value is written as null) and a NaN default null. ``typed``: a field
+    whose record is a typed model where the run holds plain data (name -> (type,
+    default))."""
+    hints = typing.get_type_hints(form)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(form):
+        kind = float | None if hints[field.name] is float else hints[field.name]
+        default = field.default
+        if default is dataclasses.MISSING:
+            default = ...
+        elif isinstance(default, float) and math.isnan(default):
+            default = None
+        fields[field.name] = typed.get(field.name, (kind, default))
+    return create_model(name, __base__=Record, __doc__=form.__doc__,
+                        __module__=__name__, **fields)
 
 
 class Tool(Record):
@@ -116,41 +143,10 @@ class CacheCheck(Record):
     catch_probability: dict[str, float]
 
 
-class ScorerRecord(Record):
-    name: str
-    role: Literal["reference", "candidate"]
-    backend: str
-    runtime: str | None
-    recipe: dict[str, Any] | None  # what the recipe did, or None for a loaded scorer
-    fingerprint: str | None
-    size_bytes: int | None
-    parameter_bytes: int | None
-    peak_rss_bytes: int
-    latency_ms_p50: float | None
-    latency_ms_p95: float | None
-    throughput_rows_per_s: float | None
-    scoring_seconds: float
-    rows_scored: int
-    rows_from_cache: int
-    speedup_vs_reference: float | None
-    throughput_vs_reference: float | None
-    size_vs_reference: float | None
-    traffic: dict[str, float] | None = None  # share of traffic per model scorer
-    # measured alone in a fresh process (validator.speed.isolated); peak_rss_bytes above is the
-    # harness process's peak while the scorer scored the gate rows
-    memory_bytes: int | None = None
-    memory_vs_reference: float | None = None
-    latency_ms_mean: float | None = None
-    capacity_rps: float | None = None       # requests/s within report.slo_ms (p95)
-    capacity_vs_reference: float | None = None
-    capacity_levels: list[dict[str, float]] | None = None
-    replicas_in_memory: int | None = None   # in report.instance_memory_gb
-    memory_bound_capacity_rps: float | None = None
-    build_seconds: float | None = None      # loading, exporting, quantizing, calibrating
-    score_seconds: float | None = None      # scoring the gate rows through the cache
-    speed_from_cache: bool = False          # measured alone by an earlier run, same key
-    load_average_1m: float | None = None    # the machine's when it was measured alone
-    cache_check: CacheCheck | None = None   # None: nothing came from the cache
+# scorers[] and checks[]: declared once, as validator.scoring.ScorerInfo and
+# validator.judge.gate.Check
+ScorerRecord = record_of(ScorerInfo, "ScorerRecord",
+                         cache_check=(CacheCheck | None, None))  # a dict in the run
 
 
 class Deployment(Record):
@@ -213,37 +209,7 @@ class DesignRecord(Record):
     rated_rows: int
 
 
-class CheckRecord(Record):
-    candidate: str
-    slice: str
-    dimension: str
-    metric: str
-    n: int
-    reference: float | None
-    candidate_value: float | None
-    degradation: float | None
-    ci_low: float | None
-    ci_high: float | None
-    max_drop: float
-    verdict: Verdict
-    reason: str
-    p_value: float | None
-    p_value_adjusted: float | None
-    detectable_degradation: float | None
-    flips_to_disagree: int
-    flips_to_agree: int
-    human_ceiling: float | None
-    bootstrap_sd: float | None = None
-    p_value_max_drop: float | None = None           # one-sided: H0 degradation <= max_drop
-    p_value_max_drop_adjusted: float | None = None  # after gate.correction
-    rows_needed: int | None = None                  # inconclusive: rated rows that would decide
-    role: Literal["gate", "location_guard"] = "gate"  # location_guard: gate.location_guard
-    unit: str | None = None                         # of degradation and max_drop (metric's)
-    flip_rate: float | None = None                  # share of the slice's pairs, pool included,
-                                                    # whose rounded predictions differ
-    phase1_sd: float | None = None                  # the pool's part of bootstrap_sd
-    ratings_needed_uniform: int | None = None       # rated rows to rule out max_drop (no loss)
-    ratings_needed_targeted: int | None = None      # the same, rating flipped rows only
+CheckRecord = record_of(Check, "CheckRecord")
 
 
 class Evenness(Record):

@@ -4,27 +4,30 @@ A summary.json whose verdicts were edited (a failing check marked "pass", the ru
 verdict or exit code changed, the counts changed) must not be rendered as a pass:
 each check's verdict is judged again from its recorded numbers by the judge's own
 functions (``gate.judge``, ``gate.apply_correction``, ``evenness.apply_max_concentration``,
-``gate.decide``, ``gate.isa_verdict``), and any difference refuses the run (exit 2,
+``gate.gate_result``, ``gate.require_serving_isa``), and any difference refuses the run (exit 2,
 naming the first key that disagrees).
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import fields, replace
 
 from validator.errors import ValidatorError
 from validator.judge.evenness import apply_max_concentration
-from validator.judge.gate import Check, apply_correction, decide, isa_verdict, judge
+from validator.judge.gate import (Check, apply_correction, gate_result, judge,
+                                  require_serving_isa)
 from validator.record.schema import CheckRecord, RunRecord
 
 CHECK_FIELDS = [f.name for f in fields(Check)]
+FLOAT_FIELDS = {name for name, kind in typing.get_type_hints(Check).items() if kind is float}
 
 
 def as_check(record: CheckRecord) -> Check:
     """The gate's check from its record (null numbers back to NaN, as the gate had them)."""
     values = record.model_dump()
-    return Check(**{name: (math.nan if values[name] is None and name != "rows_needed"
+    return Check(**{name: (math.nan if values[name] is None and name in FLOAT_FIELDS
                            else values[name]) for name in CHECK_FIELDS})
 
 
@@ -41,10 +44,9 @@ def rederive(record: RunRecord, source: str) -> tuple[list[Check], str, int]:
         checks.append(replace(check, verdict=verdict, reason=reason))
     checks = apply_correction(checks, record.gate)
     checks = apply_max_concentration(checks, record.gate, list(record.rubric.dimensions))
-    result = decide(checks, record.gate.on_inconclusive)
     missing_isa = record.cpu.missing_isa if record.cpu is not None else []
-    verdict, exit_code = isa_verdict(result.verdict, result.exit_code, missing_isa)
-    return checks, verdict, exit_code
+    result = require_serving_isa(gate_result(checks, record.gate.on_inconclusive), missing_isa)
+    return checks, result.verdict, result.exit_code
 
 
 def check_verdicts(record: RunRecord, source: str) -> None:

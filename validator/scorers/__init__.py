@@ -96,8 +96,8 @@ BACKENDS = {
 }
 
 RECIPES = {
-    "torch-int8-dynamic": "validator.scorers.recipes:torch_int8_dynamic",
-    "torch-bf16": "validator.scorers.recipes:torch_bf16",
+    "torch-int8-dynamic": "validator.scorers.torch_recipes:torch_int8_dynamic",
+    "torch-bf16": "validator.scorers.torch_recipes:torch_bf16",
     "onnx-fp32": "validator.scorers.onnx_recipes:onnx_fp32",
     "onnx-int8-dynamic": "validator.scorers.onnx_recipes:onnx_int8_dynamic",
     "onnx-int8-static": "validator.scorers.onnx_recipes:onnx_int8_static",

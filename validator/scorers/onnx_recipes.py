@@ -30,7 +30,7 @@ from validator.scorers.batched import padded_batches
 from validator.scorers.layers import ONNX_OP_TYPES, Layer, kept_record, onnx_layers, select
 from validator.scorers.onnx_backend import build_onnx_scorer
 from validator.scorers.onnx_export import export_torchscript, fuse, write_side_files
-from validator.scorers.recipes import require_transformers
+from validator.scorers.torch_recipes import require_transformers
 
 CALIBRATION_BATCH = 32
 EXPORT = "torchscript-eager-attention, transformers optimizer fusions"  # in artefact keys

@@ -123,3 +123,33 @@ def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict
         "sentence": f"{what}: {mine}/month vs {theirs} for {reference} on all traffic, "
                     f"{'saves' if baseline >= monthly else 'costs'} {gap}",
     }
+
+
+BASIS = {"capacity_rps": "requests / capacity (requests/s one instance sustains within "
+                         "the {slo:g} ms p95 SLO, closed-loop load test) x instance cost "
+                         "per hour",
+         "throughput_rows_per_s": "requests / measured throughput (rows/s; no capacity "
+                                  "measured) x instance cost per hour"}
+
+
+def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
+    if cost is None:
+        return None
+    key = rate_key([s for s in scorers if s["backend"] != "route"])
+    per_scorer = {}
+    for s in scorers:
+        rate = s[key]
+        hours = cost.requests_per_month / rate / 3600 if rate else None
+        per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
+    projection = {"requests_per_month": cost.requests_per_month,
+                  "instance_cost_per_hour": cost.instance_cost_per_hour,
+                  "basis": BASIS[key].format(slo=slo_ms), "monthly_cost": per_scorer}
+    return {**projection, "deployments": deployments(projection, scorers)}
+
+
+def deployments(cost: dict, scorers: list[dict]) -> list[dict]:
+    """Each candidate's traffic mix, instances, monthly cost and saving."""
+    by_name = {s["name"]: s for s in scorers}
+    found = [deployment_cost(s["name"], s["traffic"] or {s["name"]: 1.0}, by_name, cost,
+                             scorers[0]["name"]) for s in scorers[1:]]
+    return [d for d in found if d is not None]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from validator.cpu import cpu_facts
 from validator.scorers import Scorer
 
 PROBE_ROWS = 256   # latency, throughput and load-test texts: a seeded draw of gate rows
@@ -130,8 +131,6 @@ def speed_key(scorer: Scorer, texts: list[str], slo_ms: float) -> str:
     """What a measurement alone depends on: the scorer (its prediction fingerprint holds
     the model, settings, libraries, harness version and the CPU's kernel features), the
     probe texts, the SLO, the CPU model and the cores."""
-    from validator.cpu import cpu_facts
-
     cpu = cpu_facts([])
     payload = json.dumps({"scorer": scorer.fingerprint(), "slo_ms": slo_ms,
                           "texts": hashlib.sha256("\0".join(texts).encode()).hexdigest(),

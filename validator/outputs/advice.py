@@ -190,7 +190,7 @@ def _blocked(summary: RunRecord, scorer: ScorerRecord, verdict: str) -> Decision
                     recommend=scorer.backend != "route")
 
 
-def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -> Decision:
+def advise(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -> Decision:
     name = scorer.name
     verdict = candidate_verdict(summary, name)
     if verdict == "pass" and scorer.backend == "route":
@@ -224,7 +224,7 @@ def decide(summary: RunRecord, scorer: ScorerRecord, plan: Plan | None = None) -
 
 
 def decisions(summary: RunRecord, plan: Plan | None = None) -> list[Decision]:
-    return [decide(summary, s, plan) for s in summary.candidates]
+    return [advise(summary, s, plan) for s in summary.candidates]
 
 
 def strip(summary: RunRecord) -> list[dict]:

@@ -2,7 +2,7 @@
 ``validator diagnose`` / ``repair`` / ``recommend`` leave in the run directory:
 ``diagnose-NAME.json``, ``repair-NAME.json``, ``routing.options.json``.
 
-``decision_sections(run_dir)`` gives the template's ``diagnoses`` and ``repairs``, and
+``after_sections(run_dir)`` gives the template's ``diagnoses`` and ``repairs``, and
 ``routing_vs_repair``: per candidate with both a routing option and a repair, the cost
 of each side by side (what the report's decision section shows).
 """
@@ -75,7 +75,7 @@ def _routes(option: dict) -> list[str]:
     return [f"{r['slice']} -> {r['to']}" for r in option["routes"]]
 
 
-def decision_sections(run_dir: Path) -> dict:
+def after_sections(run_dir: Path) -> dict:
     """The template variables of ``_diagnose.html.j2`` (empty lists: no section)."""
     repaired = repairs(run_dir)
     return {"diagnoses": diagnoses(run_dir), "repairs": repaired,

@@ -1,5 +1,5 @@
-"""``validator quantize``: apply a recipe to the configured reference and write the
-artefact folder that will be served, so the same files can be gated."""
+"""The logic of ``validator quantize``: apply a recipe to the configured reference and
+write the artefact folder that will be served, so the same files can be gated."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The layer commands of the CLI: ``validator diagnose`` and ``validator repair``
-(registered on the app in validator/cli/__init__.py)."""
+"""``validator diagnose`` (which layers a failing slice is sensitive to) and
+``validator repair`` (keep the most sensitive layers in fp32 until the gate passes)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Optional
 
 import typer
 
+from validator.cli.options import DEBUG, QUIET, RUN_DIR, guarded, rich_progress
 from validator.errors import ValidatorError
 
-# the options both commands take, declared once
-RUN_DIR = typer.Argument(..., help="A finished run directory (summary.json and "
-                                   "predictions.parquet).")
+# the options both commands take, declared once (and RUN_DIR, shared by every command
+# that reads a run directory)
 CANDIDATE = typer.Option(..., "--candidate", help="An INT8 recipe candidate of the run "
                                                   "(onnx-int8-static or torch-int8-dynamic).")
 PROBE_ROWS = typer.Option(64, "--rows", min=4,
@@ -40,8 +40,8 @@ def diagnose(
     max_rows: Optional[int] = typer.Option(None, "--max-rows", min=10,
                                            help="Rows of each slice scored per unit kept "
                                                 "in fp32 (a seeded draw; default: all)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    quiet: bool = QUIET,
+    debug: bool = DEBUG,
 ) -> None:
     """Rank the layers a failing slice is sensitive to: per-layer SQNR from the
     quantization library's own tools on the slice's rows, then the change in the
@@ -56,8 +56,6 @@ def diagnose(
     from validator.after.diagnose import markdown, write_diagnosis
     from validator.after.rebuild import open_workbench
     from validator.outputs import rerender_report
-
-    from validator.cli import guarded, rich_progress
 
     with guarded(debug):
         bench = open_workbench(run_dir, candidate, rich_progress(quiet))
@@ -86,8 +84,8 @@ def repair(
     top: int = typer.Option(8, "--top", min=1,
                             help="Units diagnose measures per failing slice."),
     rows: int = PROBE_ROWS,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    quiet: bool = QUIET,
+    debug: bool = DEBUG,
 ) -> None:
     """Search the mixed-precision candidate that passes the gate: keep the most
     slice-sensitive layers in fp32 one step at a time, re-gating on a search half of
@@ -102,8 +100,6 @@ def repair(
     from validator.after import repair as search
     from validator.after.rebuild import open_workbench
     from validator.outputs import rerender_report
-
-    from validator.cli import guarded, rich_progress
 
     with guarded(debug):
         check_by(by)

@@ -1,0 +1,33 @@
+"""``validator report``: render report.html again from a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from validator.cli.options import DEBUG, RUN_DIR, guarded
+
+
+def report(
+    run_dir: Path = RUN_DIR,
+    baseline: Optional[Path] = typer.Option(None, "--baseline",
+                                            help="An earlier run directory to compare with "
+                                                 "(summary.md is rewritten too)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Re-render report.html from a run's summary.json and predictions.parquet, without
+    scoring anything. summary.json is validated first: a hand-edited or truncated file
+    exits 2 naming the field. With --baseline, report.html and summary.md add what
+    changed since that run: checks that newly fail, newly pass or moved beyond their CI,
+    and whether the sample and slice definitions differ.
+
+    Example: validator report reports/run-20261127-101500 --baseline reports/release-41
+    """
+    from validator.outputs import rerender_report
+    from validator.outputs.baseline import read_baseline
+
+    with guarded(debug):
+        earlier = read_baseline(baseline) if baseline else None
+        typer.echo(f"report: {rerender_report(run_dir, earlier)}")
