@@ -6,7 +6,7 @@ the slice's checks), the observed degradations as the truth plus a planted drop,
 shifted (and, for agreement metrics, widened by the flips a drop adds), then the gate's
 own rules. Here the same world is computed exactly, by enumerating every combination
 of resamples of the slices that can vary, with its own implementation of the policies,
-the Holm/BH correction and the run verdict (nothing imported from operating.py but the
+the Holm/BH correction (one family per candidate) and the run verdict (nothing imported from operating.py but the
 entry point). The module's shares must agree within 0.05 (3 Monte Carlo standard
 errors of 1,000 runs at most), and every compared rate lies in [0.1, 0.9] or is an exact
 0 or 1, so a figure off by a factor of 2 fails. These tests are in the mutation-testing
@@ -156,7 +156,10 @@ def expected_shares(checks, resamples, frame, gate: GateConfig, truth: np.ndarra
         sd = np.array([c.bootstrap_sd for c in checks]) * wider
         p = norm.sf((estimate[:, tested] - max_drop[tested]) / sd[tested])
         adjusted = np.full(verdicts.shape, np.nan)
-        adjusted[:, tested] = adjust(p, gate.correction)
+        owners = np.array([checks[i].candidate for i in tested])
+        for candidate in set(owners):  # one family per candidate
+            mine = owners == candidate
+            adjusted[:, tested[mine]] = adjust(p[:, mine], gate.correction)
         n = np.array([c.n for c in checks])
         soften = (verdicts == "fail") & (n > 0) & (adjusted >= gate.false_fail_budget)
         verdicts = np.where(soften, "inconclusive", verdicts)
