@@ -24,8 +24,7 @@ from validator.outputs.decision import read_plan
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
-from validator.record.ownership import (MANIFEST_NAME, claim, file_sha256, foreign_files,
-                                         manifest_text)
+from validator.record.ownership import claim, file_sha256, foreign_files, write_manifest
 from validator.record.schema import RunRecord
 
 RENDERERS: dict[str, Callable[[RunRecord, Comparison | None], str]] = {
@@ -77,8 +76,7 @@ def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame,
     missing = [name for name in OUTPUT_NAMES if not (staging / name).is_file()]
     if missing:
         raise OSError(f"{staging}: {', '.join(missing)} not written")
-    (staging / MANIFEST_NAME).write_text(manifest_text(
-        {p.name: file_sha256(p) for p in staging.iterdir() if p.is_file()}), encoding="utf-8")
+    write_manifest(staging, {p.name: file_sha256(p) for p in staging.iterdir() if p.is_file()})
     return summary
 
 
