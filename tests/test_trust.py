@@ -258,6 +258,21 @@ def test_a_rerendered_report_and_side_files_stay_verifiable(failed_run, tmp_path
     assert result.exit_code == 2 and "routing.options.md: does not match" in result.output
 
 
+def test_with_a_key_a_run_folder_must_be_signed_with_it(failed_run, tmp_path, monkeypatch):
+    unsigned = copied(failed_run, tmp_path)  # written without a key
+    monkeypatch.setenv("SLICE_VALIDATOR_CACHE_KEY", "ci-secret")
+    result = cli("report", str(unsigned))
+    assert result.exit_code == 2 and "not signed with SLICE_VALIDATOR_CACHE_KEY" in result.output
+    signed = tmp_path / "signed"
+    result = cli("run", "--config", str(failed_run[1]), "--out", str(signed), "--quiet")
+    assert result.exit_code == 1, result.output
+    assert (signed / f"{MANIFEST_NAME}.sig").is_file()
+    assert cli("report", str(signed)).exit_code == 0  # re-rendered and signed again
+    assert cli("report", str(signed)).exit_code == 0
+    reseal(signed)  # hashes recomputed by someone without the key
+    assert cli("report", str(signed)).exit_code == 2
+
+
 # -- --out ----------------------------------------------------------------------------------
 
 def test_out_over_a_folder_of_user_files_exits_2_and_keeps_them(tmp_path, scored_rows):

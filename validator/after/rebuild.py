@@ -91,7 +91,8 @@ class Workbench:
 
 def check_candidate(run: RunDir, candidate: str) -> None:
     if candidate not in run.model_candidates:
-        raise ValidatorError(f"--candidate: {choices_error('candidate', candidate, run.model_candidates)}")
+        known = run.model_candidates
+        raise ValidatorError(f"--candidate: {choices_error('candidate', candidate, known)}")
 
 
 def candidate_spec(run: RunDir, config: Config, candidate: str) -> ScorerConfig:

@@ -18,8 +18,10 @@ def report(
     debug: bool = DEBUG,
 ) -> None:
     """Re-render report.html from a run's summary.json and predictions.parquet, without
-    scoring anything. summary.json is validated first: a hand-edited or truncated file
-    exits 2 naming the field. With --baseline, report.html and summary.md add what
+    scoring anything. The run is verified first (docs/trust.md): a hand-edited or
+    truncated summary.json, a file whose sha256 differs from the one the run recorded,
+    or a stored verdict the gate's rules do not give for its numbers exits 2 naming the
+    file and field. With --baseline, report.html and summary.md add what
     changed since that run: checks that newly fail, newly pass or moved beyond their CI,
     and whether the sample and slice definitions differ.
 

@@ -20,7 +20,7 @@ from validator.outputs.after_sections import after_sections
 from validator.outputs.html import render_html
 from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
-from validator.record.ownership import MANIFEST_NAME, file_sha256, manifest_text
+from validator.record.ownership import file_sha256, write_manifest
 from validator.record.run_dir import RunDir
 from validator.record.schema import RunRecord
 from validator.record.write import write_run_dir, write_text
@@ -50,8 +50,7 @@ def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame,
     missing = [name for name in OUTPUT_NAMES if not (staging / name).is_file()]
     if missing:
         raise OSError(f"{staging}: {', '.join(missing)} not written")
-    (staging / MANIFEST_NAME).write_text(manifest_text(
-        {p.name: file_sha256(p) for p in staging.iterdir() if p.is_file()}), encoding="utf-8")
+    write_manifest(staging, {p.name: file_sha256(p) for p in staging.iterdir() if p.is_file()})
     return summary
 
 

@@ -53,6 +53,22 @@ def manifest_text(files: dict[str, str]) -> str:
                       indent=2) + "\n"
 
 
+def write_manifest(folder: Path, files: dict[str, str]) -> None:
+    """The folder's manifest, signed when ``SLICE_VALIDATOR_CACHE_KEY`` is set."""
+    from validator.cache import sign_file
+
+    (folder / MANIFEST_NAME).write_text(manifest_text(files), encoding="utf-8")
+    sign_file(folder / MANIFEST_NAME)
+
+
+def manifest_signed(folder: Path) -> bool:
+    """Whether the manifest carries a valid signature (True without a key)."""
+    from validator.cache import signed
+
+    path = folder / MANIFEST_NAME
+    return signed(path, path.read_bytes()) if path.is_file() else True
+
+
 def claim(paths: list[Path]) -> None:
     """Record files the tool just wrote into a run folder (one holding a manifest), so
     a later ``--force`` may replace them and ``RunDir`` accepts re-rendered reports."""
@@ -61,7 +77,7 @@ def claim(paths: list[Path]) -> None:
         if files is None:
             continue
         files.update({p.name: file_sha256(p) for p in paths if p.parent == folder})
-        (folder / MANIFEST_NAME).write_text(manifest_text(files), encoding="utf-8")
+        write_manifest(folder, files)
 
 
 def foreign_files(folder: Path) -> list[str]:
@@ -69,7 +85,7 @@ def foreign_files(folder: Path) -> list[str]:
     files = read_manifest(folder) or {}
     foreign = []
     for entry in sorted(folder.iterdir()):
-        if entry.name == MANIFEST_NAME:
+        if entry.name in (MANIFEST_NAME, MANIFEST_NAME + ".sig"):
             continue
         if not entry.is_file() or entry.name not in files or \
                 file_sha256(entry) != files[entry.name]:

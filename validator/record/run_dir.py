@@ -8,13 +8,16 @@ which refuses (exit 2, naming the file) a folder whose files do not match the ru
 - every file summary.json lists under ``outputs`` (predictions.parquet, report.html,
   ...) must have the sha256 recorded there, and every file the folder's manifest lists
   (what ``report``, ``recommend``, ``discover``, ``diagnose``, ``repair`` wrote beside
-  the run later: ``validator.record.ownership``) the sha256 recorded there; a report
-  re-rendered by ``validator report`` matches its manifest entry;
+  the run later: ``validator.record.ownership``) the sha256 recorded there; a file the
+  tool wrote again later (a report re-rendered by ``validator report``, slices found
+  again by ``validator discover``) matches its manifest entry instead; predictions.parquet
+  is never written again and must match summary.json;
 - every stored verdict (each check's, the counts, the run's verdict and exit code) must
   be the one the gate's own rules give for the checks' numbers (``verdicts``).
 
+With ``SLICE_VALIDATOR_CACHE_KEY`` set, the folder's manifest must be signed with it.
 A run written before ``outputs`` existed has no hashes to check: it is read, with a
-warning on stderr. Nothing outside this module looks keys up in summary.json.
+warning on stderr (refused when a key is set). Nothing outside this module looks keys up in summary.json.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ import numpy as np
 import pandas as pd
 
 from validator.errors import ValidatorError
-from validator.record.ownership import MANIFEST_NAME, file_sha256, read_manifest
+from validator.cache import signing_key
+from validator.record.ownership import MANIFEST_NAME, file_sha256, manifest_signed, read_manifest
 from validator.record.schema import GateRecord, RunRecord, SliceRecord, read_record
 from validator.record.verdicts import check_verdicts
 
 SUMMARY, PREDICTIONS = "summary.json", "predictions.parquet"
-RENDERED = ("report.html", "summary.md", "junit.xml")  # re-rendered by `validator report`
 
 
 @dataclass
@@ -152,6 +155,9 @@ def verify_files(directory: Path, record: RunRecord) -> dict[str, Path]:
     """Check every listed file against its sha256; returns the side files (name ->
     path: everything listed beside summary.json and predictions.parquet)."""
     manifest = read_manifest(directory) or {}
+    if not manifest_signed(directory) or (signing_key() is not None and not manifest):
+        raise ValidatorError(f"{directory / MANIFEST_NAME}: not signed with "
+                             f"SLICE_VALIDATOR_CACHE_KEY; refusing to read the run")
     if not record.outputs:
         print(f"warning: {directory / SUMMARY} records no output hashes (written before "
               f"they existed): its files are read unverified", file=sys.stderr)
@@ -162,8 +168,8 @@ def verify_files(directory: Path, record: RunRecord) -> dict[str, Path]:
         if not path.is_file():
             raise ValidatorError(f"{path}: listed in {SUMMARY} outputs but missing")
         actual = file_sha256(path)
-        rerendered = name in RENDERED and manifest.get(name) == actual
-        if actual != digest and not rerendered:
+        rewritten = name != PREDICTIONS and manifest.get(name) == actual
+        if actual != digest and not rewritten:
             raise _mismatch(path, SUMMARY)
     for name, digest in manifest.items():
         path = directory / name
