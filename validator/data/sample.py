@@ -42,7 +42,7 @@ READERS = {  # path, the columns to read as text -> frame
     ".csv": _read_csv,
     ".parquet": lambda p, as_text: pd.read_parquet(p),
     ".jsonl": lambda p, as_text: pd.read_json(p, lines=True, encoding="utf-8",
-                                              dtype=dict.fromkeys(as_text, str)),
+                                              dtype=dict.fromkeys(as_text, str) or True),
 }
 NEWLINE = b"\n"
 ID_RULE = "ids are compared as text: str() of the value, then strip()"
