@@ -26,7 +26,7 @@ from scipy.stats import norm
 
 from validator.config import GateConfig
 from validator.judge.gate import Check, GateResult
-from validator.judge.operating import EFFECT_MULTIPLE, RUNS, operating_characteristics
+from validator.judge.operating import EFFECT_MULTIPLE, RUNS, operating_characteristics, widening
 
 TOLERANCE = 0.05
 RESAMPLES = 40
@@ -365,3 +365,24 @@ def test_every_resample_can_be_drawn():
     gate = GateConfig(policy="point", correction="none", min_rows=30, on_inconclusive="warn")
     report = compare((checks, resamples), gate)
     assert 0.6 <= report["false_fail"] <= 0.85  # 1 - 1/4: either slice's bad draw fails
+
+
+def flip_check(n: int, dimension: str = "a", sd: float = 2.0) -> Check:
+    return Check("c1", "s", dimension, "exact_agreement", n, 70.0, 70.0, 0.0, -1.0, 1.0, 1.0,
+                 "", "", 0.5, 0.5, 1.0, 0, 0, math.nan, sd, 0.5, 0.5)
+
+
+@pytest.mark.filterwarnings("error")  # zero spreads and zero pairs without numpy warnings
+def test_widening_by_hand():
+    """sqrt(sd^2 + t(100 - t) / pairs) / sd with t clipped to [0, 100]; pairs = n, or
+    n x dimensions for _all; 1 without pairs, without a spread or without flips."""
+    checks = [flip_check(10), flip_check(1), flip_check(0), flip_check(10, sd=0.0),
+              flip_check(0, sd=0.0), flip_check(10, "_all"), flip_check(10, "b")]
+    truth = np.array([20.0, 20.0, 20.0, 20.0, 0.0, 20.0, 20.0])
+    got = widening(checks, truth, flips=True)
+    expected = [math.sqrt(4 + 1600 / 10) / 2, math.sqrt(4 + 1600) / 2, 1.0, 1.0, 1.0,
+                math.sqrt(4 + 1600 / 20) / 2, math.sqrt(4 + 1600 / 10) / 2]
+    assert got.tolist() == pytest.approx(expected, rel=1e-12)
+    clipped = widening(checks[:1] * 4, np.array([-5.0, 150.0, 100.0, 0.0]), flips=True)
+    assert clipped.tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert widening(checks, truth, flips=False).tolist() == [1.0] * len(checks)
