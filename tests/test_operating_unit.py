@@ -45,9 +45,10 @@ def masks() -> pd.DataFrame:
 
 
 def make_world(degradations: dict, sd_of: dict, max_drop_of: dict, candidates=("c1", "c2"),
-               seed: int = 1, unrated=None, draws: int = RESAMPLES):
+               seed: int = 1, unrated=None, draws: int = RESAMPLES, spread: float = 1.0):
     """Checks for every candidate x slice x dimension (``_all`` last), with resamples
-    that share one draw per slice; ``unrated``: (slice, dimension) -> no p-value."""
+    that share one draw per slice (``spread`` x the bootstrap SD); ``unrated``:
+    (slice, dimension) -> no p-value."""
     rng = np.random.default_rng(seed)
     checks, resamples = [], []
     shared = {s: rng.normal(0, 1, draws) for s in SLICES}
@@ -56,7 +57,7 @@ def make_world(degradations: dict, sd_of: dict, max_drop_of: dict, candidates=("
             for d in [*DIMENSIONS, "_all"]:
                 deg, sd = degradations[(candidate, s, d)], sd_of[s]
                 own = rng.normal(0, 1, draws)
-                samples = deg + sd * (0.8 * shared[s] + 0.6 * own)
+                samples = deg + spread * sd * (0.8 * shared[s] + 0.6 * own)
                 if (candidate, s, d) == ("c1", "all", "a"):
                     samples[1] = np.nan  # an undefined resample: no error that run
                 max_drop = max_drop_of[s]
@@ -386,3 +387,18 @@ def test_widening_by_hand():
     clipped = widening(checks[:1] * 4, np.array([-5.0, 150.0, 100.0, 0.0]), flips=True)
     assert clipped.tolist() == [1.0, 1.0, 1.0, 1.0]
     assert widening(checks, truth, flips=False).tolist() == [1.0] * len(checks)
+
+
+def test_the_correction_named_is_the_one_applied():
+    """Every first-candidate check just beyond twice max_drop (p about 0.01 each, draws
+    that barely move it): BH rejects them together, Holm (36 tests) almost never."""
+    degradations = dict.fromkeys(itertools.product(("c1", "c2"), SLICES,
+                                                   [*DIMENSIONS, "_all"]), 0.0)
+    world = make_world(degradations, dict.fromkeys(SLICES, 0.45), dict.fromkeys(SLICES, 1.0),
+                       draws=12, spread=0.3)
+    gate = GateConfig(metric="mean_absolute_error", max_drop=1.0, policy="point",
+                      correction="holm", min_rows=10, on_inconclusive="warn")
+    holm = shares(compare(world, gate))["twice_max_drop"][0]
+    bh = shares(compare(world, gate.model_copy(update={"correction": "bh"})))[
+        "twice_max_drop"][0]
+    assert holm < 0.15 and bh > 0.6
