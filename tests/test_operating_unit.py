@@ -26,7 +26,7 @@ from scipy.stats import norm
 
 from validator.config import GateConfig
 from validator.judge.gate import Check, GateResult
-from validator.judge.operating import EFFECT_MULTIPLE, RUNS, operating_characteristics
+from validator.judge.operating import EFFECT_MULTIPLE, RUNS, operating_characteristics, widening
 
 TOLERANCE = 0.05
 RESAMPLES = 40
@@ -45,9 +45,10 @@ def masks() -> pd.DataFrame:
 
 
 def make_world(degradations: dict, sd_of: dict, max_drop_of: dict, candidates=("c1", "c2"),
-               seed: int = 1, unrated=None, draws: int = RESAMPLES):
+               seed: int = 1, unrated=None, draws: int = RESAMPLES, spread: float = 1.0):
     """Checks for every candidate x slice x dimension (``_all`` last), with resamples
-    that share one draw per slice; ``unrated``: (slice, dimension) -> no p-value."""
+    that share one draw per slice (``spread`` x the bootstrap SD); ``unrated``:
+    (slice, dimension) -> no p-value."""
     rng = np.random.default_rng(seed)
     checks, resamples = [], []
     shared = {s: rng.normal(0, 1, draws) for s in SLICES}
@@ -56,7 +57,7 @@ def make_world(degradations: dict, sd_of: dict, max_drop_of: dict, candidates=("
             for d in [*DIMENSIONS, "_all"]:
                 deg, sd = degradations[(candidate, s, d)], sd_of[s]
                 own = rng.normal(0, 1, draws)
-                samples = deg + sd * (0.8 * shared[s] + 0.6 * own)
+                samples = deg + spread * sd * (0.8 * shared[s] + 0.6 * own)
                 if (candidate, s, d) == ("c1", "all", "a"):
                     samples[1] = np.nan  # an undefined resample: no error that run
                 max_drop = max_drop_of[s]
@@ -372,3 +373,39 @@ def test_every_resample_can_be_drawn():
     gate = GateConfig(policy="point", correction="none", min_rows=30, on_inconclusive="warn")
     report = compare((checks, resamples), gate)
     assert 0.6 <= report["false_fail"] <= 0.85  # 1 - 1/4: either slice's bad draw fails
+
+
+def flip_check(n: int, dimension: str = "a", sd: float = 2.0) -> Check:
+    return Check("c1", "s", dimension, "exact_agreement", n, 70.0, 70.0, 0.0, -1.0, 1.0, 1.0,
+                 "", "", 0.5, 0.5, 1.0, 0, 0, math.nan, sd, 0.5, 0.5)
+
+
+@pytest.mark.filterwarnings("error")  # zero spreads and zero pairs without numpy warnings
+def test_widening_by_hand():
+    """sqrt(sd^2 + t(100 - t) / pairs) / sd with t clipped to [0, 100]; pairs = n, or
+    n x dimensions for _all; 1 without pairs, without a spread or without flips."""
+    checks = [flip_check(10), flip_check(1), flip_check(0), flip_check(10, sd=0.0),
+              flip_check(0, sd=0.0), flip_check(10, "_all"), flip_check(10, "b")]
+    truth = np.array([20.0, 20.0, 20.0, 20.0, 0.0, 20.0, 20.0])
+    got = widening(checks, truth, flips=True)
+    expected = [math.sqrt(4 + 1600 / 10) / 2, math.sqrt(4 + 1600) / 2, 1.0, 1.0, 1.0,
+                math.sqrt(4 + 1600 / 20) / 2, math.sqrt(4 + 1600 / 10) / 2]
+    assert got.tolist() == pytest.approx(expected, rel=1e-12)
+    clipped = widening(checks[:1] * 4, np.array([-5.0, 150.0, 100.0, 0.0]), flips=True)
+    assert clipped.tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert widening(checks, truth, flips=False).tolist() == [1.0] * len(checks)
+
+
+def test_the_correction_named_is_the_one_applied():
+    """Every first-candidate check just beyond twice max_drop (p about 0.01 each, draws
+    that barely move it): BH rejects them together, Holm (36 tests) almost never."""
+    degradations = dict.fromkeys(itertools.product(("c1", "c2"), SLICES,
+                                                   [*DIMENSIONS, "_all"]), 0.0)
+    world = make_world(degradations, dict.fromkeys(SLICES, 0.45), dict.fromkeys(SLICES, 1.0),
+                       draws=12, spread=0.3)
+    gate = GateConfig(metric="mean_absolute_error", max_drop=1.0, policy="point",
+                      correction="holm", min_rows=10, on_inconclusive="warn")
+    holm = shares(compare(world, gate))["twice_max_drop"][0]
+    bh = shares(compare(world, gate.model_copy(update={"correction": "bh"})))[
+        "twice_max_drop"][0]
+    assert holm < 0.15 and bh > 0.6

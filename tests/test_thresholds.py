@@ -163,6 +163,9 @@ def test_a_shifted_candidate_cannot_pass_a_spearman_gate(tmp_path, scored_rows):
     assert summary["gate"]["range"] == [-1.0, 1.0]
     markdown = (tmp_path / "run" / "summary.md").read_text()
     assert "location guard" in markdown and "0.05 rating points" in markdown
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "(location guard: mean_absolute_error)" in report
+    assert "max_drop 0.05 rating points" in report and "0.05 rating points</td>" in report
     junit = ET.parse(tmp_path / "run" / "junit.xml").getroot()
     names = {case.get("name") for case in junit.iter("testcase")}
     assert "all / _all (location guard: mean_absolute_error)" in names
