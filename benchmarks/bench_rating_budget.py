@@ -84,7 +84,8 @@ def row_differences(frame: pd.DataFrame, dims: list[str]) -> tuple[np.ndarray, n
     y, proxy = [], []
     for d in dims:
         ref, cand = rounded(frame[f"{d}_ref"].to_numpy()), rounded(frame[f"{d}_cand"].to_numpy())
-        y.append(100.0 * ((ref == frame[d].to_numpy()) - (cand == frame[d].to_numpy())))
+        human = frame[d].to_numpy()
+        y.append(100.0 * ((ref == human).astype(float) - (cand == human)))
         proxy.append(100.0 * (1 - (cand == ref)))
     return np.concatenate(y), np.concatenate(proxy)
 
