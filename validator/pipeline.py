@@ -1,7 +1,8 @@
 """The orchestrator: calls the stages in order and does nothing else.
 
 plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
--> gate -> operating characteristics -> record (+ discovery, if enabled) -> outputs
+-> gate -> operating characteristics -> record (+ discovery, if enabled) -> provenance
+(the run block) -> outputs
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from validator.metrics import compute_metrics
 from validator.judge.operating import operating_characteristics
 from validator.outputs import write_outputs
 from validator.record.build import build_summary, predictions_table
+from validator.record.provenance import Clock
 from validator.plan import make_plan
 from validator.record.schema import RunRecord
 from validator.scorers import ProgressFactory, no_progress
@@ -23,9 +25,11 @@ from validator.scoring import score_sample
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
              use_cache: bool = True,
-             baseline: tuple[Path, RunRecord] | None = None) -> RunRecord:
+             baseline: tuple[Path, RunRecord] | None = None,
+             report_url: str | None = None) -> RunRecord:
     """Run the whole gate; returns the run record (also written under ``out_dir``, with
     the comparison against ``baseline``, an earlier run's folder and record, if given)."""
+    clock = Clock()
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)
@@ -39,5 +43,6 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
         summary, extra = discover_in_run(summary, table, out_dir, config.discovery)
-    write_outputs(out_dir, summary, table, extra, baseline)
+    summary = clock.stamp(summary, config)
+    write_outputs(out_dir, summary, table, extra, baseline, report_url)
     return summary

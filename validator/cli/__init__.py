@@ -113,12 +113,17 @@ def run(
                                                  "release) to compare with: the report and "
                                                  "summary.md add the checks that newly fail, "
                                                  "newly pass or moved beyond their CI."),
+    report_url: Optional[str] = typer.Option(None, "--report-url",
+                                             help="Where CI publishes report.html (an "
+                                                  "artifact URL): summary.md links there "
+                                                  "instead of the relative report.html."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Score the sample with the reference and candidates and gate every slice.
 
     Example: validator run --config gate.yaml --out reports/release-42
+    --report-url https://ci.example.com/artifacts/42/report.html
 
     Exit 0: gate passed. 1: gate failed (or inconclusive). 2: could not run.
     """
@@ -134,7 +139,7 @@ def run(
             raise ValidatorError(f"{out_dir}: already holds a run; choose another --out or "
                                  f"pass --force to replace it")
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
-                           baseline=earlier)
+                           baseline=earlier, report_url=report_url)
         counts = summary.counts
         typer.echo(f"verdict: {summary.verdict.upper()}  ({counts.fail} failed, "
                    f"{counts.inconclusive} inconclusive, {counts.passed} passed checks)")
@@ -181,6 +186,10 @@ def report(
     baseline: Optional[Path] = typer.Option(None, "--baseline",
                                             help="An earlier run directory to compare with "
                                                  "(summary.md is rewritten too)."),
+    report_url: Optional[str] = typer.Option(None, "--report-url",
+                                             help="Where CI publishes report.html (an "
+                                                  "artifact URL): summary.md links there "
+                                                  "instead of the relative report.html."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Re-render report.html from a run's summary.json and predictions.parquet, without
@@ -190,13 +199,14 @@ def report(
     and whether the sample and slice definitions differ.
 
     Example: validator report reports/run-20261127-101500 --baseline reports/release-41
+    --report-url https://ci.example.com/artifacts/42/report.html (summary.md rewritten)
     """
     from validator.outputs import rerender_report
     from validator.outputs.baseline import read_baseline
 
     with guarded(debug):
         earlier = read_baseline(baseline) if baseline else None
-        typer.echo(f"report: {rerender_report(run_dir, earlier)}")
+        typer.echo(f"report: {rerender_report(run_dir, earlier, report_url)}")
 
 
 @app.command()

@@ -23,10 +23,7 @@ from validator.outputs.junit import render_junit
 from validator.outputs.markdown import render_markdown
 from validator.record.schema import RunRecord, read_record
 
-RENDERERS: dict[str, Callable[[RunRecord, Comparison | None], str]] = {
-    "junit.xml": lambda summary, comparison: render_junit(summary),
-    "summary.md": render_markdown,
-}
+RENDERERS = ("junit.xml", "summary.md")
 
 
 def _shareable(path: str | Path, mode: int) -> None:
@@ -55,15 +52,17 @@ OUTPUT_NAMES = ("summary.json", "predictions.parquet", *RENDERERS, "report.html"
 
 
 def _stage(staging: Path, summary: RunRecord, predictions: pd.DataFrame,
-           extra: dict[str, str], comparison: Comparison | None) -> None:
+           extra: dict[str, str], comparison: Comparison | None, out_dir: Path,
+           report_url: str | None) -> None:
     predictions.to_parquet(staging / "predictions.parquet", index=False)
     for name, text in extra.items():
         (staging / name).write_text(text, encoding="utf-8")
     (staging / "summary.json").write_text(summary.to_json(), encoding="utf-8")
-    for name, render in RENDERERS.items():
-        (staging / name).write_text(render(summary, comparison), encoding="utf-8")
-    (staging / "report.html").write_text(render_html(summary, predictions, comparison),
-                                         encoding="utf-8")
+    (staging / "junit.xml").write_text(render_junit(summary), encoding="utf-8")
+    (staging / "summary.md").write_text(render_markdown(summary, comparison, out_dir,
+                                                        report_url), encoding="utf-8")
+    (staging / "report.html").write_text(render_html(summary, predictions, comparison,
+                                                     run_dir=out_dir), encoding="utf-8")
     missing = [name for name in OUTPUT_NAMES if not (staging / name).is_file()]
     if missing:
         raise OSError(f"{staging}: {', '.join(missing)} not written")
@@ -87,10 +86,12 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 
 def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
                   extra: dict[str, str] | None = None,
-                  baseline: tuple[Path, RunRecord] | None = None) -> list[Path]:
+                  baseline: tuple[Path, RunRecord] | None = None,
+                  report_url: str | None = None) -> list[Path]:
     """The run's five outputs, and ``extra`` files (name -> text), into ``out_dir`` at
     once; with a baseline run (its folder and record), report.html and summary.md also
-    say what changed since it."""
+    say what changed since it. ``report_url``: where CI publishes report.html (the
+    link line of summary.md; default the relative report.html)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValidatorError(f"{out_dir}: exists and is not a folder; choose another --out")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -98,19 +99,19 @@ def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
     try:
         _shareable(staging, 0o777)
         comparison = None if baseline is None else compare(summary, baseline)
-        _stage(staging, summary, predictions, extra or {}, comparison)
+        _stage(staging, summary, predictions, extra or {}, comparison, out_dir, report_url)
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out_dir / name for name in (*OUTPUT_NAMES, *(extra or {}))]
 
 
-def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = None) -> Path:
+def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = None,
+                    report_url: str | None = None) -> Path:
     """``validator report RUN_DIR``: report.html again from summary.json (validated
     against the run record) and predictions.parquet, without scoring. With a baseline
-    run, summary.md is rendered again too, both with the comparison. A confirmed plan
-    that ``validator recommend`` wrote beside the run (routing.yaml) enters the
-    decision."""
+    run or a ``report_url``, summary.md is rendered again too. A confirmed plan that
+    ``validator recommend`` wrote beside the run (routing.yaml) enters the decision."""
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     for path in (summary_path, table_path):
         if not path.is_file():
@@ -125,8 +126,9 @@ def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = Non
 
     comparison = None if baseline is None else compare(summary, baseline)
     plan = read_plan(run_dir, summary, predictions)
-    write_text(target, render_html(summary, predictions, comparison, plan,
+    write_text(target, render_html(summary, predictions, comparison, plan, run_dir=run_dir,
                                    **decision_sections(run_dir)))
-    if comparison is not None:
-        write_text(run_dir / "summary.md", render_markdown(summary, comparison))
+    if comparison is not None or report_url is not None:
+        write_text(run_dir / "summary.md", render_markdown(summary, comparison, run_dir,
+                                                           report_url))
     return target

@@ -2,30 +2,28 @@
 network) rendered from the summary and the predictions table (and, with --baseline,
 the comparison with an earlier run's summary).
 
-The template puts the decision first (report_view, decision), then the heatmaps, the
-checks that fail, the forest plots, and every detail section in a <details> element.
-A feature adding a section writes its own partial (templates/_name.html.j2) and one
-guarded {% include %} line in report.html.j2."""
+The template puts the decision first (first_screen, decision: one card per candidate
+and the provenance line), then the heatmaps (coloured by verdict), the checks grouped
+by verdict, the forest plots per failing dimension, examples and every detail section
+in a <details> element, and a glossary the terms link to. It fits 1280 and 390 px
+without a box to scroll sideways (tables turn into cards on narrow screens) and prints
+to A4. A feature adding a section writes its own partial (templates/_name.html.j2) and
+one guarded {% include %} line in report.html.j2."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from validator.outputs import decision, discovery_view, majority
+from validator.outputs import decision, discovery_view, first_screen, glossary, majority
 from validator.outputs import report_view as view
 from validator.outputs.baseline import Comparison
+from validator.outputs.formats import (count, interval, megabytes, num, points, pvalue,
+                                       seconds, unit_short)
 from validator.record.schema import CheckRecord, RunRecord
-
-
-def num(value, digits: int = 2, suffix: str = "") -> str:
-    return "n/a" if value is None or value != value else f"{value:.{digits}f}{suffix}"
-
-
-def megabytes(value) -> str:
-    return num(None if value is None else value / 1e6, 1)
 
 
 def degradation_grid(summary: RunRecord) -> dict[str, dict[str, dict[str, CheckRecord]]]:
@@ -40,37 +38,46 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("validator.outputs", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=num, mb=megabytes)
+    env.filters.update(num=num, mb=megabytes, count=count, pvalue=pvalue, points=points,
+                       seconds=seconds, short=unit_short)
+    env.globals.update(interval=interval, term=glossary.anchor)
     return env
+
+
+def _checks_by_verdict(summary: RunRecord) -> list[tuple[str, list[CheckRecord]]]:
+    ordered = first_screen.report_order(summary.checks)
+    return [(v, [c for c in ordered if c.verdict == v])
+            for v in ("fail", "inconclusive", "pass")]
 
 
 def render_html(summary: RunRecord, predictions: pd.DataFrame | None = None,
                 comparison: Comparison | None = None,
-                plan: decision.Plan | None = None, **sections) -> str:
+                plan: decision.Plan | None = None, run_dir: Path | None = None,
+                **sections) -> str:
     """``sections``: extra template variables (decision_view.decision_sections)."""
-    grid = degradation_grid(summary)
     checks = {(c.candidate, c.slice, c.dimension): c for c in summary.checks}
-    problems = view.problems(summary)
-    metric_names = list(dict.fromkeys(m.metric for m in summary.metrics))
     blind = majority.blind_spots(summary)
     baseline = majority.values_of(summary, majority.MAJORITY, summary.gate.metric)
+    decisions = decision.decisions(summary, plan)
+    baseline_dir = first_screen.run_path(Path(comparison.run_dir)) if comparison else None
     return environment().get_template("report.html.j2").render(
-        summary=summary, plain=view.plain_summary(summary), grid=grid, problems=problems,
+        summary=summary, plain=view.plain_summary(summary), grid=degradation_grid(summary),
+        cards=first_screen.cards(summary, decisions, run_dir),
+        provenance=first_screen.provenance(summary, baseline_dir),
+        under_load=first_screen.under_load(summary),
         operating=view.operating_sentence(summary), percent=view.percent,
         dimensions=[*summary.rubric.dimensions, "_all"],
         slice_rows={s.name: s.rows for s in summary.slices},
-        forests={name: view.forest(summary, name) for name in grid},
-        tables=view.slice_tables(summary), metric_names=metric_names,
+        forests=view.forests(summary), by_verdict=_checks_by_verdict(summary),
         check_of=lambda scorer, slice_name, dimension: checks.get((scorer, slice_name,
                                                                    dimension)),
         anchor=view.check_anchor, colour=view.heat_colour,
         examples=view.examples(summary, predictions),
         examples_per_slice=view.EXAMPLES_PER_SLICE,
-        decisions=decision.decisions(summary, plan), strip=decision.strip(summary),
+        strip=decision.strip(summary),
         headline=decision.headline(summary, baseline), top=view.top_failures(summary),
         majority_of=lambda slice_name, dimension: baseline.get((slice_name, dimension)),
         agreement_metrics=majority.AGREEMENT_METRICS, barely=majority.BARELY_BEATS,
         blind=blind, blind_sentence=majority.blind_sentence(summary, blind),
-        suggested=majority.SUGGESTED, comparison=comparison,
-        recommend=decision.RECOMMEND,
+        suggested=majority.SUGGESTED, comparison=comparison, terms=glossary.TERMS,
         discovery=discovery_view.section(summary, predictions), **sections)

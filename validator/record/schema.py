@@ -274,6 +274,16 @@ class Discovery(Record):
     slices: list[DiscoveredSlice]
 
 
+class RunInfo(Record):
+    """Provenance of one run: when it ran, for how long, with which config and code."""
+    id: str                      # started_at (compact) + the config and sample hashes
+    started_at: str              # ISO-8601, UTC
+    duration_s: float
+    config_sha256: str           # the config as resolved (the embedded default too)
+    tool_version: str
+    commit: str | None = None    # the checkout's git commit, when run from one
+
+
 class RunRecord(Record):
     schema_version: Literal[1]
     tool: Tool
@@ -294,6 +304,7 @@ class RunRecord(Record):
     metrics: list[MetricValue]
     discovery: Discovery | None = None
     cpu: Cpu | None = None
+    run: RunInfo | None = None      # absent in files written before provenance was recorded
 
     @property
     def reference(self) -> ScorerRecord:
