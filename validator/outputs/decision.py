@@ -73,7 +73,6 @@ def opening(summary: RunRecord) -> str:
             f"The most convincing (largest lower {gate.confidence:.0%} CI bound): {cited}.")
 
 
-RECOMMEND = "validator recommend RUN_DIR"
 ROUTING_FILE = "routing.yaml"  # what validator recommend writes by default
 
 

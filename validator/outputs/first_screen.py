@@ -131,7 +131,7 @@ def provenance(summary: RunRecord, baseline_dir: str | None) -> list[tuple[str, 
     items += [(f"{s.name} model", s.fingerprint[:12]) for s in summary.scorers
               if s.fingerprint]
     items.append(("slice-validator", summary.tool.version))
-    items.append(("baseline", baseline_dir or "no baseline given"))
+    items.append(("baseline", baseline_dir) if baseline_dir else ("", "no baseline given"))
     return items
 
 

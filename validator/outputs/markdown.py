@@ -46,11 +46,13 @@ def card_lines(summary: RunRecord, run_dir: Path | None) -> list[str]:
 
 
 def _blocking(card: dict) -> str:
-    text = f"{card['failed']} checks fail (whole CI above max_drop)"
+    parts = [f"{card['failed']:,} checks fail (whole CI above max_drop)"] * bool(card["failed"])
     if card["inconclusive"]:
-        text += (f"; {card['inconclusive']} inconclusive ({card['likely']} with the CI above "
-                 f"max_drop but not significant after correction, {card['underpowered']} "
-                 f"underpowered), which {'block' if card['blocks'] else 'only warn'}")
+        parts.append(f"{card['inconclusive']:,} inconclusive ({card['likely']:,} with the CI "
+                     f"above max_drop but not significant after correction, "
+                     f"{card['underpowered']:,} underpowered), which "
+                     f"{'block' if card['blocks'] else 'only warn'}")
+    text = "; ".join(parts)
     ratings = card["ratings"]
     if ratings and ratings["rows"]:
         text += (f"; the most demanding needs about {count(ratings['rows'])} rated rows "
@@ -136,7 +138,7 @@ def render_markdown(summary: RunRecord, comparison: Comparison | None = None,
     lines = [f"# slice-validator: {summary.verdict.upper()}", "",
              f"Full report: [report.html]({report_url or 'report.html'})", "",
              *card_lines(summary, run_dir),
-             *wrapped(" · ".join(f"{k} {v}" for k, v in provenance(summary, baseline))), "",
+             *wrapped(" · ".join(f"{k} {v}".strip() for k, v in provenance(summary, baseline))), "",
              *wrapped(f"Gate metric {gate.metric} ({gate.unit}), max_drop "
                       f"{gate.max_drop:g}, policy {gate.policy}, {gate.confidence:.0%} paired "
                       f"bootstrap CIs ({gate.bootstrap_resamples:,} resamples), correction "

@@ -1,36 +1,27 @@
 """What the HTML report shows, computed from summary.json and predictions.parquet only:
-the opening sentence, heatmap colours, forest-plot geometry with round ticks, per-slice
-metric tables and the example rows whose rounded score changed."""
+the opening sentence, heatmap colours (by verdict), forest-plot geometry with round
+ticks, and the example rows tied to the failing checks."""
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 
 from validator.metrics import round_rating
-from validator.outputs.decision import convincing, opening
+from validator.outputs.decision import opening
 from validator.outputs.first_screen import likely_loss, report_order
-from validator.outputs.majority import AGREEMENT_METRICS, MAJORITY
 from validator.record.schema import CheckRecord, RunRecord
 
 EXAMPLES_PER_SLICE = 5
 EXAMPLES_TOTAL = 60
 FOREST_WIDTH, FOREST_ROW, FOREST_LEFT = 640, 22, 190
-TOP_FAILURES = 10
 
 
 def plain_summary(summary: RunRecord) -> str:
     """The opening sentence: the verdict and the most convincing failures."""
     return opening(summary)
-
-
-def problems(summary: RunRecord) -> list[CheckRecord]:
-    """Failing, then inconclusive checks, the largest degradation first."""
-    return sorted((c for c in summary.checks if c.verdict != "pass"),
-                  key=lambda c: (c.verdict != "fail", -(c.degradation or 0)))
 
 
 VERDICT_HUE = {"fail": 0, "inconclusive": 38, "pass": 140}
@@ -109,31 +100,6 @@ def round_ticks(low: float, high: float, target: int = 6) -> list[float]:
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     first = math.ceil(low / step)
     return [round(k * step, 10) + 0.0 for k in range(first, math.floor(high / step) + 1)]
-
-
-def top_failures(summary: RunRecord) -> list[CheckRecord]:
-    return convincing(summary)[:TOP_FAILURES]
-
-
-def slice_tables(summary: RunRecord) -> dict[str, list[dict]]:
-    """slice -> rows of (scorer, dimension, metric values) incl. the human ceiling; the
-    majority-rating baseline is a value beside each agreement metric, not a row."""
-    tables: dict = defaultdict(dict)
-    majority: dict = {}
-    for m in summary.metrics:
-        if m.scorer == MAJORITY:
-            majority[(m.slice, m.dimension, m.metric)] = m.value
-            continue
-        key = (m.scorer, m.dimension)
-        row = tables[m.slice].setdefault(key, {"scorer": m.scorer,
-                                               "dimension": m.dimension, "n": m.n})
-        row[m.metric] = m.value
-    for slice_name, rows in tables.items():
-        for row in rows.values():
-            for metric in AGREEMENT_METRICS:
-                row[f"{metric}:majority"] = majority.get((slice_name, row["dimension"],
-                                                          metric))
-    return {name: list(rows.values()) for name, rows in tables.items()}
 
 
 def _watched(summary: RunRecord) -> dict[tuple[str, str], list[CheckRecord]]:
