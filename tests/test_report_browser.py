@@ -239,8 +239,8 @@ def test_sorting_and_filtering_work(browser, degraded_run):
     header.click()  # descending
     assert header.get_attribute("aria-sort") == "descending"
     column = 1 + header.evaluate("th => th.cellIndex")
-    values = [float(v) for v in
-              table.locator(f"tbody.check tr:first-child td:nth-child({column})").all_inner_texts()]
+    cells = table.locator(f"tbody.check tr:first-child td:nth-child({column})")
+    values = [float(v) for v in cells.all_inner_texts()]
     assert values == sorted(values, reverse=True) and len(values) > 1
     assert table.locator("tbody.check").first.locator("td.reason").count() == 1
     page.fill("#filter-checks", "headlines compliance")  # every word must match

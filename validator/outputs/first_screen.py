@@ -16,14 +16,15 @@ SLICES_NAMED = 3      # slices named per failing dimension
 DIMENSIONS_NAMED = 4  # dimensions named per candidate
 
 
-def run_path(run_dir: Path | None) -> str:
+def run_path(run_dir: Path | None, relative: bool = False) -> str:
     """The run directory as the reader would type it: relative to the current folder
-    when below it, else as given."""
+    when below it (or always, ``relative``: summary.md shows no absolute path), else as
+    given."""
     if run_dir is None:
         return "RUN_DIR"
     try:
-        return os.path.relpath(run_dir) if Path(run_dir).resolve().is_relative_to(
-            Path.cwd().resolve()) else str(run_dir)
+        below = Path(run_dir).resolve().is_relative_to(Path.cwd().resolve())
+        return os.path.relpath(run_dir) if below or relative else str(run_dir)
     except ValueError:  # another drive (Windows)
         return str(run_dir)
 
@@ -104,8 +105,9 @@ def next_command(summary: RunRecord, decision: Decision, path: str,
     return None
 
 
-def cards(summary: RunRecord, decisions: list[Decision], run_dir: Path | None) -> list[dict]:
-    path = run_path(run_dir)
+def cards(summary: RunRecord, decisions: list[Decision], run_dir: Path | None,
+          relative: bool = False) -> list[dict]:
+    path = run_path(run_dir, relative)
     out = []
     for decision in decisions:
         found = blocking(summary, decision.candidate)

@@ -35,7 +35,7 @@ def wrapped(text: str, first: str = "", rest: str = "") -> list[str]:
 
 def card_lines(summary: RunRecord, run_dir: Path | None) -> list[str]:
     lines = []
-    for card in cards(summary, decisions(summary), run_dir):
+    for card in cards(summary, decisions(summary), run_dir, relative=True):
         d = card["decision"]
         lines += wrapped(f"**{d.action.upper()}** {d.sentence}", "- ", "  ")
         if card["failed"] or card["inconclusive"]:
@@ -93,8 +93,8 @@ def check_sections(summary: RunRecord) -> list[str]:
 def baseline_lines(comparison: Comparison, limit: int = 30) -> list[str]:
     """Per candidate: the counts of changed checks and the changes, the largest first."""
     lines = ["## Since the baseline", "",
-             *wrapped(f"Compared with `{run_path(Path(comparison.run_dir))}` (verdict "
-                      f"{comparison.verdict.upper()})."), ""]
+             *wrapped(f"Compared with `{run_path(Path(comparison.run_dir), relative=True)}` "
+                      f"(verdict {comparison.verdict.upper()})."), ""]
     for note in comparison.notes:
         lines += wrapped(f"**Not like for like:** {note}.", "- ", "  ")
     for pair in comparison.pairs:
@@ -134,11 +134,12 @@ def scorer_lines(summary: RunRecord) -> list[str]:
 def render_markdown(summary: RunRecord, comparison: Comparison | None = None,
                     run_dir: Path | None = None, report_url: str | None = None) -> str:
     gate, counts, sample = summary.gate, summary.counts, summary.sample
-    baseline = run_path(Path(comparison.run_dir)) if comparison else None
+    baseline = run_path(Path(comparison.run_dir), relative=True) if comparison else None
     lines = [f"# slice-validator: {summary.verdict.upper()}", "",
              f"Full report: [report.html]({report_url or 'report.html'})", "",
              *card_lines(summary, run_dir),
-             *wrapped(" · ".join(f"{k} {v}".strip() for k, v in provenance(summary, baseline))), "",
+             *wrapped(" · ".join(f"{k} {v}".strip()
+                                 for k, v in provenance(summary, baseline))), "",
              *wrapped(f"Gate metric {gate.metric} ({gate.unit}), max_drop "
                       f"{gate.max_drop:g}, policy {gate.policy}, {gate.confidence:.0%} paired "
                       f"bootstrap CIs ({gate.bootstrap_resamples:,} resamples), correction "
