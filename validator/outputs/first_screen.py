@@ -12,8 +12,8 @@ from validator.outputs.decision import Decision, candidate_verdict, checks_of
 from validator.outputs.formats import count, interval, points, seconds
 from validator.record.schema import CheckRecord, RunRecord
 
-SLICES_NAMED = 3      # slices named per failing dimension
-DIMENSIONS_NAMED = 4  # dimensions named per candidate
+SLICES_NAMED = 2      # slices named per losing dimension
+DIMENSIONS_NAMED = 3  # dimensions named per candidate
 
 
 def run_path(run_dir: Path | None, relative: bool = False) -> str:
@@ -74,7 +74,8 @@ def _ratings(open_checks: list[CheckRecord]) -> dict | None:
                 if (v := getattr(c, "ratings_needed_targeted", None)) is not None]
     uniform = [v for c in open_checks
                if (v := getattr(c, "ratings_needed_uniform", None)) is not None]
-    return {"rows": needed.rows_needed, "slice": needed.slice,
+    within = sum(1 for c in open_checks if c.rows_needed and c.rows_needed <= 2 * c.n)
+    return {"rows": needed.rows_needed, "slice": needed.slice, "within_double": within,
             "targeted": max(targeted) if targeted else None,
             "uniform": max(uniform) if uniform else None}
 

@@ -12,6 +12,7 @@ one guarded {% include %} line in report.html.j2."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,6 +25,15 @@ from validator.outputs.baseline import Comparison
 from validator.outputs.formats import (count, interval, megabytes, num, points, pvalue,
                                        seconds, unit_short)
 from validator.record.schema import CheckRecord, RunRecord
+
+
+ARGUMENT_CHARS = 80  # a data check's arguments beyond this are cut (summary.json has all)
+
+
+def arguments(kwargs: dict) -> str:
+    """A data check's arguments but the column (a column of its own), shortened."""
+    text = json.dumps({k: v for k, v in kwargs.items() if k != "column"}, ensure_ascii=False)
+    return text if len(text) <= ARGUMENT_CHARS else text[:ARGUMENT_CHARS - 1] + "…"
 
 
 def degradation_grid(summary: RunRecord) -> dict[str, dict[str, dict[str, CheckRecord]]]:
@@ -39,7 +49,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=num, mb=megabytes, count=count, pvalue=pvalue, points=points,
-                       seconds=seconds, short=unit_short)
+                       seconds=seconds, short=unit_short, arguments=arguments)
     env.globals.update(interval=interval, term=glossary.anchor)
     return env
 

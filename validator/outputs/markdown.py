@@ -55,8 +55,9 @@ def _blocking(card: dict) -> str:
     text = "; ".join(parts)
     ratings = card["ratings"]
     if ratings and ratings["rows"]:
-        text += (f"; the most demanding needs about {count(ratings['rows'])} rated rows "
-                 f"({ratings['slice']})")
+        text += (f"; {ratings['within_double']:,} of them would decide with at most twice "
+                 f"their rated rows, the most demanding needs about "
+                 f"{count(ratings['rows'])} ({ratings['slice']})")
         if ratings["targeted"] is not None:
             text += (f"; a flip-targeted rating plan {count(ratings['targeted'])}, uniform "
                      f"{count(ratings['uniform'])}")

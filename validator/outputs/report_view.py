@@ -11,12 +11,12 @@ import pandas as pd
 
 from validator.metrics import round_rating
 from validator.outputs.decision import opening
-from validator.outputs.first_screen import likely_loss, report_order
+from validator.outputs.first_screen import report_order
 from validator.record.schema import CheckRecord, RunRecord
 
-EXAMPLES_PER_SLICE = 5
-EXAMPLES_TOTAL = 60
-FOREST_WIDTH, FOREST_ROW, FOREST_LEFT = 640, 22, 190
+EXAMPLES_PER_SLICE = 3
+EXAMPLES_TOTAL = 18
+FOREST_WIDTH, FOREST_ROW, FOREST_LEFT = 640, 22, 230
 
 
 def plain_summary(summary: RunRecord) -> str:
@@ -76,18 +76,19 @@ def forest(summary: RunRecord, candidate: str, dimension: str = "_all") -> dict:
                         "cut_high": c.ci_high is not None and c.ci_high > high})
     ticks = [{"x": scale(v), "label": f"{v:g}"} for v in round_ticks(low, high)]
     return {"candidate": candidate, "dimension": dimension, "rows": plotted,
+            "left": FOREST_LEFT,
             "zero_x": scale(0.0), "ticks": ticks, "width": FOREST_WIDTH,
             "height": 40 + len(rows) * FOREST_ROW, "axis_y": 20 + len(rows) * FOREST_ROW}
 
 
 def forests(summary: RunRecord) -> dict[str, list[dict]]:
     """Per candidate: the pooled plot (_all), then one per dimension with a failing
-    check or a likely loss, the most convincing first."""
+    check, the most convincing first."""
     out: dict[str, list[dict]] = {}
     for scorer in summary.candidates:
         losing = [c.dimension for c in report_order(summary.checks)
                   if c.candidate == scorer.name and c.dimension != "_all"
-                  and (c.verdict == "fail" or likely_loss(c))]
+                  and c.verdict == "fail"]
         out[scorer.name] = [forest(summary, scorer.name, d)
                             for d in ["_all", *dict.fromkeys(losing)]]
     return out

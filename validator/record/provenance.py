@@ -37,6 +37,7 @@ class Clock:
     """Started when the run starts; ``stamp`` adds the run block to the finished record."""
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     began: float = field(default_factory=time.monotonic)
+    commit: str | None = field(default_factory=checkout_commit)  # the code as it started
 
     def stamp(self, summary: RunRecord, config: Config) -> RunRecord:
         config_hash = config_sha256(config)
@@ -45,5 +46,5 @@ class Clock:
                        started_at=self.started.isoformat(timespec="seconds"),
                        duration_s=round(time.monotonic() - self.began, 1),
                        config_sha256=config_hash, tool_version=validator.__version__,
-                       commit=checkout_commit())
+                       commit=self.commit)
         return summary.model_copy(update={"run": info})
