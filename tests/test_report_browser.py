@@ -295,12 +295,12 @@ def test_hostile_text_is_shown_literally_and_runs_nothing(browser, tmp_path, sco
 
 
 def test_report_command_rerenders_from_the_run_files(degraded_run):
-    report = degraded_run / "report.html"
-    before = report.read_text()
-    report.unlink()
+    rendered = {name: (degraded_run / name).read_text()
+                for name in ("report.html", "summary.md", "junit.xml")}
+    (degraded_run / "report.html").unlink()
     result = run_cli("report", str(degraded_run))
     assert result.returncode == 0, result.stderr
-    assert report.read_text() == before
+    assert {name: (degraded_run / name).read_text() for name in rendered} == rendered
     missing = run_cli("report", str(degraded_run / "nope"))
     assert missing.returncode == 2 and "summary.json: not found" in missing.stderr
 

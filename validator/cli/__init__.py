@@ -185,21 +185,22 @@ def report(
                                              "predictions.parquet)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline",
                                             help="An earlier run directory to compare with "
-                                                 "(summary.md is rewritten too)."),
+                                                 "(report.html and summary.md say what "
+                                                 "changed)."),
     report_url: Optional[str] = typer.Option(None, "--report-url",
                                              help="Where CI publishes report.html (an "
                                                   "artifact URL): summary.md links there "
                                                   "instead of the relative report.html."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
-    """Re-render report.html from a run's summary.json and predictions.parquet, without
-    scoring anything. summary.json is validated first: a hand-edited or truncated file
-    exits 2 naming the field. With --baseline, report.html and summary.md add what
+    """Re-render report.html (and summary.md, junit.xml) from a run's summary.json and
+    predictions.parquet, without scoring anything. summary.json is validated first: a
+    hand-edited or truncated file exits 2 naming the field. With --baseline, report.html and summary.md add what
     changed since that run: checks that newly fail, newly pass or moved beyond their CI,
     and whether the sample and slice definitions differ.
 
     Example: validator report reports/run-20261127-101500 --baseline reports/release-41
-    --report-url https://ci.example.com/artifacts/42/report.html (summary.md rewritten)
+    --report-url https://ci.example.com/artifacts/42/report.html
     """
     from validator.outputs import rerender_report
     from validator.outputs.baseline import read_baseline

@@ -109,8 +109,9 @@ def write_outputs(out_dir: Path, summary: RunRecord, predictions: pd.DataFrame,
 def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = None,
                     report_url: str | None = None) -> Path:
     """``validator report RUN_DIR``: report.html again from summary.json (validated
-    against the run record) and predictions.parquet, without scoring. With a baseline
-    run or a ``report_url``, summary.md is rendered again too. A confirmed plan that
+    against the run record) and predictions.parquet, without scoring, and summary.md
+    and junit.xml with it (so the three always agree), with the comparison against a
+    baseline run and the ``report_url`` link when given. A confirmed plan that
     ``validator recommend`` wrote beside the run (routing.yaml) enters the decision."""
     summary_path, table_path = run_dir / "summary.json", run_dir / "predictions.parquet"
     for path in (summary_path, table_path):
@@ -128,7 +129,7 @@ def rerender_report(run_dir: Path, baseline: tuple[Path, RunRecord] | None = Non
     plan = read_plan(run_dir, summary, predictions)
     write_text(target, render_html(summary, predictions, comparison, plan, run_dir=run_dir,
                                    **decision_sections(run_dir)))
-    if comparison is not None or report_url is not None:
-        write_text(run_dir / "summary.md", render_markdown(summary, comparison, run_dir,
-                                                           report_url))
+    write_text(run_dir / "summary.md", render_markdown(summary, comparison, run_dir,
+                                                       report_url))
+    write_text(run_dir / "junit.xml", render_junit(summary))
     return target
