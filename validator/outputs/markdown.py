@@ -46,7 +46,7 @@ def card_lines(summary: RunRecord, run_dir: Path | None) -> list[str]:
 
 
 def _blocking(card: dict) -> str:
-    parts = [f"{card['failed']:,} checks fail (whole CI above max_drop)"] * bool(card["failed"])
+    parts = [f"{card['failed']:,} checks fail"] * bool(card["failed"])
     if card["inconclusive"]:
         parts.append(f"{card['inconclusive']:,} inconclusive ({card['likely']:,} with the CI "
                      f"above max_drop but not significant after correction, "
