@@ -193,7 +193,9 @@ def test_summary_md_links_the_ci_artifact_and_keeps_lines_short(runs):
     markdown = (new / "summary.md").read_text()
     assert f"Full report: [report.html]({url})" in markdown
     assert max(len(line) for line in markdown.splitlines()) < 200
-    assert str(new.parent) not in markdown and "RUN_DIR" not in markdown
+    absolute = re.compile(r"(?<![\w.])" + re.escape(str(new.parent)))  # "../tmp/..." is fine
+    assert not absolute.search(markdown) and "RUN_DIR" not in markdown
+    assert "validator recommend ../" in markdown or "validator recommend run" in markdown
     assert markdown.count("<details>") == markdown.count("</details>") >= 2
 
 
@@ -226,3 +228,24 @@ def test_summary_md_and_junit_read_as_the_report(default_run):
         r"^- \*\*(?:FAIL|INCONCLUSIVE|PASS)\*\* (\S+) · (\S+) · (\S+):", markdown, re.M)]
     assert listed and listed == [key for key in report_order if key in set(listed)]
     assert listed[:counts["fail"]] == report_order[:counts["fail"]]
+
+
+def test_summary_records_the_run_and_older_files_still_render(runs):
+    """summary.json's run block (id, start, duration, config hash, version, commit);
+    a file written before it reads and renders, its provenance "not recorded"."""
+    from validator.outputs.html import render_html
+
+    _, new = runs
+    data = json.loads((new / "summary.json").read_text())
+    run = data["run"]
+    assert set(run) == {"id", "started_at", "duration_s", "config_sha256", "tool_version",
+                        "commit"}
+    assert run["started_at"].endswith("+00:00") and run["duration_s"] > 0
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", run["id"])
+    assert len(run["config_sha256"]) == 64 and run["tool_version"] == data["tool"]["version"]
+    html = (new / "report.html").read_text()
+    assert f"run id: <code>{run['id']}</code>" in html
+    del data["run"]
+    older = build_record(data)
+    assert older.run is None
+    assert "run: <code>not recorded" in render_html(older)
