@@ -92,6 +92,11 @@ def default_out_dir(base: Path) -> Path:
     return base / datetime.now().strftime("run-%Y%m%d-%H%M%S")
 
 
+REPORT_URL = typer.Option(None, "--report-url",
+                          help="Where CI publishes report.html (an artifact URL): "
+                               "summary.md links there instead of the relative report.html.")
+
+
 @app.command()
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c",
@@ -113,10 +118,7 @@ def run(
                                                  "release) to compare with: the report and "
                                                  "summary.md add the checks that newly fail, "
                                                  "newly pass or moved beyond their CI."),
-    report_url: Optional[str] = typer.Option(None, "--report-url",
-                                             help="Where CI publishes report.html (an "
-                                                  "artifact URL): summary.md links there "
-                                                  "instead of the relative report.html."),
+    report_url: Optional[str] = REPORT_URL,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
@@ -187,10 +189,7 @@ def report(
                                             help="An earlier run directory to compare with "
                                                  "(report.html and summary.md say what "
                                                  "changed)."),
-    report_url: Optional[str] = typer.Option(None, "--report-url",
-                                             help="Where CI publishes report.html (an "
-                                                  "artifact URL): summary.md links there "
-                                                  "instead of the relative report.html."),
+    report_url: Optional[str] = REPORT_URL,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
     """Re-render report.html (and summary.md, junit.xml) from a run's summary.json and
