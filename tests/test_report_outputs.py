@@ -249,3 +249,18 @@ def test_summary_records_the_run_and_older_files_still_render(runs):
     older = build_record(data)
     assert older.run is None
     assert "run: <code>not recorded" in render_html(older)
+
+
+def test_a_tiny_slices_wide_interval_does_not_stretch_the_forest_axis():
+    from types import SimpleNamespace
+
+    from validator.outputs.report_view import forest
+
+    rows = [check(slice="big", degradation=2.0, ci_low=1.0, ci_high=3.0),
+            check(slice="tiny", degradation=4.0, ci_low=-40.0, ci_high=60.0)]
+    plot = forest(SimpleNamespace(checks=rows), "c", "d")
+    big, tiny = plot["rows"]
+    assert tiny["cut_low"] and tiny["cut_high"] and not (big["cut_low"] or big["cut_high"])
+    assert big["x_high"] - big["x_low"] > 0.1 * (plot["width"] - plot["left"])
+    labels = [float(t["label"]) for t in plot["ticks"]]
+    assert -10 < labels[0] and labels[-1] < 10  # not -40 to 60
