@@ -217,17 +217,24 @@ def test_warn_with_every_check_inconclusive_exits_1(tmp_path, scored_rows):
                for case in cases)
 
 
-def test_junit_reports_blocking_inconclusive_checks_as_failures(tmp_path, scored_rows):
+def test_junit_reports_blocking_inconclusive_checks_as_errors_apart(tmp_path, scored_rows):
+    """Blocking inconclusive checks are <error type="inconclusive"> in their own suite,
+    named INCONCLUSIVE: ..., so CI's failure count is the report's failed count."""
     gate = {**GATE, "min_rows": 100}  # sms and push notifications are too small
     code, summary, _ = gate_run(tmp_path, same_as_reference(scored_rows), gate=gate)
     assert code == 1 and summary["verdict"] == "inconclusive"
-    inconclusive = {f"{c['slice']} / {c['dimension']}" for c in summary["checks"]
+    inconclusive = {f"INCONCLUSIVE: {c['slice']} / {c['dimension']}" for c in summary["checks"]
                     if c["verdict"] == "inconclusive"}
-    failures = {case.get("name"): case.find("failure") for case in junit_cases(tmp_path / "run")
-                if case.find("failure") is not None}
-    assert set(failures) == inconclusive
-    assert {f.get("type") for f in failures.values()} == {"inconclusive"}
-    assert all("min_rows" in f.get("message") for f in failures.values())
+    cases = junit_cases(tmp_path / "run")
+    errors = {case.get("name"): case.find("error") for case in cases
+              if case.find("error") is not None}
+    assert set(errors) == inconclusive and not [c for c in cases if c.find("failure")]
+    assert {e.get("type") for e in errors.values()} == {"inconclusive"}
+    assert all("min_rows" in e.get("message") for e in errors.values())
+    root = ET.parse(tmp_path / "run" / "junit.xml").getroot()
+    assert root.get("failures") == "0" and root.get("errors") == str(len(inconclusive))
+    assert all(s.get("name").endswith(".inconclusive") for s in root
+               if s.find("testcase/error") is not None)
 
 
 # -- data checks ----------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """The report's decision, the majority-rating baseline and --baseline comparisons
-(validator.outputs.advice, .majority, .baseline), on small columns-backend runs."""
+(validator.outputs.advice, .majority, .baseline), on small columns-backend runs; and
+summary.md and junit.xml agreeing with the report on the default run."""
 
 from __future__ import annotations
 
 import json
+import re
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
@@ -63,8 +66,8 @@ def test_baseline_names_new_failures_new_passes_and_another_sample(runs):
     assert "## Since the baseline" in markdown and "(against cand-old)" in markdown
     assert "another sample: sha256" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| new ")]
-    assert any(r.startswith("| new failure | subject_lines |") for r in rows)
-    assert any(r.startswith("| new pass | headlines |") for r in rows)
+    assert any(r.startswith("| new failure | subject_lines / ") for r in rows)
+    assert any(r.startswith("| new pass | headlines / ") for r in rows)
     failures = sum(1 for c in after["checks"] if c["verdict"] == "fail"
                    and next(b for b in before["checks"] if b["slice"] == c["slice"]
                             and b["dimension"] == c["dimension"])["verdict"] != "fail")
@@ -178,5 +181,87 @@ def test_the_report_takes_the_plan_validator_recommend_confirmed(runs):
     assert recommended.returncode == 0, recommended.stderr
     assert run_cli("report", str(old)).returncode == 0
     html = (old / "report.html").read_text()
-    assert ">ship with fallback</span> Ship cand-old only with fallback to ref on headlines (" \
-        in html and "the plan in routing.yaml that validator recommend chose" in html
+    assert ">SHIP WITH FALLBACK</span> cand-old</h2>" in html
+    assert "<p>Ship cand-old only with fallback to ref on headlines (" in html
+    assert "the plan in routing.yaml that validator recommend chose" in html
+
+
+def test_summary_md_links_the_ci_artifact_and_keeps_lines_short(runs):
+    _, new = runs
+    url = "https://ci.example.com/artifacts/42/report.html"
+    result = run_cli("report", str(new), "--report-url", url)
+    assert result.returncode == 0, result.stderr
+    markdown = (new / "summary.md").read_text()
+    assert f"Full report: [report.html]({url})" in markdown
+    assert max(len(line) for line in markdown.splitlines()) < 200
+    absolute = re.compile(r"(?<![\w.])" + re.escape(str(new.parent)))  # "../tmp/..." is fine
+    assert not absolute.search(markdown) and "RUN_DIR" not in markdown
+    assert "validator recommend ../" in markdown or "validator recommend run" in markdown
+    assert markdown.count("<details>") == markdown.count("</details>") >= 2
+
+
+@pytest.mark.e2e
+def test_summary_md_and_junit_read_as_the_report(default_run):
+    """junit's totals are the report's counts (failures = failed checks; inconclusive
+    ones apart, named INCONCLUSIVE:), summary.md lists the checks in the report's order,
+    lines under 200 characters, relative paths, a link to report.html."""
+    _, out = default_run
+    summary = json.loads((out / "summary.json").read_text())
+    counts = summary["counts"]
+    root = ET.parse(out / "junit.xml").getroot()
+    blocking = summary["gate"]["on_inconclusive"] == "fail"
+    assert int(root.get("tests")) == len(summary["checks"])
+    assert int(root.get("failures")) == counts["fail"]
+    assert int(root.get("errors" if blocking else "skipped")) == counts["inconclusive"]
+    undecided = [case.get("name") for case in root.iter("testcase")
+                 if case.find("error") is not None or case.find("skipped") is not None]
+    assert len(undecided) == counts["inconclusive"]
+    assert all(name.startswith("INCONCLUSIVE: ") for name in undecided)
+    markdown = (out / "summary.md").read_text()
+    assert max(len(line) for line in markdown.splitlines()) < 200
+    assert "Full report: [report.html](report.html)" in markdown
+    assert "RUN_DIR" not in markdown and summary["sample"]["path"] not in markdown
+    assert f"Checks: {counts['fail']:,} failed, {counts['inconclusive']:,} inconclusive" \
+        in markdown
+    html = (out / "report.html").read_text()
+    report_order = re.findall(r'<tbody class="check" id="check-([^"]+)"', html)
+    listed = [f"{c}-{s}-{d}" for c, s, d in re.findall(
+        r"^- \*\*(?:FAIL|INCONCLUSIVE|PASS)\*\* (\S+) · (\S+) · (\S+):", markdown, re.M)]
+    assert listed and listed == [key for key in report_order if key in set(listed)]
+    assert listed[:counts["fail"]] == report_order[:counts["fail"]]
+
+
+def test_summary_records_the_run_and_older_files_still_render(runs):
+    """summary.json's run block (id, start, duration, config hash, version, commit);
+    a file written before it reads and renders, its provenance "not recorded"."""
+    from validator.outputs.html import render_html
+
+    _, new = runs
+    data = json.loads((new / "summary.json").read_text())
+    run = data["run"]
+    assert set(run) == {"id", "started_at", "duration_s", "config_sha256", "tool_version",
+                        "commit"}
+    assert run["started_at"].endswith("+00:00") and run["duration_s"] > 0
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", run["id"])
+    assert len(run["config_sha256"]) == 64 and run["tool_version"] == data["tool"]["version"]
+    html = (new / "report.html").read_text()
+    assert f"run id: <code>{run['id']}</code>" in html
+    del data["run"]
+    older = build_record(data)
+    assert older.run is None
+    assert "run: <code>not recorded" in render_html(older)
+
+
+def test_a_tiny_slices_wide_interval_does_not_stretch_the_forest_axis():
+    from types import SimpleNamespace
+
+    from validator.outputs.report_view import forest
+
+    rows = [check(slice="big", degradation=2.0, ci_low=1.0, ci_high=3.0),
+            check(slice="tiny", degradation=4.0, ci_low=-40.0, ci_high=60.0)]
+    plot = forest(SimpleNamespace(checks=rows), "c", "d")
+    big, tiny = plot["rows"]
+    assert tiny["cut_low"] and tiny["cut_high"] and not (big["cut_low"] or big["cut_high"])
+    assert big["x_high"] - big["x_low"] > 0.1 * (plot["width"] - plot["left"])
+    labels = [float(t["label"]) for t in plot["ticks"]]
+    assert -10 < labels[0] and labels[-1] < 10  # not -40 to 60

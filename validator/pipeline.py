@@ -2,7 +2,7 @@
 
 plan (config, slices, sample: everything that needs no scoring) -> scores -> metrics
 -> gate (on this CPU) -> operating characteristics -> record (+ discovery, if enabled)
--> outputs
+-> provenance (the run block) -> outputs
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from validator.judge.operating import operating_characteristics
 from validator.outputs import write_outputs
 from validator.record.ownership import run_folder
 from validator.record.build import build_summary, predictions_table
+from validator.record.provenance import Clock
 from validator.plan import make_plan
 from validator.record.schema import RunRecord
 from validator.scorers import ProgressFactory, no_progress
@@ -26,17 +27,18 @@ from validator.scoring import score_sample
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
              use_cache: bool = True, baseline: tuple[Path, RunRecord] | None = None,
-             force: bool = False) -> RunRecord:
+             force: bool = False, report_url: str | None = None) -> RunRecord:
     """Run the whole gate; returns the run record (also written under ``out_dir``, with
     the comparison against ``baseline``, an earlier run's folder and record, if given).
     The run holds ``out_dir``'s lock throughout; ``force`` lets it replace a previous
     run there (validator.record.ownership)."""
     with run_folder(out_dir, force):
-        return _run(config, out_dir, progress, use_cache, baseline)
+        return _run(config, out_dir, progress, use_cache, baseline, report_url)
 
 
 def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bool,
-         baseline: tuple[Path, RunRecord] | None) -> RunRecord:
+         baseline: tuple[Path, RunRecord] | None, report_url: str | None) -> RunRecord:
+    clock = Clock()
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)
@@ -53,4 +55,5 @@ def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bo
     table, extra = predictions_table(sample, predictions, masks), {}
     if config.discovery.enabled:
         summary, extra = discover_in_run(summary, table, out_dir, config.discovery)
-    return write_outputs(out_dir, summary, table, extra, baseline)
+    summary = clock.stamp(summary, config)
+    return write_outputs(out_dir, summary, table, extra, baseline, report_url)

@@ -20,6 +20,10 @@ def out_option(help: str):
     return typer.Option(None, "--out", "-o", help=help)
 
 
+REPORT_URL = typer.Option(None, "--report-url",
+                          help="Where CI publishes report.html (an artifact URL): "
+                               "summary.md links there instead of the relative report.html.")
+
 RUN_DIR = typer.Argument(..., help="A finished run directory (summary.json and "
                                    "predictions.parquet).")
 

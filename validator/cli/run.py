@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from validator.cli.options import DEBUG, QUIET, guarded, out_option, rich_progress
+from validator.cli.options import (DEBUG, QUIET, REPORT_URL, guarded, out_option,
+                                   rich_progress)
 
 
 def default_out_dir(base: Path) -> Path:
@@ -35,12 +36,14 @@ def run(
                                                  "release) to compare with: the report and "
                                                  "summary.md add the checks that newly fail, "
                                                  "newly pass or moved beyond their CI."),
+    report_url: Optional[str] = REPORT_URL,
     quiet: bool = QUIET,
     debug: bool = DEBUG,
 ) -> None:
     """Score the sample with the reference and candidates and gate every slice.
 
     Example: validator run --config gate.yaml --out reports/release-42
+    --report-url https://ci.example.com/artifacts/42/report.html
 
     Exit 0: gate passed. 1: gate failed (or inconclusive). 2: could not run.
     """
@@ -55,7 +58,7 @@ def run(
         cfg = load_config(config) if config else default_config()
         out_dir = out or default_out_dir(cfg.report.out)
         summary = run_gate(cfg, out_dir, rich_progress(quiet), use_cache=not no_cache,
-                           baseline=earlier, force=force)
+                           baseline=earlier, force=force, report_url=report_url)
         counts = summary.counts
         for warning in summary.warnings:
             typer.echo(f"warning: {warning}", err=True)

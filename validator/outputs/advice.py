@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.outputs.junit import guard_suffix
+from validator.outputs.formats import guard_suffix
 from validator.record.schema import CheckRecord, RunRecord, ScorerRecord
 from validator.routing import Router
 
@@ -75,7 +75,6 @@ def opening(summary: RunRecord) -> str:
             f"The most convincing (largest lower {gate.confidence:.0%} CI bound): {cited}.")
 
 
-RECOMMEND = "validator recommend RUN_DIR"
 ROUTING_FILE = "routing.yaml"  # what validator recommend writes by default
 
 

@@ -286,6 +286,16 @@ class Discovery(Record):
     slices: list[DiscoveredSlice]
 
 
+class RunInfo(Record):
+    """Provenance of one run: when it ran, for how long, with which config and code."""
+    id: str                      # started_at (compact) + the config and sample hashes
+    started_at: str              # ISO-8601, UTC
+    duration_s: float
+    config_sha256: str           # the config as resolved (the embedded default too)
+    tool_version: str
+    commit: str | None = None    # the checkout's git commit, when run from one
+
+
 class RunRecord(Record):
     schema_version: Literal[1]
     tool: Tool
@@ -312,6 +322,7 @@ class RunRecord(Record):
     # validator.record.run_dir refuses a run folder whose files differ. {}: older runs
     outputs: dict[str, str] = {}
     design: DesignRecord | None = None
+    run: RunInfo | None = None      # absent in files written before provenance was recorded
 
     @property
     def reference(self) -> ScorerRecord:
