@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from validator.data.regex import compile_regex
+
 # type -> (kwarg holding the pattern(s), whether the value must match)
 REGEX_TYPES = {
     "expect_column_values_to_match_regex": ("regex", True),
@@ -28,9 +30,6 @@ REGEX_TYPES = {
 
 def compiled_patterns(kind: str, kwargs: dict, where: str) -> list:
     """The expectation's patterns compiled by RE2 (a SliceError names the key)."""
-    # imported here: the slices package imports this module's caller (expectations.py)
-    from validator.data.slices.dsl import compile_regex
-
     argument, _ = REGEX_TYPES[kind]
     patterns = kwargs.get(argument)
     if argument == "regex":

@@ -15,14 +15,13 @@ cannot express (backreferences, lookaround) are refused with RE2's reason.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import re2
 
+from validator.data.regex import compile_regex
 from validator.errors import SliceError
 
 OPERATORS = ("in", "not_in", "min", "max", "matches", "contains", "is_null")
@@ -33,7 +32,6 @@ DERIVED_COLUMNS: dict[str, Callable[[pd.Series], pd.Series]] = {
                                         na_action="ignore").fillna(0).astype("int64"),
     "char_count": lambda text: text.str.len().fillna(0).astype("int64"),
 }
-MAX_REGEX_LENGTH = 500
 Scalar = (str, int, float, bool)
 
 
@@ -123,26 +121,6 @@ def _parse_operator(column: str, op: Any, arg: Any, where: str) -> Compare:
     elif op == "is_null" and not isinstance(arg, bool):
         raise SliceError(f"{where}: 'is_null' takes true or false, got {arg!r}")
     return Compare(column, op, arg, where)
-
-
-def compile_regex(pattern: Any, where: str):
-    if not isinstance(pattern, str) or not pattern:
-        raise SliceError(f"{where}: 'matches' takes a non-empty regex string, got {pattern!r}")
-    if len(pattern) > MAX_REGEX_LENGTH:
-        raise SliceError(f"{where}: regex longer than {MAX_REGEX_LENGTH} characters")
-    options = re2.Options()
-    options.log_errors = False  # RE2 would log to stderr; the reason goes in our message
-    try:
-        return re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc.args[0])
-        try:
-            re.compile(pattern)
-        except re.error as invalid:
-            raise SliceError(f"{where}: invalid regex {pattern!r} ({invalid})") from exc
-        raise SliceError(f"{where}: regex {pattern!r} is not supported by RE2, the "
-                         f"linear-time engine slices use ({reason}); backreferences and "
-                         f"lookaround are not available") from exc
 
 
 def comparisons(condition: Condition) -> list[Compare]:
