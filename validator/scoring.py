@@ -61,6 +61,11 @@ class ScorerInfo:
     score_seconds: float | None = None             # scoring the gate rows (= scoring_seconds)
     speed_from_cache: bool = False                 # measured alone by an earlier run
     load_average_1m: float | None = None           # the machine's when measured alone
+    tokenize_rows_per_s: float | None = None       # tokenising and padding alone
+    forward_rows_per_s: float | None = None        # the forward pass alone
+    device_memory_bytes: int | None = None         # CUDA allocator's peak (GPU scorers)
+    device: str | None = None                      # "cpu" or "cuda <device name>"
+    dtype: str | None = None                       # its weights: float32, bfloat16, int8...
 
 
 @dataclass
@@ -146,13 +151,15 @@ class Identity:
     fingerprint: str | None = None
     size_bytes: int | None = None
     parameter_bytes: int | None = None
+    device: str | None = None
+    dtype: str | None = None
 
 
 def identity(scorer: Scorer | ColumnPredictions) -> Identity:
     if not isinstance(scorer, Scorer):
         return Identity()
     return Identity(scorer.runtime, scorer.recipe, scorer.fingerprint(), scorer.size_bytes(),
-                     scorer.parameter_bytes())
+                    scorer.parameter_bytes(), scorer.device_label(), scorer.compute_dtype())
 
 
 @dataclass(frozen=True)

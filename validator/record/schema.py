@@ -122,6 +122,11 @@ class ScorerRecord(Record):
     score_seconds: float | None = None      # scoring the gate rows through the cache
     speed_from_cache: bool = False          # measured alone by an earlier run, same key
     load_average_1m: float | None = None    # the machine's when it was measured alone
+    tokenize_rows_per_s: float | None = None  # tokenising and padding the probe alone
+    forward_rows_per_s: float | None = None   # the forward pass on prepared batches alone
+    device_memory_bytes: int | None = None    # CUDA allocator's peak (GPU scorers)
+    device: str | None = None                 # "cpu" or "cuda <device name>"
+    dtype: str | None = None                  # its weights: float32, bfloat16, float16, int8
 
 
 class Deployment(Record):

@@ -25,6 +25,7 @@ import pandas as pd
 from validator.scorers import Scorer
 
 PROBE_ROWS = 256   # latency, throughput and load-test texts: a seeded draw of gate rows
+PROBE_METHOD = 2   # in the cache key: 2 = warmed over the probe's shapes, synchronised
 
 
 class PeakRss:
@@ -63,6 +64,9 @@ class Speed:
     capacity_rps: float | None = None
     capacity_levels: list[dict] | None = None
     load_average_1m: float | None = None  # the machine's, when the measurement began
+    tokenize_rows_per_s: float | None = None  # tokenising and padding alone
+    forward_rows_per_s: float | None = None   # the forward pass on prepared batches alone
+    device_memory_bytes: int | None = None    # CUDA allocator's peak (GPU scorers)
 
 
 def probe_strata(frame: pd.DataFrame, production_mix,
@@ -134,6 +138,7 @@ def speed_key(scorer: Scorer, texts: list[str], slo_ms: float) -> str:
 
     cpu = cpu_facts([])
     payload = json.dumps({"scorer": scorer.fingerprint(), "slo_ms": slo_ms,
+                          "method": PROBE_METHOD,
                           "texts": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
                           "cpu": cpu["model"], "cores": cpu["cores"]}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
