@@ -139,7 +139,7 @@ def test_speed_probe_waits_for_the_gpu(model_dir):
     assert seconds * 1000 >= 0.95 * start.elapsed_time(end)
     figures = rates(scorer, texts)
     assert figures["forward_rows_per_s"] > 0 and figures["tokenize_rows_per_s"] > 0
-    assert figures["throughput_rows_per_s"] <= 1.1 * min(figures["forward_rows_per_s"],
+    assert figures["throughput_rows_per_s"] <= 1.25 * min(figures["forward_rows_per_s"],
                                                          figures["tokenize_rows_per_s"])
 
 

@@ -74,10 +74,20 @@ class TransformersScorer(BatchedScorer):
 
         torch.set_num_threads(threads)
 
+    def _on_device(self, array: np.ndarray):
+        """A host array on the model's device; to a GPU from pinned memory without
+        waiting (a copy from pageable memory would wait for the queued batches)."""
+        import torch
+
+        tensor = torch.from_numpy(array)
+        if self.device.startswith("cuda"):
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
     def launch_batch(self, batch: dict[str, np.ndarray]):
         import torch
 
-        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()
+        inputs = {k: self._on_device(v) for k, v in batch.items()
                   if k in self.tokenizer.model_input_names}
         with torch.inference_mode():
             return self.run_model(inputs).float()
