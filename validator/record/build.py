@@ -67,19 +67,21 @@ BASIS = {"capacity_rps": "requests / capacity (requests/s one instance sustains 
 
 
 def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
-    from validator.speed.mix import rate_key
+    from validator.speed.mix import instance_price, rate_key
 
     if cost is None:
         return None
     key = rate_key([s for s in scorers if s["backend"] != "route"])
+    prices = {"requests_per_month": cost.requests_per_month,
+              "instance_cost_per_hour": cost.instance_cost_per_hour,
+              "instance_cost_per_hour_by_device": cost.instance_cost_per_hour_by_device}
     per_scorer = {}
     for s in scorers:
         rate = s[key]
         hours = cost.requests_per_month / rate / 3600 if rate else None
-        per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
-    projection = {"requests_per_month": cost.requests_per_month,
-                  "instance_cost_per_hour": cost.instance_cost_per_hour,
-                  "basis": BASIS[key].format(slo=slo_ms), "monthly_cost": per_scorer}
+        per_scorer[s["name"]] = None if hours is None else hours * instance_price(s, prices)
+    projection = {**prices, "basis": BASIS[key].format(slo=slo_ms),
+                  "monthly_cost": per_scorer}
     return {**projection, "deployments": deployments(projection, scorers)}
 
 
@@ -99,7 +101,8 @@ def speed_probe_record(config: Config, predictions: Predictions) -> dict:
     return {"latency_texts": rows, "latency_batch_size": 1,
             "throughput_rows": rows, "selection": probe.how if probe else None,
             "slo_ms": config.report.slo_ms,
-            "instance_memory_gb": config.report.instance_memory_gb}
+            "instance_memory_gb": config.report.instance_memory_gb,
+            "ratios_provisional": any(s.ratio_provisional for s in predictions.scorers)}
 
 
 def library_versions() -> dict[str, str]:

@@ -127,6 +127,12 @@ class ScorerRecord(Record):
     device_memory_bytes: int | None = None    # CUDA allocator's peak (GPU scorers)
     device: str | None = None                 # "cpu" or "cuda <device name>"
     dtype: str | None = None                  # its weights: float32, bfloat16, float16, int8
+    comparison: str | None = None             # "same device (cpu)" or "cross-device: ..."
+    ratio_rounds: int | None = None           # speedup/throughput ratios: interleaved rounds
+    speedup_vs_reference_range: list[float] | None = None     # [lowest, highest] round
+    throughput_vs_reference_range: list[float] | None = None
+    ratio_load_average_max: float | None = None  # highest load average a ratio rests on
+    ratio_provisional: bool = False           # that load exceeded the machine's cores
 
 
 class Deployment(Record):
@@ -144,6 +150,7 @@ class Deployment(Record):
 class Cost(Record):
     requests_per_month: float
     instance_cost_per_hour: float
+    instance_cost_per_hour_by_device: dict[str, float] | None = None  # cpu | cuda
     basis: str
     monthly_cost: dict[str, float | None]
     deployments: list[Deployment] = []
@@ -156,6 +163,7 @@ class SpeedProbe(Record):
     selection: str | None = None            # how the probe rows were drawn
     slo_ms: float | None = None
     instance_memory_gb: float | None = None
+    ratios_provisional: bool = False        # some candidate's ratio rests on a load > cores
 
 
 class Cpu(Record):

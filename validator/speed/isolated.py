@@ -64,7 +64,7 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def _load_runtime(spec: dict) -> None:
+def import_runtime(spec: dict) -> None:
     """Import the runtime and load the scorer's tokenizer once, so that the memory
     baseline holds the libraries (transformers imports torch lazily, ~200 MB) and only
     the model's weights and arenas are measured above it."""
@@ -79,7 +79,7 @@ def _load_runtime(spec: dict) -> None:
     AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
 
 
-def _build(spec: dict, scratch: Path):
+def load_serving(spec: dict, scratch: Path):
     """The scorer of ``spec``, loaded from disk as a serving process would load it."""
     if spec["backend"] == "onnxruntime":
         from validator.scorers.onnx_backend import OnnxScorer, load_side_files, open_session
@@ -156,10 +156,10 @@ def _child(request: dict) -> dict:
     from validator.speed.capacity import capacity
 
     spec, texts = request["spec"], request["texts"]
-    _load_runtime(spec)
+    import_runtime(spec)
     before = _rss()
     with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
-        scorer = _build(spec, Path(scratch))
+        scorer = load_serving(spec, Path(scratch))
         scorer.set_threads(os.cpu_count() or 1)
         scorer.serve(texts[:scorer.batch_size])  # the warm batch
         memory = _rss() - before
