@@ -183,14 +183,16 @@ def measurable(scorer: Scorer, texts: list[str], slo_ms: float) -> Measurable | 
 def interleaved_ratios(reference: Measurable, candidate: Measurable, texts: list[str],
                        cache: Path | None = None) -> dict:
     """The candidate's throughput and latency ratios against the reference taken in
-    interleaved rounds in one process (validator.speed.rounds), cached per pair."""
+    interleaved rounds in one process (validator.speed.rounds), cached per pair unless
+    provisional (a later run on a quieter machine measures again)."""
     from validator.speed.rounds import measure_rounds
 
     path = None if cache is None else cache / f"rounds-{reference.key}-{candidate.key}.json"
     found = _read_json(path)
     if found is None:
         found = measure_rounds(reference.spec, candidate.spec, texts)
-        _write_json(path, found)
+        if not found["provisional"]:
+            _write_json(path, found)
     return found
 
 
