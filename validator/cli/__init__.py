@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from validator.errors import ValidatorError
+from validator.scorers import recipes_that
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   no_args_is_help=True)
@@ -147,8 +148,8 @@ def run(
 @app.command()
 def quantize(
     recipe: str = typer.Option(..., "--recipe", "-r",
-                               help="onnx-fp32, onnx-int8-dynamic, onnx-int8-static or "
-                                    "torch-bf16."),
+                               help="A recipe that writes an artefact: "
+                                    f"{', '.join(recipes_that('writable'))}."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the artefact to."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="Config whose reference (and sample, for "
@@ -163,7 +164,7 @@ def quantize(
     Example: validator quantize --recipe onnx-int8-static --out models/scorer-int8
 
     Gate the written folder with a candidate {backend: onnxruntime, model: DIR}
-    (or {backend: transformers, model: DIR} for torch-bf16).
+    (or {backend: transformers, model: DIR} for torch-bf16 and torch-fp16).
     """
     from validator.config import default_config, load_config
     from validator.export import write_artefact
