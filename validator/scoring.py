@@ -217,15 +217,14 @@ def ratio_rounds(serving: dict, infos: list[ScorerInfo], texts: list[str],
     """Each model candidate timed against the reference in interleaved rounds
     (validator.speed.rounds), by candidate name."""
     reference = serving.get(infos[0].name)
-    out = {}
-    for info in infos[1:]:
-        candidate = serving.get(info.name)
-        if reference is None or candidate is None:
-            continue
-        with progress(f"timing {info.name} against {infos[0].name}", 1) as advance:
-            out[info.name] = interleaved_ratios(reference, candidate, texts, cache)
-            advance(1)
-    return out
+    candidates = {info.name: serving[info.name] for info in infos[1:]
+                  if serving.get(info.name) is not None}
+    if reference is None or not candidates:
+        return {}
+    with progress(f"timing {', '.join(candidates)} against {infos[0].name}", 1) as advance:
+        found = interleaved_ratios(reference, candidates, texts, cache)
+        advance(1)
+    return found
 
 
 def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,

@@ -180,19 +180,26 @@ def measurable(scorer: Scorer, texts: list[str], slo_ms: float) -> Measurable | 
     return Measurable(spec, speed_key(scorer, texts, slo_ms))
 
 
-def interleaved_ratios(reference: Measurable, candidate: Measurable, texts: list[str],
-                       cache: Path | None = None) -> dict:
-    """The candidate's throughput and latency ratios against the reference taken in
-    interleaved rounds in one process (validator.speed.rounds), cached per pair unless
-    provisional (a later run on a quieter machine measures again)."""
+def interleaved_ratios(reference: Measurable, candidates: dict[str, Measurable],
+                       texts: list[str], cache: Path | None = None) -> dict[str, dict]:
+    """Each candidate's throughput and latency ratios against the reference taken in
+    interleaved rounds (validator.speed.rounds; the candidates not cached, in one
+    process), by name; cached per pair unless provisional (a later run on a quieter
+    machine measures again)."""
     from validator.speed.rounds import measure_rounds
 
-    path = None if cache is None else cache / f"rounds-{reference.key}-{candidate.key}.json"
-    found = _read_json(path)
-    if found is None:
-        found = measure_rounds(reference.spec, candidate.spec, texts)
-        if not found["provisional"]:
-            _write_json(path, found)
+    def path(candidate: Measurable) -> Path | None:
+        return None if cache is None else \
+            cache / f"rounds-{reference.key}-{candidate.key}.json"
+
+    found = {name: _read_json(path(c)) for name, c in candidates.items()}
+    missing = [name for name, value in found.items() if value is None]
+    if missing:
+        measured = measure_rounds(reference.spec, [candidates[n].spec for n in missing], texts)
+        for name, value in zip(missing, measured):
+            found[name] = value
+            if not value["provisional"]:
+                _write_json(path(candidates[name]), value)
     return found
 
 

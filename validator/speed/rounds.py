@@ -8,7 +8,8 @@ as serving would (``isolated.load_serving``), warms both over the probe's shapes
 them in ``ROUNDS`` rounds, reference then candidate in each: the probe at the batch size
 (throughput) and ``LATENCY_TEXTS`` probe texts one at a time (batch-1 latency, median).
 A round's ratio compares two timings taken seconds apart; the ratio reported is the
-median over rounds, with the lowest and highest round beside it. The 1-minute load
+median over rounds, with the lowest and highest round beside it. One process times
+every candidate of a run in turn against the one reference it loaded. The 1-minute load
 average is read at each round: when its highest exceeds the cores, the ratio is
 **provisional** (the scorers shared the cores with other work, which moves a ratio
 even when both feel it).
@@ -84,38 +85,43 @@ def summarize(throughput: list[float], speedup: list[float],
             "provisional": peak is not None and peak > cores}
 
 
-def measure_rounds(reference_spec: dict, candidate_spec: dict, texts: list[str]) -> dict:
-    """The interleaved rounds of two scorers (Scorer.serving_spec) in a fresh process;
-    ScoringError if it fails."""
-    request = json.dumps({"reference": reference_spec, "candidate": candidate_spec,
+def measure_rounds(reference_spec: dict, candidate_specs: list[dict],
+                   texts: list[str]) -> list[dict]:
+    """The interleaved rounds of each candidate against the reference (Scorer.serving_spec
+    each), in one fresh process; ScoringError if it fails."""
+    request = json.dumps({"reference": reference_spec, "candidates": candidate_specs,
                           "texts": texts})
+    names = ", ".join(repr(spec["name"]) for spec in candidate_specs)
     try:
         done = subprocess.run([sys.executable, "-m", "validator.speed.rounds"], input=request,
                               capture_output=True, text=True, timeout=1800)
     except subprocess.TimeoutExpired as exc:
-        raise ScoringError(f"timing {candidate_spec['name']!r} against the reference "
-                           f"timed out") from exc
+        raise ScoringError(f"timing {names} against the reference timed out") from exc
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ScoringError(f"timing {candidate_spec['name']!r} against the reference "
-                           f"failed: {tail}")
+        raise ScoringError(f"timing {names} against the reference failed: {tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _child(request: dict) -> dict:
+def _loaded(spec: dict, scratch: Path, texts: list[str]):
     from validator.speed.isolated import import_runtime, load_serving, warm_up
 
-    texts = request["texts"]
-    with tempfile.TemporaryDirectory(prefix="slice-validator-rounds-") as scratch:
-        scorers = []
-        for role in ("reference", "candidate"):
-            import_runtime(request[role])
-            scorer = load_serving(request[role], Path(scratch) / role)
-            scorer.set_threads(os.cpu_count() or 1)
-            warm_up(scorer, texts)
-            scorers.append(scorer)
-        return interleaved(*scorers, texts)
+    import_runtime(spec)
+    scorer = load_serving(spec, scratch)
+    scorer.set_threads(os.cpu_count() or 1)
+    warm_up(scorer, texts)
+    return scorer
 
+
+def _child(request: dict) -> list[dict]:
+    texts, out = request["texts"], []
+    with tempfile.TemporaryDirectory(prefix="slice-validator-rounds-") as scratch:
+        reference = _loaded(request["reference"], Path(scratch), texts)
+        for spec in request["candidates"]:
+            candidate = _loaded(spec, Path(scratch), texts)
+            out.append(interleaved(reference, candidate, texts))
+            del candidate  # one candidate in memory at a time
+    return out
 
 if __name__ == "__main__":
     print(json.dumps(_child(json.loads(sys.stdin.read()))))
