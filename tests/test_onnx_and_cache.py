@@ -164,11 +164,19 @@ def test_every_recipe_runs_and_is_profiled(tiny):
     summary, table = run(tiny, write_config(tiny, "all-recipes", candidates), "all-recipes",
                          env=SERVING_PROBE)
     reference = summary["scorers"][0]
+    assert (reference["device"], reference["dtype"]) == ("cpu", "float32")
     for scorer in summary["scorers"][1:]:
         assert scorer["recipe"]["name"] == scorer["name"]
+        assert scorer["device"] == "cpu" and scorer["comparison"] == "same device (cpu)"
         assert scorer["latency_ms_p50"] > 0 and scorer["throughput_rows_per_s"] > 0
-        assert scorer["speedup_vs_reference"] == pytest.approx(
-            reference["latency_ms_p50"] / scorer["latency_ms_p50"])
+        assert scorer["tokenize_rows_per_s"] > 0 and scorer["forward_rows_per_s"] > 0
+        # speed ratios: interleaved rounds against the reference, median within its range
+        low, high = scorer["throughput_vs_reference_range"]
+        assert scorer["ratio_rounds"] == 5 and low <= scorer["throughput_vs_reference"] <= high
+        low, high = scorer["speedup_vs_reference_range"]
+        assert low <= scorer["speedup_vs_reference"] <= high
+        assert scorer["ratio_provisional"] == (scorer["ratio_load_average_max"]
+                                               > summary["cpu"]["cores"])
         assert scorer["peak_rss_bytes"] > 0 and scorer["parameter_bytes"] > 0
         # measured alone in a fresh process: memory, capacity, build and score time
         assert scorer["memory_bytes"] > 0 and scorer["capacity_rps"] > 0
@@ -184,6 +192,8 @@ def test_every_recipe_runs_and_is_profiled(tiny):
     np.testing.assert_allclose(table["onnx-fp32:clarity"], table["fp32:clarity"], atol=1e-4)
     sizes = {s["name"]: s["size_bytes"] for s in summary["scorers"]}
     assert sizes["onnx-int8-dynamic"] < sizes["onnx-fp32"] / 2
+    dtypes = {s["name"]: s["dtype"] for s in summary["scorers"]}
+    assert (dtypes["torch-bf16"], dtypes["torch-int8-dynamic"]) == ("bfloat16", "int8")
 
 
 def test_rerun_with_only_the_candidate_changed_rescores_only_the_candidate(tiny):

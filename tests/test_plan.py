@@ -18,6 +18,10 @@ BAD = {
     "override of an unknown slice": ({"gate": {"overrides": [{"slice": "headlinez",
                                                               "max_drop": 2}]}},
                                      "gate.overrides[0].slice: unknown slice 'headlinez'"),
+    "a trace of a recipe that runs eager only": (
+        {"candidates": [{"name": "q", "from": "reference", "recipe": "torchao-int8-dynamic",
+                         "runtime": "torchscript"}]},
+        "candidates[0].runtime: recipe 'torchao-int8-dynamic' runs eager only"),
     "too few calibration rows": ({"candidates": [{"name": "q", "from": "reference",
                                                   "recipe": "onnx-int8-static"}]},
                                  "candidates[0].calibration: the calibration set has 0 rows"),

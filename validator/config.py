@@ -237,9 +237,15 @@ class GateConfig(StrictModel):
         return best
 
 
+Price = Annotated[float, Field(gt=0)]
+
+
 class CostConfig(StrictModel):
     requests_per_month: float = Field(gt=0)
     instance_cost_per_hour: float = Field(gt=0)
+    # a scorer on a device listed here is priced at that device's instance (a GPU
+    # reference and CPU candidates); others at instance_cost_per_hour
+    instance_cost_per_hour_by_device: dict[Literal["cpu", "cuda"], Price] | None = None
 
 
 class ReportConfig(StrictModel):

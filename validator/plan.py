@@ -26,12 +26,10 @@ from validator.errors import ConfigError, ModelError, choices_error
 from validator.metrics import METRICS, Metric
 from validator.routing import build_routers
 from validator.data.sample import Sample, load_sample, select_rows
-from validator.scorers import BACKENDS, RECIPES
+from validator.scorers import BACKENDS, RECIPES, recipes_that
 from validator.data.slices import SliceSet, assign_slices, load_slices
 
 TORCH_BACKEND = "transformers"  # the backend every recipe starts from
-CALIBRATED_RECIPES = ("onnx-int8-static",)
-EXCLUDE_RECIPES = ("onnx-int8-static", "onnx-int8-dynamic", "torch-int8-dynamic")  # recipes that calibrate on sample rows
 MIN_CALIBRATION_ROWS = 100
 # The widest max_drop allowed without gate.allow_wide_max_drop, as a share of the metric's
 # range: 25 points of agreement, 0.5 of kappa or Spearman, 1 rating point of MAE on 1-5.
@@ -65,12 +63,16 @@ def check_scorer(scorer: ScorerConfig, config: Config) -> None:
         return
     if scorer.recipe not in RECIPES:
         raise ConfigError(f"{where}.recipe: {choices_error('recipe', scorer.recipe, RECIPES)}")
-    if scorer.exclude is not None and scorer.recipe not in EXCLUDE_RECIPES:
+    recipe = RECIPES[scorer.recipe]
+    if scorer.exclude is not None and not recipe.accepts_exclude:
         raise ConfigError(f"{where}.exclude: applies to the recipes "
-                          f"{', '.join(EXCLUDE_RECIPES)}, not {scorer.recipe!r}")
-    if scorer.recipe.startswith("onnx-") and scorer.runtime is not None:
+                          f"{', '.join(recipes_that('accepts_exclude'))}, not {scorer.recipe!r}")
+    if recipe.runtime == "onnxruntime" and scorer.runtime is not None:
         raise ConfigError(f"{where}.runtime: applies to torch models; recipe {scorer.recipe!r} "
                           f"makes an ONNX Runtime model (set graph_optimization instead)")
+    if scorer.runtime == "torchscript" and not recipe.traceable:
+        raise ConfigError(f"{where}.runtime: recipe {scorer.recipe!r} runs eager only "
+                          f"(its quantized tensors cannot be traced); use runtime: eager")
     if config.reference.backend != TORCH_BACKEND:
         raise ConfigError(f"{where}.recipe: recipe {scorer.recipe!r} needs a reference with "
                           f"backend {TORCH_BACKEND!r}, got {config.reference.backend!r}")
@@ -148,7 +150,7 @@ def check_calibration(scorer: ScorerConfig, config: Config, sample: Sample) -> s
     """A calibrating recipe's rows exist in the sample file, and are enough; a warning
     when they include gate rows (a model calibrated on the rows it is judged on can
     look better there than on production traffic)."""
-    if scorer.recipe not in CALIBRATED_RECIPES:
+    if scorer.recipe is None or not RECIPES[scorer.recipe].calibrates:
         return None
     label = f"{config.source}: {scorer.key}.calibration"
     selected = select_rows(sample.source, scorer.calibration.where, f"{label}.where")

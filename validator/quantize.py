@@ -12,19 +12,17 @@ from validator.config import Config, ScorerConfig
 from validator.errors import ConfigError
 from validator.plan import check_calibration, check_config
 from validator.data.sample import load_sample
-from validator.scorers import ProgressFactory, RECIPES
+from validator.scorers import ProgressFactory, RECIPES, recipes_that
 from validator.scoring import build_scorer
-
-WRITABLE = ("onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "torch-bf16")
 
 
 def write_artefact(config: Config, recipe: str, out: Path, force: bool,
                    progress: ProgressFactory) -> Path:
-    if recipe not in WRITABLE:
-        why = (" (torch dynamic-quantized modules have no safetensors form; "
+    if recipe not in RECIPES or RECIPES[recipe].writable is None:
+        why = (" (its quantized torch modules have no safetensors form; "
                "use onnx-int8-dynamic)" if recipe in RECIPES else "")
         raise ConfigError(f"--recipe: {recipe!r} cannot be written as an artefact{why} "
-                          f"(valid: {', '.join(WRITABLE)})")
+                          f"(valid: {', '.join(recipes_that('writable'))})")
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists (use --force to replace it)")
     check_config(config)
@@ -40,7 +38,7 @@ def write_artefact(config: Config, recipe: str, out: Path, force: bool,
                           progress)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    if recipe == "torch-bf16":
+    if RECIPES[recipe].writable == "safetensors":
         scorer.model.save_pretrained(staging, safe_serialization=True)
         scorer.tokenizer.save_pretrained(staging)
         (staging / "recipe.json").write_text(json.dumps(scorer.recipe, indent=2), "utf-8")

@@ -22,8 +22,9 @@ from validator.cache_check import lookup, say_unsigned, verify
 from validator.config import Config, ScorerConfig
 from validator.engine import Predict, local_predict, open_engine
 from validator.errors import ConfigError, ScoringError
-from validator.speed.profile import (PeakRss, Speed, add_ratios, add_replicas, isolated_speed,
-                               probe_texts)
+from validator.speed.profile import (PeakRss, Speed, add_ratios, add_replicas,
+                                     interleaved_ratios, isolated_speed, measurable,
+                                     probe_texts)
 from validator.data.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
@@ -69,6 +70,17 @@ class ScorerInfo:
     speed_from_cache: bool = False                 # measured alone by an earlier run
     load_average_1m: float | None = None           # the machine's when measured alone
     cache_check: dict | None = None                # validator.cache_check (record.CacheCheck)
+    tokenize_rows_per_s: float | None = None       # tokenising and padding alone
+    forward_rows_per_s: float | None = None        # the forward pass alone
+    device_memory_bytes: int | None = None         # CUDA allocator's peak (GPU scorers)
+    device: str | None = None                      # "cpu" or "cuda <device name>"
+    dtype: str | None = None                       # its weights: float32, bfloat16, int8...
+    comparison: str | None = None                  # same device, or cross-device (ratios)
+    ratio_rounds: int | None = None                # interleaved rounds (validator.speed.rounds)
+    speedup_vs_reference_range: list[float] | None = None     # lowest, highest round
+    throughput_vs_reference_range: list[float] | None = None
+    ratio_load_average_max: float | None = None    # highest load a ratio rests on
+    ratio_provisional: bool = False                # that load exceeded the cores
 
 
 @dataclass
@@ -154,7 +166,8 @@ def score_cached(scorer: Scorer, texts: list[str], progress: ProgressFactory,
     return values[codes], int(found[codes].sum()), check
 
 
-IDENTITY = ("runtime", "recipe", "fingerprint", "size_bytes", "parameter_bytes")
+IDENTITY = ("runtime", "recipe", "fingerprint", "size_bytes", "parameter_bytes", "device",
+            "dtype")
 
 
 def identity(scorer: Scorer | ColumnPredictions) -> dict:
@@ -162,7 +175,8 @@ def identity(scorer: Scorer | ColumnPredictions) -> dict:
     if not isinstance(scorer, Scorer):
         return dict.fromkeys(IDENTITY)
     return dict(zip(IDENTITY, (scorer.runtime, scorer.recipe, scorer.fingerprint(),
-                               scorer.size_bytes(), scorer.parameter_bytes())))
+                               scorer.size_bytes(), scorer.parameter_bytes(),
+                               scorer.device_label(), scorer.compute_dtype())))
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,21 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     return values, info
 
 
+def ratio_rounds(serving: dict, infos: list[ScorerInfo], texts: list[str],
+                 progress: ProgressFactory, cache: Path | None) -> dict[str, dict]:
+    """Each model candidate timed against the reference in interleaved rounds
+    (validator.speed.rounds), by candidate name."""
+    reference = serving.get(infos[0].name)
+    candidates = {info.name: serving[info.name] for info in infos[1:]
+                  if serving.get(info.name) is not None}
+    if reference is None or not candidates:
+        return {}
+    with progress(f"timing {', '.join(candidates)} against {infos[0].name}", 1) as advance:
+        found = interleaved_ratios(reference, candidates, texts, cache)
+        advance(1)
+    return found
+
+
 def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
                infos: list[ScorerInfo]) -> None:
     """Routed candidates: each row takes the routed-to scorer's prediction (no
@@ -249,7 +278,7 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
     with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch, \
             open_engine(config) as predict:
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
-        columns, infos = {}, []
+        columns, infos, serving = {}, [], {}
         reference = None
         texts, drawn = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
                                    config.seed, masks)
@@ -264,9 +293,13 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
                                           predict)
             info.build_seconds = built if isinstance(scorer, Scorer) else None
             infos.append(info)
+            if isinstance(scorer, Scorer):
+                serving[scorer.name] = measurable(scorer, texts, probe.slo_ms)
             for j, dimension in enumerate(scorer.dimensions):
                 columns[f"{scorer.name}:{dimension}"] = values[:, j]
+        rounds = ratio_rounds(serving, infos, texts, progress,
+                              None if cache is None else cache.root.parent / "speed")
     add_routed(config, sample, routers or {}, columns, infos)
-    add_ratios(infos)
+    add_ratios(infos, rounds)
     add_replicas(infos, config.report.instance_memory_gb)
     return Predictions(pd.DataFrame(columns, index=sample.ids), infos, probe)

@@ -36,6 +36,7 @@ from validator.after.recommend import selection_half
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, pairs
 from validator.record.write import write_text
+from validator.scorers import RECIPES, recipes_that
 from validator.scorers.layers import Unit, units
 
 OVERALL = "all"
@@ -105,11 +106,8 @@ def probe_rows(run, mask: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return out
 
 
-MEASURED = ("onnx-int8-static", "torch-int8-dynamic")  # recipes the library tools read
-
-
 def library_errors(bench: Workbench, scorer, layers, texts: list[str]) -> tuple[dict, str]:
-    if bench.recipe == "onnx-int8-static":
+    if RECIPES[bench.recipe].runtime == "onnxruntime":
         return (sensitivity.onnx_layer_errors(bench.fp32_graph(), scorer.onnx_file,
                                               bench.reference, layers, texts),
                 sensitivity.ONNX_TOOL)
@@ -160,8 +158,9 @@ def diagnose(bench: Workbench, slices: list[str] | None, top: int, probe_limit: 
     """The ranked record; ``max_rows`` caps each slice's rows scored for the effects
     (a seeded draw; default: all)."""
     run, candidate = bench.run, bench.spec.name
-    if bench.recipe not in MEASURED:
-        raise ValidatorError(f"--candidate: diagnose measures {' and '.join(MEASURED)} "
+    if bench.recipe not in RECIPES or not RECIPES[bench.recipe].diagnosable:
+        raise ValidatorError(f"--candidate: diagnose measures "
+                             f"{' and '.join(recipes_that('diagnosable'))} "
                              f"candidates; {candidate!r} is {bench.recipe!r}")
     chosen = targets(run, candidate, slices)
     search = selection_half(run.table["id"])

@@ -18,9 +18,9 @@ from validator.config import Config, ScorerConfig, default_config, load_config
 from validator.after.recommend import load_run
 from validator.record.run_dir import RunDir
 from validator.errors import ValidatorError, choices_error
-from validator.plan import EXCLUDE_RECIPES, check_config
+from validator.plan import check_config
 from validator.data.sample import Sample, load_sample
-from validator.scorers import ProgressFactory, Scorer, no_progress
+from validator.scorers import RECIPES, ProgressFactory, Scorer, no_progress, recipes_that
 from validator.scorers.layers import Layer, onnx_layers, torch_layers
 from validator.scoring import build_scorer, score_cached
 
@@ -60,7 +60,7 @@ class Workbench:
 
     def layers(self) -> list[Layer]:
         """Every layer the recipe can keep in fp32 (of the fp32 graph, for ONNX)."""
-        if self.recipe.startswith("onnx-"):
+        if RECIPES[self.recipe].runtime == "onnxruntime":
             return onnx_layers(self.fp32_graph())
         return torch_layers(self.reference.model)
 
@@ -72,7 +72,8 @@ class Workbench:
 
         context = RecipeContext(self.spec.key, lambda: [],  # exporting needs no rows
                                 cache_root() / "artefacts", self.progress)
-        source = unfused_artefact if self.recipe == "onnx-int8-static" else fp32_artefact
+        # static (calibrated) quantization starts from the unfused export
+        source = unfused_artefact if RECIPES[self.recipe].calibrates else fp32_artefact
         return source(self.reference, context) / "model.onnx"
 
     def texts(self, rows: np.ndarray) -> list[str]:
@@ -97,10 +98,11 @@ def check_candidate(run: RunDir, candidate: str) -> None:
 
 def candidate_spec(run: RunDir, config: Config, candidate: str) -> ScorerConfig:
     spec = next((c for c in config.candidates if c.name == candidate), None)
-    if spec is None or spec.recipe not in EXCLUDE_RECIPES:
-        made = [c.name for c in config.candidates if c.recipe in EXCLUDE_RECIPES]
+    if spec is None or spec.recipe not in RECIPES or not RECIPES[spec.recipe].accepts_exclude:
+        made = [c.name for c in config.candidates
+                if c.recipe in RECIPES and RECIPES[c.recipe].accepts_exclude]
         raise ValidatorError(f"--candidate: {candidate!r} is not made by a recipe that can "
-                             f"keep layers in fp32 ({', '.join(EXCLUDE_RECIPES)}); "
+                             f"keep layers in fp32 ({', '.join(recipes_that('accepts_exclude'))}); "
                              f"candidates that are: {', '.join(made) or 'none'}")
     return spec
 

@@ -8,12 +8,13 @@ from typing import Optional
 import typer
 
 from validator.cli.options import DEBUG, QUIET, guarded, rich_progress
+from validator.scorers import recipes_that
 
 
 def quantize(
     recipe: str = typer.Option(..., "--recipe", "-r",
-                               help="onnx-fp32, onnx-int8-dynamic, onnx-int8-static or "
-                                    "torch-bf16."),
+                               help="A recipe that writes an artefact: "
+                                    f"{', '.join(recipes_that('writable'))}."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the artefact to."),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="Config whose reference (and sample, for "
@@ -28,7 +29,7 @@ def quantize(
     Example: validator quantize --recipe onnx-int8-static --out models/scorer-int8
 
     Gate the written folder with a candidate {backend: onnxruntime, model: DIR}
-    (or {backend: transformers, model: DIR} for torch-bf16).
+    (or {backend: transformers, model: DIR} for torch-bf16 and torch-fp16).
     """
     from validator.config import default_config, load_config
     from validator.quantize import write_artefact

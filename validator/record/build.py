@@ -43,7 +43,8 @@ def speed_probe_record(config: Config, predictions: Predictions) -> dict:
     return {"latency_texts": rows, "latency_batch_size": 1,
             "throughput_rows": rows, "selection": probe.how if probe else None,
             "slo_ms": config.report.slo_ms,
-            "instance_memory_gb": config.report.instance_memory_gb}
+            "instance_memory_gb": config.report.instance_memory_gb,
+            "ratios_provisional": any(s.ratio_provisional for s in predictions.scorers)}
 
 
 def library_versions() -> dict[str, str]:

@@ -164,6 +164,7 @@ class Deployment(Record):
 class Cost(Record):
     requests_per_month: float
     instance_cost_per_hour: float
+    instance_cost_per_hour_by_device: dict[str, float] | None = None  # cpu | cuda
     basis: str
     monthly_cost: dict[str, float | None]
     deployments: list[Deployment] = []
@@ -176,6 +177,7 @@ class SpeedProbe(Record):
     selection: str | None = None            # how the probe rows were drawn
     slo_ms: float | None = None
     instance_memory_gb: float | None = None
+    ratios_provisional: bool = False        # some candidate's ratio rests on a load > cores
 
 
 class Cpu(Record):

@@ -3,9 +3,10 @@
 Backends load a scorer from config (``transformers``, ``onnxruntime``), or, for
 ``columns``, a source of predictions already in the sample (``ColumnPredictions``,
 which reads them instead of predicting); recipes make a candidate from the reference
-(``torch-int8-dynamic``, ``torch-bf16``, ``onnx-fp32``, ``onnx-int8-dynamic``,
-``onnx-int8-static``). Both are registries mapping a name to ``"module:attribute"``
-so heavy libraries load only when used.
+(``torch-int8-dynamic``, ``torch-bf16``, ``torch-fp16``, ``torchao-int8-dynamic``,
+``onnx-fp32``, ``onnx-int8-dynamic``, ``onnx-int8-static``). Both are registries mapping
+a name to ``"module:attribute"`` so heavy libraries load only when used; a recipe's
+entry also says what it can do (``Recipe``), so adding a recipe is one entry here.
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ class Scorer(ABC):
         """Bytes of the weights held in memory."""
         return None
 
+    def device_label(self) -> str | None:
+        """Where it runs: "cpu", or "cuda <device name>"."""
+        return None
+
+    def compute_dtype(self) -> str | None:
+        """The type its weights compute in (float32, bfloat16, float16, int8): its
+        recipe's, else None (unknown) unless the backend can tell."""
+        entry = RECIPES.get((self.recipe or {}).get("name"))
+        return entry.dtype if entry is not None else None
+
     def serving_spec(self) -> dict | None:
         """How a fresh process loads this scorer from disk, as serving would (for the
         isolated measurement, validator.speed.isolated); None: not measurable alone."""
@@ -95,19 +106,53 @@ BACKENDS = {
     "columns": "validator.scorers.columns_backend:ColumnPredictions",
 }
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe's registry entry: where it lives and what it can do (read by the plan,
+    ``validator quantize``, ``diagnose`` and ``repair`` instead of lists of names)."""
+    target: str                   # "module:attribute" of the recipe function
+    runtime: str                  # what the candidate runs on: "torch" | "onnxruntime"
+    dtype: str                    # its weights: float32 | bfloat16 | float16 | int8
+    device: str = "reference"     # where it runs: the reference's device, or "cpu"
+    calibrates: bool = False      # quantizes activations with ranges from sample rows
+    accepts_exclude: bool = False  # can keep named layers in full precision
+    writable: str | None = None   # how ``validator quantize`` writes it: safetensors | onnx
+    diagnosable: bool = False     # ``validator diagnose`` has a per-layer tool for it
+    traceable: bool = True        # can run as a TorchScript trace (``runtime: torchscript``)
+
+
 RECIPES = {
-    "torch-int8-dynamic": "validator.scorers.torch_recipes:torch_int8_dynamic",
-    "torch-bf16": "validator.scorers.torch_recipes:torch_bf16",
-    "onnx-fp32": "validator.scorers.onnx_recipes:onnx_fp32",
-    "onnx-int8-dynamic": "validator.scorers.onnx_recipes:onnx_int8_dynamic",
-    "onnx-int8-static": "validator.scorers.onnx_recipes:onnx_int8_static",
+    "torch-int8-dynamic": Recipe("validator.scorers.torch_recipes:torch_int8_dynamic", "torch",
+                                 "int8", device="cpu", accepts_exclude=True,
+                                 diagnosable=True),
+    "torch-bf16": Recipe("validator.scorers.torch_recipes:torch_bf16", "torch", "bfloat16",
+                         writable="safetensors"),
+    "torch-fp16": Recipe("validator.scorers.torch_recipes:torch_fp16", "torch", "float16",
+                         writable="safetensors"),
+    "torchao-int8-dynamic": Recipe("validator.scorers.torch_recipes:torchao_int8_dynamic", "torch",
+                                   "int8", accepts_exclude=True, traceable=False),
+    "onnx-fp32": Recipe("validator.scorers.onnx_recipes:onnx_fp32", "onnxruntime", "float32",
+                        device="cpu", writable="onnx"),
+    "onnx-int8-dynamic": Recipe("validator.scorers.onnx_recipes:onnx_int8_dynamic",
+                                "onnxruntime", "int8", device="cpu", accepts_exclude=True,
+                                writable="onnx"),
+    "onnx-int8-static": Recipe("validator.scorers.onnx_recipes:onnx_int8_static",
+                               "onnxruntime", "int8", device="cpu", calibrates=True,
+                               accepts_exclude=True, writable="onnx", diagnosable=True),
 }
 
 
-def _resolve(registry: dict[str, str], kind: str, name: str):
+def recipes_that(ability: str) -> list[str]:
+    """The names of the recipes with ``ability`` set (for error messages)."""
+    return [name for name, recipe in RECIPES.items() if getattr(recipe, ability)]
+
+
+def _resolve(registry: dict, kind: str, name: str):
     if name not in registry:
         raise KeyError(choices_error(kind, name, registry))
-    module, attribute = registry[name].split(":")
+    entry = registry[name]
+    module, attribute = getattr(entry, "target", entry).split(":")
     return getattr(importlib.import_module(module), attribute)
 
 

@@ -118,6 +118,33 @@ class BatchedScorer(Scorer):
     def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Model outputs (batch, outputs) for one padded batch of numpy inputs."""
 
+    def launch_batch(self, batch: dict[str, np.ndarray]):
+        """Start one batch; ``collect`` its outputs. A runtime that queues work on a device
+        (CUDA) returns before the work is done, so the next batch is padded meanwhile."""
+        return self.run_batch(batch)
+
+    def collect(self, launched) -> np.ndarray:
+        """The outputs of a ``launch_batch``, on the host (waits for the device)."""
+        return launched
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished the work queued so far (timing bounds)."""
+
+    def prepare(self, texts: list[str]) -> list[dict[str, np.ndarray]]:
+        """Tokenised, length-sorted, padded batches of ``texts``, as serving prepares
+        them (timed apart from the model's forward pass by the speed probe)."""
+        return [batch for _, batch in padded_batches(self.tokenizer, self.encode(texts),
+                                                     self.batch_size)]
+
+    def forward(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """Every prepared batch through the model: all launched, then collected."""
+        launched = [self.launch_batch(batch) for batch in batches]
+        return [self.collect(item) for item in launched]
+
+    def serve(self, texts: list[str]) -> list[np.ndarray]:
+        """Texts to model outputs, as a serving instance answers one request batch."""
+        return self.forward(self.prepare(texts))
+
     def encode(self, texts: list[str]) -> Encodings:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 

@@ -93,6 +93,9 @@ class OnnxScorer(BatchedScorer):
                                       batch_size=self.batch_size,
                                       libraries=f"onnxruntime {ort.__version__}")
 
+    def device_label(self) -> str:
+        return self.device
+
     def serving_spec(self) -> dict:
         return {"name": self.name, "backend": self.backend, "path": str(self.onnx_file),
                 "graph_optimization": self.graph_optimization,

@@ -8,6 +8,7 @@ the summary.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 
 from validator.errors import ConfigError
@@ -64,14 +65,65 @@ def torch_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> 
     return _derive(reference, name, model, record, "cpu", context)
 
 
-def torch_bf16(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
-    """bfloat16 weights and activations (logits returned as float32)."""
+def _half_precision(name: str, reference: Scorer, context: RecipeContext, recipe: str,
+                    dtype_name: str) -> Scorer:
+    """The reference's weights and activations in a 16-bit float type, on its device
+    (logits returned as float32)."""
     import torch
 
-    reference = require_transformers(reference, "torch-bf16")
-    model = copy.deepcopy(reference.model).to(torch.bfloat16)
-    converted = sum(p.dtype == torch.bfloat16 for p in model.parameters())
-    record = {"name": "torch-bf16", "library": f"torch {torch.__version__}",
-              "method": "module.to(torch.bfloat16)", "quantized_op_types": ["all parameters"],
+    dtype = getattr(torch, dtype_name)
+    reference = require_transformers(reference, recipe)
+    model = copy.deepcopy(reference.model).to(dtype)
+    converted = sum(p.dtype == dtype for p in model.parameters())
+    record = {"name": recipe, "library": f"torch {torch.__version__}",
+              "method": f"module.to(torch.{dtype_name})", "quantized_op_types": ["all parameters"],
               "quantized_count": int(converted)}
     return _derive(reference, name, model, record, reference.device, context)
+
+
+def torch_bf16(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """bfloat16 weights and activations (logits returned as float32)."""
+    return _half_precision(name, reference, context, "torch-bf16", "bfloat16")
+
+
+def torch_fp16(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """float16 weights and activations (logits returned as float32): the GPU's tensor
+    cores run it like bf16, with 3 more mantissa bits and a narrower range."""
+    return _half_precision(name, reference, context, "torch-fp16", "float16")
+
+
+def torchao_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
+    """INT8 on the reference's device (the GPU's integer tensor cores) with torchao:
+    Linear weights int8 per output channel, activations quantized per token at run time
+    (``Int8DynamicActivationInt8WeightConfig``); the ``exclude``d Linear modules stay in
+    full precision. Runs eager (torchao's quantized tensors do not trace)."""
+    import torch
+
+    reference = require_transformers(reference, "torchao-int8-dynamic")
+    try:
+        import torchao
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as exc:
+        raise ConfigError(f"{context.key}.recipe: 'torchao-int8-dynamic' needs torchao "
+                          f"(pip install 'slice-validator[gpu]')") from exc
+    kept = select(torch_layers(reference.model), context.exclude, context.key)
+    kept_names = {layer.name for layer in kept}
+    model = copy.deepcopy(reference.model)
+
+    def quantized(module, fqn: str) -> bool:
+        return isinstance(module, torch.nn.Linear) and fqn not in kept_names
+
+    with warnings.catch_warnings():  # torchao warns about its own version checks
+        warnings.simplefilter("ignore")
+        quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=quantized)
+    count = sum(1 for fqn, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+                and fqn not in kept_names)
+    record = {"name": "torchao-int8-dynamic",
+              "library": f"torch {torch.__version__} torchao {torchao.__version__}",
+              "method": "torchao.quantization.quantize_(Int8DynamicActivationInt8WeightConfig)"
+                        ", int8 weights per channel, int8 activations per token",
+              "quantized_op_types": ["Linear"], "quantized_count": count}
+    if kept:
+        record.update(kept_record(kept, context.exclude))
+    return _derive(reference, name, model, record, reference.device,
+                   dataclasses.replace(context, runtime="eager"))

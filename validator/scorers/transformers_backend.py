@@ -75,13 +75,46 @@ class TransformersScorer(BatchedScorer):
 
         torch.set_num_threads(threads)
 
-    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def _on_device(self, array: np.ndarray):
+        """A host array on the model's device; to a GPU from pinned memory without
+        waiting (a copy from pageable memory would wait for the queued batches)."""
         import torch
 
-        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()
+        tensor = torch.from_numpy(array)
+        if self.device.startswith("cuda"):
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def launch_batch(self, batch: dict[str, np.ndarray]):
+        import torch
+
+        inputs = {k: self._on_device(v) for k, v in batch.items()
                   if k in self.tokenizer.model_input_names}
         with torch.inference_mode():
-            return self.run_model(inputs).float().cpu().numpy()
+            return self.run_model(inputs).float()
+
+    def collect(self, launched) -> np.ndarray:
+        return launched.cpu().numpy()
+
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.collect(self.launch_batch(batch))
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def device_label(self) -> str:
+        return device_name(self.device)
+
+    def compute_dtype(self) -> str:
+        """The recipe's (quantized weights report their float type), else the dtype of
+        the model's weights as loaded (a bf16 artefact is bfloat16)."""
+        if self.recipe:
+            return super().compute_dtype()
+        floating = [p.dtype for p in self.model.parameters() if p.is_floating_point()]
+        return str(floating[0]).removeprefix("torch.") if floating else "float32"
 
     def fingerprint(self) -> str:
         """The model, how it runs and how its outputs map: what determines the

@@ -4,7 +4,10 @@ A closed-loop load test: ``clients`` threads each send one text, wait for its an
 and send the next, for a fixed window (one client sends every text once instead: that
 level is the batch-1 latency probe). The server is the scorer as it would serve: one
 worker takes whatever requests are queued (up to the batch size) as one micro-batch,
-tokenises, pads and runs it. Concurrency doubles from 1 until the p95 latency leaves
+tokenises, pads and runs it. Requests are serialised by design: the one worker runs
+one micro-batch at a time (on a GPU, on the default CUDA stream), as one model
+instance serves them, so clients never contend for the device or its threads; they
+only enqueue and wait. Concurrency doubles from 1 until the p95 latency leaves
 the SLO, or two doublings in a row gain less than 5% over the best level before them (a
 CPU already saturated by one or two requests at a time only queues more), or, once
 there are as many clients as the batch size, throughput stops growing, or there are

@@ -8,10 +8,14 @@ memory, loads the scorer from what the run built (the model directory, or the
 recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then
 freed and its pages returned), runs one warm batch at the configured batch size and
 records the memory again: ``memory_bytes`` is the difference (weights plus runtime
-arenas for this model). It then times the probe texts at the configured batch size
-(throughput) and runs the closed-loop load test (validator.speed.capacity) for
+arenas for this model; on a GPU, ``device_memory_bytes`` is the CUDA allocator's peak).
+It then runs every shape the timing will see (``warm_up``), times the probe texts at the
+configured batch size (throughput: the median of three passes, each bounded by a device
+synchronisation, so queued GPU work is counted; tokenising and the forward pass are
+also timed apart) and runs the closed-loop load test (validator.speed.capacity) for
 ``capacity_rps`` at the SLO, whose first level, one client sending each probe text
-once, gives the batch-1 latency.
+once, gives the batch-1 latency. CPU and GPU scorers go through the same code: on the
+CPU, synchronising is a no-op.
 
 The child reads one JSON request on stdin and writes one JSON answer on stdout.
 """
@@ -28,6 +32,8 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from validator.errors import ScoringError
 
@@ -58,7 +64,7 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def _load_runtime(spec: dict) -> None:
+def import_runtime(spec: dict) -> None:
     """Import the runtime and load the scorer's tokenizer once, so that the memory
     baseline holds the libraries (transformers imports torch lazily, ~200 MB) and only
     the model's weights and arenas are measured above it."""
@@ -73,7 +79,7 @@ def _load_runtime(spec: dict) -> None:
     AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
 
 
-def _build(spec: dict, scratch: Path):
+def load_serving(spec: dict, scratch: Path):
     """The scorer of ``spec``, loaded from disk as a serving process would load it."""
     if spec["backend"] == "onnxruntime":
         from validator.scorers.onnx_backend import OnnxScorer, load_side_files, open_session
@@ -98,41 +104,73 @@ def _build(spec: dict, scratch: Path):
     return scorer
 
 
-def _serve(scorer):
-    """texts -> model outputs, through the scorer's own tokenisation and padding."""
-    from validator.scorers.batched import padded_batches
-
-    def serve(texts: list[str]):
-        encodings = scorer.encode(texts)
-        return [scorer.run_batch(batch)
-                for _, batch in padded_batches(scorer.tokenizer, encodings, scorer.batch_size)]
-    return serve
+REPEATS = 3          # timed passes over the probe; the median is reported
+SINGLE_WARMUP = 32   # probe texts also sent alone before timing (batch-1 shapes)
 
 
-def _timed(serve, texts: list[str]) -> float:
+def warm_up(scorer, texts: list[str]) -> None:
+    """Run every shape the timed passes will see before timing them: the probe twice at
+    the batch size (TorchScript's profiling executor specialises a trace on a shape's
+    second run; CUDA picks kernels per shape) and some texts alone (the load test's
+    first level)."""
+    for _ in range(2):
+        scorer.serve(texts)
+    for text in texts[:SINGLE_WARMUP]:
+        scorer.serve([text])
+    scorer.synchronize()
+
+
+def timed(scorer, work) -> float:
+    """Seconds ``work()`` takes, the device's queue drained before and after."""
+    scorer.synchronize()
     start = time.perf_counter()
-    serve(texts)
+    work()
+    scorer.synchronize()
     return time.perf_counter() - start
+
+
+def rates(scorer, texts: list[str]) -> dict:
+    """Rows/s of serving the probe (tokenising included), and of its two parts apart:
+    tokenising and padding, and the forward pass on prepared batches; medians of
+    ``REPEATS`` synchronised passes."""
+    batches = scorer.prepare(texts)
+
+    def median_rate(work) -> float:
+        return len(texts) / float(np.median([timed(scorer, work) for _ in range(REPEATS)]))
+
+    return {"throughput_rows_per_s": median_rate(lambda: scorer.serve(texts)),
+            "tokenize_rows_per_s": median_rate(lambda: scorer.prepare(texts)),
+            "forward_rows_per_s": median_rate(lambda: scorer.forward(batches))}
+
+
+def device_memory(scorer) -> int | None:
+    """Peak bytes the CUDA allocator held for this scorer (None on the CPU)."""
+    if not str(getattr(scorer, "device", "cpu")).startswith("cuda"):
+        return None
+    import torch
+
+    return int(torch.cuda.max_memory_allocated(scorer.device))
 
 
 def _child(request: dict) -> dict:
     from validator.speed.capacity import capacity
 
     spec, texts = request["spec"], request["texts"]
-    _load_runtime(spec)
+    import_runtime(spec)
     before = _rss()
     with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
-        scorer = _build(spec, Path(scratch))
-        serve = _serve(scorer)
+        scorer = load_serving(spec, Path(scratch))
         scorer.set_threads(os.cpu_count() or 1)
-        serve(texts[:scorer.batch_size])  # the warm batch
+        scorer.serve(texts[:scorer.batch_size])  # the warm batch
         memory = _rss() - before
-        throughput = len(texts) / _timed(serve, texts)
-        rps, levels = capacity(serve, texts, scorer.batch_size, request["slo_ms"])
+        warm_up(scorer, texts)
+        measured = rates(scorer, texts)
+        rps, levels = capacity(scorer.serve, texts, scorer.batch_size, request["slo_ms"])
     single = levels[0]  # one client sending each probe text once: batch-1 latency
-    return {"memory_bytes": max(memory, 0), "latency_ms_p50": single.latency_ms_p50,
+    return {"memory_bytes": max(memory, 0), "device_memory_bytes": device_memory(scorer),
+            "latency_ms_p50": single.latency_ms_p50,
             "latency_ms_p95": single.latency_ms_p95, "latency_ms_mean": single.latency_ms_mean,
-            "throughput_rows_per_s": throughput, "capacity_rps": rps,
+            **measured, "capacity_rps": rps,
             "capacity_levels": [asdict(level) for level in levels]}
 
 

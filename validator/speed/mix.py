@@ -14,8 +14,10 @@ value), else equally. For a mix with shares s_i over scorers i:
   instance sustains within the SLO) when measured, else its raw throughput;
 - instances: per scorer, ceil(requests per second x s_i / rate_i), the average
   load over a 730-hour month;
-- monthly cost: requests x sum(s_i / rate_i) / 3600 x instance cost per hour,
-  the basis of the per-scorer cost in ``summary.json`` (busy instance-hours).
+- monthly cost: requests x sum(s_i / rate_i x price_i) / 3600, price_i the hourly
+  cost of scorer i's instance (``report.cost.instance_cost_per_hour_by_device`` for
+  its device, else ``instance_cost_per_hour``), the basis of the per-scorer cost in
+  ``summary.json`` (busy instance-hours).
 """
 
 from __future__ import annotations
@@ -88,6 +90,14 @@ def mix_speed(shares: dict[str, float], scorers: dict[str, dict]) -> dict:
     }
 
 
+def instance_price(scorer: dict, cost: dict) -> float:
+    """The hourly price of the instance that serves ``scorer``: its device's, when the
+    cost config prices that device, else the one instance price."""
+    by_device = cost.get("instance_cost_per_hour_by_device") or {}
+    kind = (scorer.get("device") or "").split(" ")[0]
+    return by_device.get(kind, cost["instance_cost_per_hour"])
+
+
 def money(*values: float) -> list[str]:
     """The amounts as shown side by side: whole units, or cents when one is below 100,
     and their difference taken from the shown amounts (so 30.18 vs 40.62 saves 10.44,
@@ -102,14 +112,16 @@ def deployment_cost(name: str, shares: dict[str, float], scorers: dict[str, dict
     """Instances and monthly cost of a deployment, and its saving against the reference
     on all traffic; None when a throughput is unknown."""
     key = rate_key({s: scorers[s] for s in {*shares, reference}})
-    per_row = _seconds_per_row(shares, scorers, key)
-    full = _seconds_per_row({reference: 1.0}, scorers, key)
+    priced = {s: share * instance_price(scorers[s], cost) for s, share in shares.items()}
+    per_row = _seconds_per_row(priced, scorers, key)  # instance-cost-seconds per row
+    full = _seconds_per_row({reference: instance_price(scorers[reference], cost)}, scorers,
+                            key)
     if per_row is None or full is None:
         return None
-    requests, rate = cost["requests_per_month"], cost["instance_cost_per_hour"]
+    requests = cost["requests_per_month"]
     per_second = requests / (HOURS_PER_MONTH * 3600)
-    monthly = requests * per_row / 3600 * rate
-    baseline = requests * full / 3600 * rate
+    monthly = requests * per_row / 3600
+    baseline = requests * full / 3600
     fallback = shares.get(reference, 0.0)
     what = (f"{name} with fallback on {fallback:.0%} of traffic" if fallback > 0
             else f"{name} on all traffic")
@@ -136,14 +148,16 @@ def cost_projection(cost, scorers: list[dict], slo_ms: float) -> dict | None:
     if cost is None:
         return None
     key = rate_key([s for s in scorers if s["backend"] != "route"])
+    prices = {"requests_per_month": cost.requests_per_month,
+              "instance_cost_per_hour": cost.instance_cost_per_hour,
+              "instance_cost_per_hour_by_device": cost.instance_cost_per_hour_by_device}
     per_scorer = {}
     for s in scorers:
         rate = s[key]
         hours = cost.requests_per_month / rate / 3600 if rate else None
-        per_scorer[s["name"]] = None if hours is None else hours * cost.instance_cost_per_hour
-    projection = {"requests_per_month": cost.requests_per_month,
-                  "instance_cost_per_hour": cost.instance_cost_per_hour,
-                  "basis": BASIS[key].format(slo=slo_ms), "monthly_cost": per_scorer}
+        per_scorer[s["name"]] = None if hours is None else hours * instance_price(s, prices)
+    projection = {**prices, "basis": BASIS[key].format(slo=slo_ms),
+                  "monthly_cost": per_scorer}
     return {**projection, "deployments": deployments(projection, scorers)}
 
 

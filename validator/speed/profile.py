@@ -26,6 +26,7 @@ from validator.cpu import cpu_facts
 from validator.scorers import Scorer
 
 PROBE_ROWS = 256   # latency, throughput and load-test texts: a seeded draw of gate rows
+PROBE_METHOD = 2   # in the cache key: 2 = warmed over the probe's shapes, synchronised
 
 
 class PeakRss:
@@ -64,6 +65,9 @@ class Speed:
     capacity_rps: float | None = None
     capacity_levels: list[dict] | None = None
     load_average_1m: float | None = None  # the machine's, when the measurement began
+    tokenize_rows_per_s: float | None = None  # tokenising and padding alone
+    forward_rows_per_s: float | None = None   # the forward pass on prepared batches alone
+    device_memory_bytes: int | None = None    # CUDA allocator's peak (GPU scorers)
 
 
 def probe_strata(frame: pd.DataFrame, production_mix,
@@ -133,16 +137,69 @@ def speed_key(scorer: Scorer, texts: list[str], slo_ms: float) -> str:
     probe texts, the SLO, the CPU model and the cores."""
     cpu = cpu_facts([])
     payload = json.dumps({"scorer": scorer.fingerprint(), "slo_ms": slo_ms,
+                          "method": PROBE_METHOD,
                           "texts": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
                           "cpu": cpu["model"], "cores": cpu["cores"]}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def _cached_speed(path: Path) -> Speed | None:
+def _read_json(path: Path | None) -> dict | None:
     try:
-        return Speed(**json.loads(path.read_text("utf-8")))
-    except (OSError, ValueError, TypeError):  # absent or unreadable: measure again
+        return json.loads(path.read_text("utf-8")) if path is not None else None
+    except (OSError, ValueError):  # absent or unreadable: measure again
         return None
+
+
+def _write_json(path: Path | None, value: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(value), "utf-8")
+    staging.replace(path)  # whole or absent, never half written
+
+
+def probe_enabled() -> bool:
+    """Off with ``SLICE_VALIDATOR_SERVING_PROBE=off`` (test suites, to save time)."""
+    return os.environ.get("SLICE_VALIDATOR_SERVING_PROBE") != "off"
+
+
+@dataclass(frozen=True)
+class Measurable:
+    """What the interleaved rounds need of a scorer after it is gone: how to load it
+    again and the key of its measurement."""
+    spec: dict
+    key: str
+
+
+def measurable(scorer: Scorer, texts: list[str], slo_ms: float) -> Measurable | None:
+    spec = scorer.serving_spec()
+    if spec is None or not probe_enabled():
+        return None
+    return Measurable(spec, speed_key(scorer, texts, slo_ms))
+
+
+def interleaved_ratios(reference: Measurable, candidates: dict[str, Measurable],
+                       texts: list[str], cache: Path | None = None) -> dict[str, dict]:
+    """Each candidate's throughput and latency ratios against the reference taken in
+    interleaved rounds (validator.speed.rounds; the candidates not cached, in one
+    process), by name; cached per pair unless provisional (a later run on a quieter
+    machine measures again)."""
+    from validator.speed.rounds import measure_rounds
+
+    def path(candidate: Measurable) -> Path | None:
+        return None if cache is None else \
+            cache / f"rounds-{reference.key}-{candidate.key}.json"
+
+    found = {name: _read_json(path(c)) for name, c in candidates.items()}
+    missing = [name for name, value in found.items() if value is None]
+    if missing:
+        measured = measure_rounds(reference.spec, [candidates[n].spec for n in missing], texts)
+        for name, value in zip(missing, measured):
+            found[name] = value
+            if not value["provisional"]:
+                _write_json(path(candidates[name]), value)
+    return found
 
 
 def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
@@ -154,19 +211,18 @@ def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
     from validator.speed.isolated import measure
 
     spec = scorer.serving_spec()
-    if spec is None or os.environ.get("SLICE_VALIDATOR_SERVING_PROBE") == "off":
+    if spec is None or not probe_enabled():
         return Speed(), False
     path = None if cache is None else cache / f"{speed_key(scorer, texts, slo_ms)}.json"
-    found = _cached_speed(path) if path is not None else None
-    if found is not None:
-        return found, True
+    found = _read_json(path)
+    try:
+        if found is not None:
+            return Speed(**found), True
+    except TypeError:  # written by another version: measure again
+        pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     speed = Speed(**measure(spec, texts, slo_ms), load_average_1m=load)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(f".{os.getpid()}.tmp")
-        staging.write_text(json.dumps(asdict(speed)), "utf-8")
-        staging.replace(path)  # whole or absent, never half written
+    _write_json(path, asdict(speed))
     return speed, False
 
 
@@ -187,10 +243,23 @@ def _ratio(numerator, denominator) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
 
-def add_ratios(infos: list) -> None:
+def comparison(reference, candidate) -> str | None:
+    """How a candidate's ratios compare: on the same device, or across devices."""
+    if reference.device is None or candidate.device is None:
+        return None
+    if reference.device == candidate.device:
+        return f"same device ({candidate.device})"
+    return f"cross-device: {candidate.device} vs reference on {reference.device}"
+
+
+def add_ratios(infos: list, rounds: dict[str, dict] | None = None) -> None:
     """Each candidate's speedup (latency), throughput, size, memory and capacity against
-    the reference (``infos[0]``), set on the candidates' ScorerInfo."""
+    the reference (``infos[0]``), set on the candidates' ScorerInfo. Speedup and
+    throughput come from the interleaved ``rounds`` where taken (validator.speed.rounds),
+    else from the separate measurements; a ratio is provisional when a load average it
+    rests on exceeded the cores."""
     reference = infos[0]
+    cores = os.cpu_count() or 1
     for info in infos[1:]:
         info.speedup_vs_reference = _ratio(reference.latency_ms_p50, info.latency_ms_p50)
         info.throughput_vs_reference = _ratio(info.throughput_rows_per_s,
@@ -198,6 +267,18 @@ def add_ratios(infos: list) -> None:
         info.size_vs_reference = _ratio(info.size_bytes, reference.size_bytes)
         info.memory_vs_reference = _ratio(info.memory_bytes, reference.memory_bytes)
         info.capacity_vs_reference = _ratio(info.capacity_rps, reference.capacity_rps)
+        info.comparison = comparison(reference, info)
+        loads = [x for x in (reference.load_average_1m, info.load_average_1m) if x is not None]
+        found = (rounds or {}).get(info.name)
+        if found is not None:
+            info.speedup_vs_reference = found["speedup_vs_reference"]
+            info.throughput_vs_reference = found["throughput_vs_reference"]
+            info.speedup_vs_reference_range = found["speedup_vs_reference_range"]
+            info.throughput_vs_reference_range = found["throughput_vs_reference_range"]
+            info.ratio_rounds = found["rounds"]
+            loads += [found["load_average_max"]] if found["load_average_max"] is not None else []
+        info.ratio_load_average_max = max(loads) if loads else None
+        info.ratio_provisional = bool(loads) and max(loads) > cores
 
 
 def add_replicas(infos: list, instance_memory_gb: float | None) -> None:
