@@ -335,6 +335,9 @@ BUILDERS = {
     "config-too-deep": lambda s: sample_where(s, f" {DEEP_WHERE}\n"),
     "config-not-a-regular-file": lambda s: ["run", "--config", "/dev/zero", "--quiet"],
     "config-seed-negative": lambda s: s.run(seed=-1),
+    "config-max-drop-wide": lambda s: s.run(gate={"metric": "spearman", "max_drop": 1}),
+    "config-scale-too-wide": lambda s: s.run(rubric={**s.config["rubric"],
+                                                     "scale": [1, 100000]}),
     "config-reserved-scorer-name": lambda s: s.run(candidates=[
         {"name": "human", "backend": "columns", "columns": "{dimension}_cand"}]),
     "config-reserved-scorer-underscore": lambda s: s.run(candidates=[
