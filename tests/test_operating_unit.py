@@ -177,12 +177,14 @@ def planted(checks, frame, gate: GateConfig) -> dict[str, np.ndarray]:
     gated = {s: r for s, r in rows.items() if r >= gate.min_rows} or rows
     target = min(gated, key=gated.get)
     first = np.array([c.candidate == checks[0].candidate for c in checks], dtype=float)
+    gated = np.array([c.role == "gate" for c in checks], dtype=float)  # guards: other unit
     max_drop = np.array([c.max_drop for c in checks])
     share = {s: (frame[target] & frame[s]).sum() / max(r, 1) for s, r in rows.items()}
     effect = EFFECT_MULTIPLE * gate.max_drop
     return {"lossless": np.zeros(len(checks)), "max_drop": first * max_drop,
             "twice_max_drop": first * 2 * max_drop,
-            "smallest_slice": first * effect * np.array([share[c.slice] for c in checks])}
+            "smallest_slice": first * gated * effect
+            * np.array([share[c.slice] for c in checks])}
 
 
 def compare(world, gate: GateConfig, seed: int = 5, frame=None, check_range=True) -> dict:
@@ -409,3 +411,30 @@ def test_the_correction_named_is_the_one_applied():
     bh = shares(compare(world, gate.model_copy(update={"correction": "bh"})))[
         "twice_max_drop"][0]
     assert holm < 0.15 and bh > 0.6
+
+
+def test_location_guard_checks_get_no_smallest_slice_effect():
+    """The smallest-slice effect is in the gate metric's unit: a guard's checks (MAE) do
+    not receive it; max_drop scenarios plant each check's own max_drop."""
+    checks, resamples = standard_world()
+    checks = [replace(c, role="location_guard") if c.dimension == "b" else c for c in checks]
+    compare((checks, resamples), CONFIGS["confident-holm"][0])
+
+
+def test_budget_is_inclusive_and_texts_are_exact():
+    gate, _, _ = CONFIGS["point"]
+    first = compare(standard_world(), gate)
+    at_budget = compare(standard_world(), gate.model_copy(
+        update={"false_fail_budget": first["false_fail"]}))
+    assert at_budget["false_fail"] == first["false_fail"] and at_budget["within_budget"]
+    assert at_budget["method"] == (
+        "simulated from this run's paired bootstrap: observed degradations as the truth, "
+        "one resample per slice as a run's sampling error, the gate's own rules")
+    assert [s["description"] for s in at_budget["scenarios"]] == [
+        "no true drop on any check",
+        "the first candidate drops by each check's max_drop everywhere",
+        "the first candidate drops by twice each check's max_drop everywhere",
+        "the first candidate drops by 6 on the smallest gated slice, small (diluted in the "
+        "slices that overlap it)"]
+    half = compare(standard_world(), CONFIGS["confident"][0])  # gate.max_drop 0.5
+    assert [s["drop"] for s in half["scenarios"]] == [0.0, 0.5, 1.0, 3.0]
