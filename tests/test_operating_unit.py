@@ -378,8 +378,12 @@ def test_every_resample_can_be_drawn():
 
 
 def flip_check(n: int, dimension: str = "a", sd: float = 2.0) -> Check:
-    return Check("c1", "s", dimension, "exact_agreement", n, 70.0, 70.0, 0.0, -1.0, 1.0, 1.0,
-                 "", "", 0.5, 0.5, 1.0, 0, 0, math.nan, sd, 0.5, 0.5)
+    return Check(candidate="c1", slice="s", dimension=dimension, metric="exact_agreement",
+                 n=n, reference=70.0, candidate_value=70.0, degradation=0.0, ci_low=-1.0,
+                 ci_high=1.0, max_drop=1.0, verdict="", reason="", p_value=0.5,
+                 p_value_adjusted=0.5, detectable_degradation=1.0, flips_to_disagree=0,
+                 flips_to_agree=0, human_ceiling=math.nan, bootstrap_sd=sd,
+                 p_value_max_drop=0.5, p_value_max_drop_adjusted=0.5)
 
 
 @pytest.mark.filterwarnings("error")  # zero spreads and zero pairs without numpy warnings
@@ -400,7 +404,8 @@ def test_widening_by_hand():
 
 def test_the_correction_named_is_the_one_applied():
     """Every first-candidate check just beyond twice max_drop (p about 0.01 each, draws
-    that barely move it): BH rejects them together, Holm (36 tests) almost never."""
+    that barely move it): BH rejects them together, Holm (a family of 36 tests per
+    candidate) in well under two thirds of the runs."""
     degradations = dict.fromkeys(itertools.product(("c1", "c2"), SLICES,
                                                    [*DIMENSIONS, "_all"]), 0.0)
     world = make_world(degradations, dict.fromkeys(SLICES, 0.45), dict.fromkeys(SLICES, 1.0),
@@ -410,7 +415,7 @@ def test_the_correction_named_is_the_one_applied():
     holm = shares(compare(world, gate))["twice_max_drop"][0]
     bh = shares(compare(world, gate.model_copy(update={"correction": "bh"})))[
         "twice_max_drop"][0]
-    assert holm < 0.15 and bh > 0.6
+    assert holm < 0.6 and bh > 0.9
 
 
 def test_location_guard_checks_get_no_smallest_slice_effect():
