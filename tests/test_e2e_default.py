@@ -75,3 +75,22 @@ def test_default_run_writes_every_output(default_run):
     for s in summary["slices"]:
         assert s["name"] in html
     assert summary["verdict"].upper() in (out / "summary.md").read_text()
+
+
+def test_the_near_lossless_candidate_passes_and_the_int8_twins_fail(default_run):
+    """Issue 23.6: the default demonstrates a gate that can pass. onnx-fp32 (the
+    reference exported, unquantized) fails no check and flips no rounded prediction;
+    each INT8 twin fails checks; the pool feeds the design of every slice."""
+    _, out = default_run
+    summary = json.loads((out / "summary.json").read_text())
+    verdicts = {}
+    for check in summary["checks"]:
+        verdicts.setdefault(check["candidate"], set()).add(check["verdict"])
+    assert "fail" not in verdicts["onnx-fp32"] and "pass" in verdicts["onnx-fp32"]
+    assert "fail" in verdicts["int8-dynamic"] and "fail" in verdicts["onnx-int8-static"]
+    lossless = [c for c in summary["checks"] if c["candidate"] == "onnx-fp32"]
+    assert all(c["flip_rate"] == 0 for c in lossless if c["flip_rate"] is not None)
+    assert summary["design"]["pool_rows"] > 0 and summary["design"]["rated_rows"] > 0
+    assert all(s["pool_rows"] is not None for s in summary["slices"])
+    card = (out / "summary.md").read_text()
+    assert "onnx-fp32" in card and "Power before work" in card
