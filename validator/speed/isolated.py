@@ -38,19 +38,26 @@ import numpy as np
 from validator.errors import ScoringError
 
 
+def in_fresh_process(module: str, request: dict, what: str) -> dict:
+    """``python -m module`` with ``request`` as JSON on its stdin; the JSON of its last
+    line of output. ScoringError saying ``what`` timed out or failed."""
+    try:
+        done = subprocess.run([sys.executable, "-m", module], input=json.dumps(request),
+                              capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired as exc:
+        raise ScoringError(f"{what} timed out") from exc
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ScoringError(f"{what} failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def measure(spec: dict, texts: list[str], slo_ms: float) -> dict:
     """Run the isolated measurement of the scorer ``spec`` (Scorer.serving_spec) in a
     fresh process; ScoringError if it fails."""
-    request = json.dumps({"spec": spec, "texts": texts, "slo_ms": slo_ms})
-    try:
-        done = subprocess.run([sys.executable, "-m", "validator.speed.isolated"], input=request,
-                              capture_output=True, text=True, timeout=1800)
-    except subprocess.TimeoutExpired as exc:
-        raise ScoringError(f"measuring {spec['name']!r} alone timed out") from exc
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ScoringError(f"measuring {spec['name']!r} alone failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_fresh_process("validator.speed.isolated",
+                            {"spec": spec, "texts": texts, "slo_ms": slo_ms},
+                            f"measuring {spec['name']!r} alone")
 
 
 def _rss() -> int:

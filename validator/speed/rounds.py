@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from validator.errors import ScoringError
+from validator.speed.isolated import import_runtime, in_fresh_process, load_serving, warm_up
 
 ROUNDS = 5
 LATENCY_TEXTS = 16
@@ -89,23 +88,13 @@ def measure_rounds(reference_spec: dict, candidate_specs: list[dict],
                    texts: list[str]) -> list[dict]:
     """The interleaved rounds of each candidate against the reference (Scorer.serving_spec
     each), in one fresh process; ScoringError if it fails."""
-    request = json.dumps({"reference": reference_spec, "candidates": candidate_specs,
-                          "texts": texts})
     names = ", ".join(repr(spec["name"]) for spec in candidate_specs)
-    try:
-        done = subprocess.run([sys.executable, "-m", "validator.speed.rounds"], input=request,
-                              capture_output=True, text=True, timeout=1800)
-    except subprocess.TimeoutExpired as exc:
-        raise ScoringError(f"timing {names} against the reference timed out") from exc
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ScoringError(f"timing {names} against the reference failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_fresh_process("validator.speed.rounds",
+                            {"reference": reference_spec, "candidates": candidate_specs,
+                             "texts": texts}, f"timing {names} against the reference")
 
 
 def _loaded(spec: dict, scratch: Path, texts: list[str]):
-    from validator.speed.isolated import import_runtime, load_serving, warm_up
-
     import_runtime(spec)
     scorer = load_serving(spec, scratch)
     scorer.set_threads(os.cpu_count() or 1)
