@@ -336,6 +336,11 @@ BUILDERS = {
     "config-not-a-regular-file": lambda s: ["run", "--config", "/dev/zero", "--quiet"],
     "config-seed-negative": lambda s: s.run(seed=-1),
     "config-max-drop-wide": lambda s: s.run(gate={"metric": "spearman", "max_drop": 1}),
+    "config-bootstrap-resamples-huge": lambda s: s.run(gate={"bootstrap_resamples": 10**7}),
+    "route-on-id-column": lambda s: s.routed(
+        [{"slice": "by_id", "to": "ref"}, {"default": "cand"}],
+        slices=[str(ROOT / "slices"), str(write(
+            s, "by_id.yaml", "slices:\n  - name: by_id\n    where: {id: {in: ['1']}}\n"))]),
     "config-scale-too-wide": lambda s: s.run(rubric={**s.config["rubric"],
                                                      "scale": [1, 100000]}),
     "config-reserved-scorer-name": lambda s: s.run(candidates=[

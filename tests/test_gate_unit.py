@@ -10,6 +10,7 @@ These tests are also the ones mutation testing runs against validator/judge/gate
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -623,3 +624,19 @@ def test_evaluate_gate_follows_on_inconclusive():
         result = evaluate_gate(metrics, HUMAN, same, masks, config)
         assert {c.verdict for c in result.checks} == {PASS, INCONCLUSIVE}  # "even" < 6 rows
         assert (result.verdict, result.exit_code) == expected
+
+
+def test_warn_never_ships_a_check_whose_whole_ci_lies_above_max_drop():
+    """on_inconclusive: warn forgives checks too small to decide, not a loss the
+    correction softened (a hostile trial diluted Holm's family with trivial slices)."""
+    softened = Check(candidate="c", slice="all", dimension="_all", metric="exact_agreement",
+                     n=500, reference=60.0, candidate_value=57.0, degradation=3.0,
+                     ci_low=1.5, ci_high=4.5, max_drop=1.0, verdict=INCONCLUSIVE,
+                     reason="", p_value=0.01, p_value_adjusted=0.3,
+                     detectable_degradation=2.0, flips_to_disagree=20, flips_to_agree=5,
+                     human_ceiling=70.0)
+    small = replace(softened, slice="tiny", ci_low=-3.0, ci_high=5.0)
+    passing = replace(softened, slice="big", ci_low=-0.5, ci_high=0.5, verdict=PASS)
+    assert gate_result([softened, passing], "warn").verdict == INCONCLUSIVE
+    assert gate_result([small, passing], "warn").verdict == PASS
+    assert gate_result([small, passing], "fail").verdict == INCONCLUSIVE

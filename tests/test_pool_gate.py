@@ -132,3 +132,51 @@ def test_the_design_path_is_taken_only_with_a_pool_or_unequal_weights():
     pool[1] = np.nan
     assert needs_design(pool, np.array([1.0, 0.0, 1.0]))        # an unrated pool row
     assert not needs_design(np.empty((0, 2)), np.ones(0))
+
+
+def run_summary(tmp_path, frame, **gate) -> tuple[int, dict]:
+    config = columns_config(tmp_path, frame, **({"gate": gate} if gate else {}))
+    out = tmp_path / "run"
+    result = run_cli("run", "--config", str(config), "--out", str(out), "--quiet")
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads((out / "summary.json").read_text())
+
+
+def test_rated_rows_unlike_the_pool_decide_nothing(tmp_path, scored_rows):
+    """A hostile trial's wrong pass: the candidate flips only rated rows (all worse),
+    the unrated pool never flips, so the pool's 0% flip share diluted a large loss. The
+    rated rows are then no uniform subsample: every check is inconclusive, saying so."""
+    frame = scored_rows.copy()
+    for d in DIMENSIONS:
+        frame[f"{d}_cand"] = frame[f"{d}_ref"]
+    pool = np.random.default_rng(4).random(len(frame)) < 0.8
+    frame.loc[pool, RATERS] = np.nan
+    rated_rows = np.flatnonzero(~pool)
+    worse = rated_rows[: len(rated_rows) // 3]
+    for d in DIMENSIONS:
+        human = frame[[f"{d}_r1", f"{d}_r2"]].mean(axis=1).to_numpy()
+        frame.loc[frame.index[worse], f"{d}_ref"] = human[worse]
+        frame.loc[frame.index[worse], f"{d}_cand"] = np.where(human[worse] >= 3, 1.0, 5.0)
+    code, summary = run_summary(tmp_path, frame)
+    assert code == 1
+    everything = [c for c in summary["checks"] if c["slice"] == "all"]
+    assert {c["verdict"] for c in everything} == {"inconclusive"}
+    assert all("no uniform subsample" in c["reason"] for c in everything)
+
+
+def test_a_handful_of_rated_flips_cannot_speak_for_the_pool(tmp_path, scored_rows):
+    """Flips everywhere, but only a few of the flipped rows rated: inconclusive."""
+    frame = candidate_flipping(scored_rows.copy(), 0.3, 5)
+    flipped = (frame[[f"{d}_cand" for d in DIMENSIONS]].to_numpy()
+               != frame[[f"{d}_ref" for d in DIMENSIONS]].to_numpy()).any(axis=1)
+    rated = np.zeros(len(frame), dtype=bool)
+    rated[np.flatnonzero(~flipped)[:200]] = True
+    rated[np.flatnonzero(flipped)[:3]] = True
+    frame.loc[~rated, RATERS] = np.nan
+    code, summary = run_summary(tmp_path, frame)
+    assert code == 1
+    reasons = [c["reason"] for c in summary["checks"] if c["verdict"] == "inconclusive"]
+    assert any("flipped pairs are rated, fewer than 10" in r or "no uniform subsample" in r
+               for r in reasons)
+    assert not any(c["verdict"] == "pass" for c in summary["checks"]
+                   if c["slice"] == "all" and c["flip_rate"])

@@ -16,7 +16,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
 
 from validator.assets import asset
 from validator.bounded_yaml import load_yaml_file
-from validator.errors import ConfigError
+from validator.errors import ConfigError, validation_message
+from validator.route_checks import check_routes
 
 
 HUMAN = "human"  # predictions.parquet's human:{dimension} columns
@@ -140,7 +141,7 @@ class ScorerConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ScorerConfig":
-        if self.route is not None:  # targets: check_routes; slices: validator.routing
+        if self.route is not None:  # targets: route_checks; slices: validator.routing
             if any(v is not None for v in (self.backend, self.model, self.from_,
                                            self.recipe, self.columns)):
                 raise ValueError("a routed scorer takes 'route' and no 'backend'/'model'/"
@@ -208,7 +209,7 @@ class GateConfig(StrictModel):
     on_inconclusive: Literal["fail", "warn"] = "fail"
     policy: Literal["point", "confident", "non_inferiority"] = "confident"
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    bootstrap_resamples: int = Field(default=1000, ge=100)
+    bootstrap_resamples: int = Field(default=1000, ge=100, le=100_000)  # 1e5: minutes
     correction: Literal["none", "holm", "bh"] = "holm"
     false_fail_budget: float = Field(default=0.05, gt=0, lt=0.5)  # per run, family-wise
     max_concentration: float | None = Field(default=None, gt=0, le=1)  # off by default
@@ -328,26 +329,6 @@ class Config(StrictModel):
         return self
 
 
-def _key(loc: tuple) -> str:
-    """A pydantic location as the config spells it: ``gate.overrides[1].max_drop``."""
-    key = ""
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
-    return key
-
-
-def _describe(error: dict) -> str:
-    key = _key(error["loc"]) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
-    if error["type"] == "missing":
-        return f"{key}: required key is missing"
-    given = error.get("input")
-    shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{key}: {message}{shown}"
-
-
 def _resolve_model(scorer: Any, base: Path) -> Any:
     if isinstance(scorer, dict) and scorer.get("model") not in (None, "default"):
         return {**scorer, "model": str(base / str(scorer["model"]))}
@@ -379,46 +360,13 @@ def parse_config(raw: Any, source: str, base: Path) -> Config:
     try:
         config = Config.model_validate(_resolve(raw, base))
     except ValidationError as exc:
-        first = _describe(exc.errors()[0])
+        first = validation_message(exc.errors()[0])
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
         raise ConfigError(f"{source}: {first}{suffix}") from exc
     config._source = source
     check_routes(config)
     return config
-
-
-def check_routes(config: Config) -> None:
-    """Routed candidates: targets exist and no route leads back to itself (the rules'
-    slices are resolved by validator.routing once the slices are loaded)."""
-    names = [s.name for s in config.scorers]
-    routes = {c.name: (c.key, c.route) for c in config.candidates if c.route is not None}
-    if config.reference.route is not None:
-        raise ConfigError(f"{config.source}: reference.route: the reference cannot be routed")
-    for name, (key, raw) in routes.items():
-        for i, entry in enumerate(raw):
-            if not isinstance(entry, dict) or not {"to", "default"} & set(entry):
-                continue  # not a rule: routing.parse_rules names the problem
-            target = entry.get("to", entry.get("default"))
-            if target not in names:  # null included: str(None) would name no scorer
-                raise ConfigError(f"{config.source}: {key}.route[{i}]: unknown scorer "
-                                  f"{target!r} (valid: {', '.join(n for n in names if n != name)})")
-    for name in routes:
-        _find_cycle(name, routes, [name], config.source)
-
-
-def _targets(raw) -> list:
-    return [e.get("to", e.get("default")) for e in raw if isinstance(e, dict)]
-
-
-def _find_cycle(name: str, routes: dict, path: list[str], source: str) -> None:
-    key, raw = routes[name]
-    for i, target in enumerate(_targets(raw)):
-        if target == path[0]:
-            raise ConfigError(f"{source}: {key}.route[{i}]: routing cycle "
-                              f"{' -> '.join([*path, target])}")
-        if target in routes and target not in path:
-            _find_cycle(target, routes, [*path, target], source)
 
 
 def parse_options(model: type[StrictModel], options: dict):

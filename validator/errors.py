@@ -49,3 +49,24 @@ def first_line(exc: BaseException) -> str:
     for one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _key(loc: tuple) -> str:
+    """A pydantic location as the config spells it: ``gate.overrides[1].max_drop``."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key
+
+
+def validation_message(error: dict) -> str:
+    """One pydantic error as the config spells it: ``gate.max_dorp: unknown key``."""
+    key = _key(error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    given = error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}{shown}"

@@ -10,7 +10,7 @@ last rule is the default::
 In a gate config a rule names a slice of the run; in a routing file (what
 ``validator recommend`` writes, what ``Router.from_file`` reads at serving time) each
 rule also carries that slice's condition, so the file stands alone. A condition may
-read only what is known at request time: never a rating or prediction column, and
+read only what is known at request time: never a rating, prediction or id column, and
 with ``sample.serving_columns`` only those columns, the text and the columns derived
 from it (``word_count``, ``char_count``).
 
@@ -152,11 +152,13 @@ def parse_rules(raw: Any, slices: dict[str, tuple[Condition | None, Any]], where
     return tuple(rules)
 
 
-# -- routed candidates in a gate config (targets: config.check_routes) ------------------
+# -- routed candidates in a gate config (targets: route_checks) ------------------
 
 def forbidden_columns(config) -> set[str]:
-    """Columns not known at request time: ratings and bring-your-own predictions."""
+    """Columns not known at request time: ratings, bring-your-own predictions and the
+    sample's row ids (an id never recurs in production traffic)."""
     columns = {c for d in config.rubric.dimensions for c in config.rubric.rater_columns(d)}
+    columns.add(config.sample.id_column)
     for scorer in config.scorers:
         if isinstance(scorer.columns, str):
             columns |= {scorer.columns.replace("{dimension}", d)
@@ -188,8 +190,8 @@ def build_routers(config, slice_defs) -> dict[str, Router]:
 def _check_servable(column, rule: Rule, forbidden, serving, text) -> None:
     where = f"{rule.key}.slice"
     if column in forbidden:
-        raise ConfigError(f"{where}: slice {rule.slice!r} reads {column!r}, a rating or "
-                          f"prediction column, which is not known at request time")
+        raise ConfigError(f"{where}: slice {rule.slice!r} reads {column!r}, a rating, "
+                          f"prediction or id column, which is not known at request time")
     if serving is not None and column not in (*serving, text, *DERIVED_COLUMNS):
         raise ConfigError(f"{where}: slice {rule.slice!r} reads {column!r}, which is not in "
                           f"sample.serving_columns ({', '.join(serving)}); routing may use only "

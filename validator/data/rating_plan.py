@@ -55,7 +55,26 @@ def read_plan(path: Path) -> pd.DataFrame:
         raise SampleError(f"{path}: duplicate ids {_examples(plan['id'][plan['id'].duplicated()])}")
     if plan["pool_ids_sha256"].nunique() != 1:
         raise SampleError(f"{path}: column pool_ids_sha256 must hold one value")
-    return plan.assign(inclusion_probability=probability).set_index("id")
+    plan = plan.assign(inclusion_probability=probability).set_index("id")
+    check_probabilities(plan, path)
+    return plan
+
+
+def check_probabilities(plan: pd.DataFrame, path: Path) -> None:
+    """Every probability must follow from the plan's own strata and phases (stratified
+    sampling after earlier uniform ratings: r0 + (1 - r0) n_h / N_h, validator.data.design),
+    so an edited probability cannot reweigh the rated rows."""
+    pool = plan["phase"] != "rated"
+    chosen = (plan["phase"] == "to_rate").groupby(plan["stratum"]).sum()
+    size = pool.groupby(plan["stratum"]).sum()
+    share = (chosen / size.where(size > 0)).fillna(0.0)
+    earlier = float((~pool).mean())
+    expected = earlier + (1.0 - earlier) * plan["stratum"].map(share).to_numpy()
+    off = plan.index[np.abs(plan["inclusion_probability"].to_numpy() - expected) > 1e-6]
+    if len(off):
+        raise SampleError(f"{path}: inclusion_probability of rows {_examples(off)} does not "
+                          f"follow from the plan's strata and phases (r0 + (1 - r0) n_h/N_h); "
+                          f"the file was edited: make a new plan with validator plan-ratings")
 
 
 def uniform_design(rated: np.ndarray, index: pd.Index) -> pd.DataFrame:

@@ -82,6 +82,7 @@ class Check:
     phase1_sd: float = 0.0                # the part of bootstrap_sd more ratings cannot shrink
     ratings_needed_uniform: int | None = None   # rated rows to rule out max_drop at no loss
     ratings_needed_targeted: int | None = None  # the same with ratings on flipped rows only
+    design_note: str = ""  # why the pool's design cannot support this check (inconclusive)
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -119,6 +120,8 @@ def judge(check: Check, slice_rows: int, gate: GateConfig) -> tuple[str, str]:
         return FAIL, f"max_drop {drop!r} is not a finite number >= 0"
     if check.n < gate.min_rows:
         return INCONCLUSIVE, f"only {check.n} rated rows, fewer than min_rows {gate.min_rows}"
+    if check.design_note:
+        return INCONCLUSIVE, check.design_note
     if math.isnan(check.degradation) or math.isnan(low):
         return INCONCLUSIVE, ("the metric is undefined on this slice (constant ratings), "
                               "or some of its flipped rows have no rated counterpart")
@@ -341,27 +344,39 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
                   p_value_max_drop_adjusted=p_max_drop, role=role, unit=metric.unit,
                   flip_rate=stats.flip_rate,
                   phase1_sd=stats.design.phase1_sd if designed and stats.design else 0.0,
-                  ratings_needed_uniform=uniform, ratings_needed_targeted=targeted)
+                  ratings_needed_uniform=uniform, ratings_needed_targeted=targeted,
+                  design_note=stats.design_note)
     verdict, reason = judge(check, slice_rows, config.gate)
     if role == GUARD_ROLE:
         reason = f"location guard ({metric.name}, {metric.unit}): {reason}"
     return replace(check, verdict=verdict, reason=reason)
 
 
-def run_verdicts(verdicts: np.ndarray, on_inconclusive: str) -> np.ndarray:
-    """The run's verdict from its checks' verdicts (rows: runs, columns: checks)."""
+def run_verdicts(verdicts: np.ndarray, on_inconclusive: str,
+                 likely_loss: np.ndarray | None = None) -> np.ndarray:
+    """The run's verdict from its checks' verdicts (rows: runs, columns: checks).
+    ``likely_loss``: inconclusive checks whose whole CI lies above max_drop (softened
+    by the correction); they block even under ``on_inconclusive: warn``, which only
+    forgives checks too small to decide."""
     failed = (verdicts == FAIL).any(axis=1)
-    undecided = ~(verdicts == PASS).any(axis=1) | (
-        (verdicts == INCONCLUSIVE).any(axis=1) & (on_inconclusive == "fail"))
+    blocking = (verdicts == INCONCLUSIVE) & (
+        (on_inconclusive == "fail") | (False if likely_loss is None else likely_loss))
+    undecided = ~(verdicts == PASS).any(axis=1) | blocking.any(axis=1)
     return np.select([failed, undecided], [FAIL, INCONCLUSIVE], PASS)
 
 
 def gate_result(checks: list[Check], on_inconclusive: str,
                 resamples: list[np.ndarray] | None = None) -> GateResult:
     """The run's verdict and exit code from its checks' verdicts."""
-    verdict = str(run_verdicts(np.array([[c.verdict for c in checks]], dtype=object),
-                               on_inconclusive)[0])
+    verdicts = np.array([[c.verdict for c in checks]], dtype=object)
+    likely = np.array([[likely_loss(c) for c in checks]], dtype=bool)
+    verdict = str(run_verdicts(verdicts, on_inconclusive, likely)[0])
     return GateResult(verdict, 0 if verdict == PASS else 1, checks, resamples or [])
+
+
+def likely_loss(check: Check) -> bool:
+    """An inconclusive check whose whole CI lies above its max_drop."""
+    return check.verdict == INCONCLUSIVE and bool(check.ci_low > check.max_drop)
 
 
 def require_serving_isa(result: GateResult, missing_isa: list[str]) -> GateResult:

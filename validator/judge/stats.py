@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.stats import binom, norm
+from scipy.stats import binom, ks_2samp, norm
 
 from validator.judge.design_estimates import (DesignEstimate, cell_bounds, cell_columns,
                                               cells_of, combine, estimate, flip_pairs)
@@ -54,6 +54,7 @@ class PairedStats:
     flip_rate: float = float("nan")  # share of the slice's pairs whose rounded predictions differ
     design: DesignEstimate | None = field(default=None, compare=False)  # pool-aware estimate
     bound: np.ndarray | None = field(default=None, compare=False, repr=False)  # max d^2 per cell
+    design_note: str = ""  # why the design cannot support the estimate (inconclusive)
 
 
 def flips(h, ref, cand, scale, tolerance: int = 0) -> tuple[int, int]:
@@ -180,15 +181,55 @@ def slice_stats(metric: Metric, human: np.ndarray, reference: np.ndarray,
                                   chunks, scale)
     else:
         samples = _design_samples(columns, chunks)
+    notes = {} if weight is None else design_notes(metric, human, reference, candidates,
+                                                     dimensions, scale, weight)
     out = {}
     for (name, dimension), values in samples.items():
         h, r, c, _ = check_inputs(human, reference, candidates[name], dimension, dimensions)
         design, bound = extras.get((name, dimension), (None, None))
         stats = summarise(metric, values, h, r, c, scale, confidence)
         out[(name, dimension)] = replace(
-            stats, design=design, bound=bound,
+            stats, design=design, bound=bound, design_note=notes.get((name, dimension), ""),
             flip_rate=flip_rate(reference, candidates[name], dimension, dimensions, scale))
     return out
+
+
+MIN_RATED_FLIPS = 10     # rated flipped pairs a check's pool-aware estimate rests on, at least
+UNLIKE_POOL_P = 1e-3     # a KS test this sure that rated rows are no uniform subsample
+
+
+def design_notes(metric, human, reference, candidates, dimensions, scale,
+                 weight) -> dict[tuple[str, str], str]:
+    """Checks the design cannot support, and why (their checks are inconclusive):
+    without a rating plan, rated rows whose prediction differences do not look like
+    the pool's (the rated rows are then no uniform subsample, and the pool's shares
+    would be paired with unrepresentative differences); and flipped pairs with fewer
+    than MIN_RATED_FLIPS rated (a handful of ratings cannot speak for the pool)."""
+    rated = ~np.isnan(human)
+    rows_rated = rated.any(axis=1)
+    planned = rows_rated.any() and np.ptp(weight[rows_rated]) > 0
+    notes = {}
+    for name, pred in candidates.items():
+        distance = flip_pairs(metric, reference, pred, scale)
+        unlike = ""
+        if not planned and rows_rated.sum() >= 20 and (~rows_rated).sum() >= 20:
+            test = ks_2samp(distance[rows_rated].max(axis=1), distance[~rows_rated].max(axis=1))
+            if test.pvalue < UNLIKE_POOL_P:
+                unlike = (f"its rated rows do not look like its unrated pool rows (prediction "
+                          f"differences, KS p = {test.pvalue:.1e}): they are no uniform "
+                          f"subsample; rate the rows validator plan-ratings chooses")
+        for j, dimension in enumerate([*dimensions, ALL_DIMENSIONS]):
+            part = slice(None) if dimension == ALL_DIMENSIONS else slice(j, j + 1)
+            flipped = distance[:, part] > 0
+            rated_flips = int((flipped & rated[:, part]).sum())
+            if unlike:
+                notes[(name, dimension)] = unlike
+            elif flipped.any() and rated_flips < MIN_RATED_FLIPS:
+                notes[(name, dimension)] = (
+                    f"only {rated_flips} of its {int(flipped.sum()):,} flipped pairs are "
+                    f"rated, fewer than {MIN_RATED_FLIPS}: the loss on flipped rows cannot "
+                    f"be estimated; rate flipped rows (validator plan-ratings)")
+    return notes
 
 
 def flip_rate(reference, candidate, dimension, dimensions, scale) -> float:

@@ -152,10 +152,13 @@ def _route(summary: RunRecord,
 
 
 def candidate_verdict(summary: RunRecord, name: str) -> str:
-    verdicts = {c.verdict for c in checks_of(summary, name)}
+    checks = checks_of(summary, name)
+    verdicts = {c.verdict for c in checks}
     if "fail" in verdicts:
         return "fail"
-    if "inconclusive" in verdicts and summary.gate.on_inconclusive == "fail":
+    likely = any(c.verdict == "inconclusive" and c.ci_low is not None and c.max_drop is not None
+                 and c.ci_low > c.max_drop for c in checks)  # blocks even under warn
+    if "inconclusive" in verdicts and (summary.gate.on_inconclusive == "fail" or likely):
         return "inconclusive"
     return "pass"
 
