@@ -131,3 +131,30 @@ def test_a_budget_outside_the_pool_is_refused(planned, tmp_path, budget):
     result = run_cli("plan-ratings", str(folder / "run"), "--budget", budget,
                      "--out", str(tmp_path / "p.csv"))
     assert result.returncode == 2 and "--budget" in result.stderr
+
+
+def test_plan_ratings_never_replaces_a_users_file(planned, tmp_path):
+    folder, _, _, _ = planned
+    mine = tmp_path / "mine.csv"
+    mine.write_text("id,notes\n1,keep me\n")
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", str(BUDGET),
+                     "--out", str(mine))
+    assert result.returncode == 2 and "choose another --out" in result.stderr
+    assert mine.read_text() == "id,notes\n1,keep me\n"
+
+
+def test_an_edited_inclusion_probability_is_refused(planned, tmp_path):
+    """A hostile trial's wrong pass: lowering the probability of the rows where the
+    candidate happened to be right reweighed the estimate. Probabilities must follow
+    from the plan's own strata and phases."""
+    _, _, plan, _ = planned
+    table = pd.read_csv(plan, dtype={"id": str})
+    chosen = table.index[table["phase"] == "to_rate"][:5]
+    table.loc[chosen, "inclusion_probability"] = 0.001
+    edited = tmp_path / "PLAN.csv"
+    table.to_csv(edited, index=False)
+    from validator.data.rating_plan import read_plan
+    from validator.errors import SampleError
+
+    with pytest.raises(SampleError, match="does not follow from the plan's strata"):
+        read_plan(edited)

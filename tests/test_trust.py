@@ -248,6 +248,22 @@ def test_recommend_refuses_edited_predictions(failed_run, tmp_path):
         assert result.exit_code == 2 and "predictions.parquet: does not match" in result.output
 
 
+@pytest.mark.parametrize("command", [["recommend"], ["discover"]])
+def test_after_commands_never_replace_a_users_file_or_the_runs_records(failed_run, tmp_path,
+                                                                      command):
+    """A hostile trial's lost files: --out over a file the tool did not write, or over
+    the run's own summary.json, exits 2 and leaves it as it was."""
+    run = copied(failed_run, tmp_path)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("my own notes\n")
+    for target, kept in ((mine, "my own notes\n"),
+                         (run / "summary.json", (run / "summary.json").read_text())):
+        result = run_cli(*command, str(run), "--out", str(target))
+        assert result.returncode == 2, result.stderr
+        assert str(target) in result.stderr and "choose another --out" in result.stderr
+        assert target.read_text() == kept
+
+
 def test_a_rerendered_report_and_side_files_stay_verifiable(failed_run, tmp_path):
     run = copied(failed_run, tmp_path)
     assert cli("report", str(run)).exit_code == 0  # report.html rewritten, manifest too

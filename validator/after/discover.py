@@ -36,6 +36,7 @@ from validator.record.run_dir import RunDir
 from validator.errors import ValidatorError
 from validator.metrics import ALL_DIMENSIONS, get_metric, round_rating
 from validator.record.write import write_text
+from validator.record.ownership import check_replaceable
 
 YAML_NAME = "discovered-slices.yaml"
 REDUNDANT = 0.5  # a group whose search rows overlap a better one this much is skipped
@@ -340,8 +341,9 @@ def figures_json(record: dict) -> str:
 
 def write_discovery(record: dict, path: Path) -> tuple[Path, Path]:
     """The YAML slices at ``path`` and every figure beside it (same name, .json)."""
+    figures = path.with_suffix(".json")
+    check_replaceable([path, figures])
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, to_yaml(record))
-    figures = path.with_suffix(".json")
     write_text(figures, figures_json(record))
     return path, figures

@@ -24,7 +24,9 @@ import pandas as pd
 
 from validator.data import design
 from validator.errors import ValidatorError
+from validator.record.ownership import check_replaceable
 from validator.record.run_dir import RunDir
+from validator.record.write import write_text
 from validator.record.schema import GateRecord
 
 UNIFORM_SHARE = 0.1  # of the budget, spread uniformly (absolute values, no zero pi)
@@ -156,10 +158,11 @@ def slice_power(run: RunPredictions, bounds: dict, probability: np.ndarray,
 
 def write_plan(rows: pd.DataFrame, record: dict, out: Path) -> Path:
     """PLAN.csv and PLAN.summary.json beside it; returns the summary's path."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_csv(out, index=False)
     summary_path = out.with_suffix(".summary.json")
-    summary_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    check_replaceable([out, summary_path])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, rows.to_csv(index=False))
+    write_text(summary_path, json.dumps(record, indent=2) + "\n")
     return summary_path
 
 

@@ -44,6 +44,7 @@ from validator.speed.mix import deployment_cost, traffic
 from validator.errors import ValidatorError
 from validator.judge.gate import FAIL, INCONCLUSIVE, PASS, evaluate_gate, gated_metrics
 from validator.metrics import compute_metrics
+from validator.record.ownership import check_replaceable
 from validator.record.run_dir import RunDir
 from validator.record.write import write_text
 from validator.routing import Router, Rule
@@ -328,18 +329,20 @@ def options_table(options: list[Option], max_share: float) -> str:
 def write_plan(out: Path, run: RunDir, options: list[Option], best: Option | None,
                max_share: float) -> list[Path]:
     """routing.yaml (the best confirmed plan), its gate-config snippet, the options table."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     table = out.with_name(out.stem + ".options.md")
+    options_json = out.with_name(out.stem + ".options.json")
+    snippet = out.with_name(out.stem + ".candidate.yaml")
+    check_replaceable([out, table, options_json, snippet])
+    out.parent.mkdir(parents=True, exist_ok=True)
     note = ("Plans chosen on one half of the gate rows (sha256 of the id) by a greedy "
             "search, confirmed on the other half.\n\n")
     write_text(table, note + options_table(options, max_share))
-    write_text(out.with_name(out.stem + ".options.json"),  # for the report (outputs.after_sections)
+    write_text(options_json,  # for the report (outputs.after_sections)
                json.dumps([asdict(o) for o in options], indent=2))
     if best is None:
         return [table]
     plan = router(run, best)
     write_text(out, plan.dump())
-    snippet = out.with_name(out.stem + ".candidate.yaml")
     route = [{"slice": r.slice, "to": r.to} for r in plan.rules[:-1]] + \
         [{"default": plan.default}]
     write_text(snippet,

@@ -80,6 +80,27 @@ def claim(paths: list[Path]) -> None:
         write_manifest(folder, files)
 
 
+RUN_RECORDS = ("summary.json", "predictions.parquet", "report.html", "junit.xml",
+               "summary.md")  # what an after-the-verdict command's --out never replaces
+
+
+def check_replaceable(paths: list[Path]) -> None:
+    """Before ``recommend``, ``discover`` or ``plan-ratings`` write: each path is new, or
+    a file the tool wrote (in its folder's manifest, unchanged), and never one of a
+    run's own records. ValidatorError naming the first path that is not."""
+    for path in paths:
+        if not (path.exists() or path.is_symlink()):
+            continue
+        files = read_manifest(path.parent) or {}
+        if path.name in (*RUN_RECORDS, MANIFEST_NAME) and path.name in files:
+            raise ValidatorError(f"{path}: is a record of the run in {path.parent}; "
+                                 f"choose another --out")
+        if path.is_symlink() or not path.is_file() or path.name not in files or \
+                file_sha256(path) != files[path.name]:
+            raise ValidatorError(f"{path}: exists and was not written by slice-validator "
+                                 f"(or changed since); choose another --out or remove it")
+
+
 def foreign_files(folder: Path) -> list[str]:
     """Entries of ``folder`` the tool did not write (or that changed since it did)."""
     files = read_manifest(folder) or {}
