@@ -264,7 +264,7 @@ def test_warning_expectations_and_production_mix_are_reported_not_fatal(tmp_path
 
 # -- the run directory ----------------------------------------------------------------
 
-def broken_report(*args):
+def broken_report(*args, **kwargs):
     raise RuntimeError("the template broke")
 
 

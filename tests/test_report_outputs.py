@@ -86,7 +86,7 @@ def test_report_against_the_same_run_changes_nothing(runs):
     assert "Not like for like" not in markdown and "| new " not in markdown
     assert "Same sample (sha256), slice definitions" in (new / "report.html").read_text()
     missing = run_cli("report", str(new), "--baseline", str(new / "nope"))
-    assert missing.returncode == 2 and "summary.json not found" in missing.stderr
+    assert missing.returncode == 2 and "summary.json: not found" in missing.stderr
 
 
 def check(**values) -> CheckRecord:
@@ -259,7 +259,7 @@ def test_a_tiny_slices_wide_interval_does_not_stretch_the_forest_axis():
 
     rows = [check(slice="big", degradation=2.0, ci_low=1.0, ci_high=3.0),
             check(slice="tiny", degradation=4.0, ci_low=-40.0, ci_high=60.0)]
-    plot = forest(SimpleNamespace(checks=rows), "c", "d")
+    plot = forest(SimpleNamespace(checks=rows, gate_checks=rows), "c", "d")
     big, tiny = plot["rows"]
     assert tiny["cut_low"] and tiny["cut_high"] and not (big["cut_low"] or big["cut_high"])
     assert big["x_high"] - big["x_low"] > 0.1 * (plot["width"] - plot["left"])

@@ -198,8 +198,8 @@ def test_max_concentration_fails_a_slice_whose_loss_sits_in_one_dimension(tmp_pa
     headline = frame.content_type == "headline"
     noise = np.random.default_rng(5).normal(0, 0.8, int(headline.sum()))
     frame.loc[headline, "compliance_cand"] += noise  # loss in one dimension, headlines only
-    gate = {"metric": "exact_agreement", "max_drop": 50.0, "min_rows": 50,
-            "max_concentration": 0.8}
+    gate = {"metric": "exact_agreement", "max_drop": 50.0, "allow_wide_max_drop": True,
+            "min_rows": 50, "max_concentration": 0.8}
     on = run_cli("run", "--config", str(columns_config(tmp_path, frame, gate=gate)),
                  "--out", str(tmp_path / "on"), "--quiet")
     assert on.returncode == 1, on.stderr
