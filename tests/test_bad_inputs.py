@@ -337,6 +337,8 @@ BUILDERS = {
     "config-seed-negative": lambda s: s.run(seed=-1),
     "config-max-drop-wide": lambda s: s.run(gate={"metric": "spearman", "max_drop": 1}),
     "config-bootstrap-resamples-huge": lambda s: s.run(gate={"bootstrap_resamples": 10**7}),
+    "config-rater-is-prediction": lambda s: s.run(rubric={**s.config["rubric"], "dimensions": {
+        **s.config["rubric"]["dimensions"], "clarity": ["clarity_r1", "clarity_cand"]}}),
     "route-on-id-column": lambda s: s.routed(
         [{"slice": "by_id", "to": "ref"}, {"default": "cand"}],
         slices=[str(ROOT / "slices"), str(write(

@@ -132,11 +132,30 @@ def check_config(config: Config) -> None:
         raise ConfigError(f"{config.source}: gate.metric: "
                           f"{choices_error('metric', config.gate.metric, METRICS)}")
     check_thresholds(config)
+    check_rater_columns(config)
     for scorer in config.scorers:
         check_scorer(scorer, config)
     for scorer in config.scorers:
         check_model(scorer, config)
     check_execution(config)
+
+
+def check_rater_columns(config: Config) -> None:
+    """A human rating column is never a scorer's prediction column (a candidate rated by
+    itself agrees with its raters by construction)."""
+    predictions = {}
+    for scorer in config.scorers:
+        if isinstance(scorer.columns, str):
+            predictions.update({scorer.columns.replace("{dimension}", d): scorer.name
+                                for d in config.rubric.dimensions})
+        elif isinstance(scorer.columns, dict):
+            predictions.update(dict.fromkeys(scorer.columns.values(), scorer.name))
+    for dimension in config.rubric.dimensions:
+        for column in config.rubric.rater_columns(dimension):
+            if column in predictions:
+                raise ConfigError(f"{config.source}: rubric.dimensions.{dimension}: rater "
+                                  f"column {column!r} holds the predictions of scorer "
+                                  f"{predictions[column]!r}")
 
 
 def check_overrides(config: Config, slice_names: list[str]) -> None:
