@@ -36,6 +36,7 @@ from validator.record.schema import GateRecord, RunRecord, SliceRecord, read_rec
 from validator.record.verdicts import check_verdicts
 
 SUMMARY, PREDICTIONS = "summary.json", "predictions.parquet"
+RENDERED = ("report.html", "summary.md", "junit.xml")  # redrawn by `report` when missing
 
 
 @dataclass
@@ -165,6 +166,8 @@ def verify_files(directory: Path, record: RunRecord) -> dict[str, Path]:
         raise ValidatorError(f"{directory / SUMMARY}: outputs lists no {PREDICTIONS}")
     for name, digest in record.outputs.items():
         path = directory / name
+        if not path.is_file() and name in RENDERED:
+            continue  # rendered from summary.json and the predictions: `report` redraws it
         if not path.is_file():
             raise ValidatorError(f"{path}: listed in {SUMMARY} outputs but missing")
         actual = file_sha256(path)
