@@ -374,9 +374,12 @@ def gate_result(checks: list[Check], on_inconclusive: str,
     return GateResult(verdict, 0 if verdict == PASS else 1, checks, resamples or [])
 
 
-def likely_loss(check: Check) -> bool:
-    """An inconclusive check whose whole CI lies above its max_drop."""
-    return check.verdict == INCONCLUSIVE and bool(check.ci_low > check.max_drop)
+def likely_loss(check) -> bool:
+    """An inconclusive check whose whole CI lies above its max_drop (a Check, or its
+    record, where an undefined bound is None rather than NaN)."""
+    low, drop = check.ci_low, check.max_drop
+    return check.verdict == INCONCLUSIVE and low is not None and drop is not None \
+        and bool(low > drop)
 
 
 def require_serving_isa(result: GateResult, missing_isa: list[str]) -> GateResult:

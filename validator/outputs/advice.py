@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from validator.judge.gate import likely_loss
 from validator.outputs.formats import guard_suffix
 from validator.record.schema import CheckRecord, RunRecord, ScorerRecord
 from validator.routing import Router
@@ -156,8 +157,7 @@ def candidate_verdict(summary: RunRecord, name: str) -> str:
     verdicts = {c.verdict for c in checks}
     if "fail" in verdicts:
         return "fail"
-    likely = any(c.verdict == "inconclusive" and c.ci_low is not None and c.max_drop is not None
-                 and c.ci_low > c.max_drop for c in checks)  # blocks even under warn
+    likely = any(likely_loss(c) for c in checks)  # blocks even under warn
     if "inconclusive" in verdicts and (summary.gate.on_inconclusive == "fail" or likely):
         return "inconclusive"
     return "pass"
