@@ -302,6 +302,7 @@ def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path):
     """SIGINT to a real run once the first prediction chunk is on disk: exit 2, no run
     directory; the re-run resumes from the cache and equals an uncached run."""
     frame = pd.read_csv(SAMPLE).head(3000)  # chunks of 512: SIGINT lands before the end
+    frame = frame.assign(**{f"{d}_candidate": frame[f"{d}_r1"] for d in DIMENSIONS})
     frame.to_parquet(tmp_path / "sample.parquet", index=False)
     config = {"sample": {"path": str(tmp_path / "sample.parquet")},
               "rubric": {"scale": [1, 5],
@@ -311,7 +312,7 @@ def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path):
                             "model": str(tiny_model_dir(tmp_path / "model")),
                             "max_length": 64},
               "candidates": [{"name": "raters", "backend": "columns",
-                              "columns": "{dimension}_r1"}],
+                              "columns": "{dimension}_candidate"}],
               "gate": {"on_inconclusive": "warn", "bootstrap_resamples": 100}}
     (tmp_path / "gate.yaml").write_text(yaml.safe_dump(config))
     cache = tmp_path / "cache"
