@@ -18,15 +18,11 @@ class CharTokenizer:
     """Token ids are character codes; enough to exercise batching and padding."""
 
     model_input_names = ["input_ids", "attention_mask"]
+    pad_token_id = 0
+    padding_side = "right"
 
     def __call__(self, texts, truncation=True, max_length=32):
         return {"input_ids": [[ord(c) for c in t[:max_length]] for t in texts]}
-
-    def pad(self, encoded, return_tensors="np"):
-        ids = encoded["input_ids"]
-        width = max(len(i) for i in ids)
-        return {"input_ids": np.array([i + [0] * (width - len(i)) for i in ids]),
-                "attention_mask": np.array([[1] * len(i) + [0] * (width - len(i)) for i in ids])}
 
     def get_vocab(self):
         return {}

@@ -6,11 +6,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
+from transformers import AutoTokenizer
 
+from conftest import SAMPLE
 from conftest import tiny_model_dir as make_tiny_model
 from validator.errors import ModelError
 from validator.scorers import RecipeContext, no_progress
+from validator.scorers.batched import check_tokenizer_fits, padded_batches
 from validator.scorers.torch_recipes import torch_int8_dynamic
 from validator.scorers.transformers_backend import load_transformers_scorer
 
@@ -146,3 +150,31 @@ def test_a_bf16_model_directory_loads_and_scores_as_bf16(tmp_path):
     fp32 = load_transformers_scorer(scorer_config(source), DIMS, SCALE)
     assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
     assert not np.array_equal(scorer.predict(TEXTS), fp32.predict(TEXTS))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padded_batches_are_what_the_tokenizer_pads(tmp_path, side):
+    """The numpy padding of validator.scorers.batched equals ``tokenizer.pad`` (keys,
+    values, int64), batch by batch, on the tokenizer's padding side; empty texts too."""
+    tokenizer = AutoTokenizer.from_pretrained(make_tiny_model(tmp_path / "m"),
+                                              local_files_only=True)
+    tokenizer.padding_side = side
+    texts = pd.read_csv(SAMPLE)["text"].astype(str).head(100).tolist() + ["", "Go."]
+    encodings = tokenizer(texts, truncation=True, max_length=64)["input_ids"]
+    batches = list(padded_batches(tokenizer, encodings, 16))
+    assert sorted(np.concatenate([rows for rows, _ in batches])) == list(range(len(texts)))
+    for rows, got in batches:
+        expected = tokenizer.pad({"input_ids": [encodings[i] for i in rows]},
+                                 return_tensors="np")
+        assert set(got) == set(expected)
+        for key, values in got.items():
+            assert values.dtype == np.int64 and (values == expected[key]).all()
+
+
+def test_a_tokenizer_without_a_padding_token_is_refused_naming_the_directory(tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(make_tiny_model(tmp_path / "m"),
+                                              local_files_only=True)
+    check_tokenizer_fits(tmp_path / "m", tokenizer, len(tokenizer))
+    tokenizer.pad_token = None
+    with pytest.raises(ModelError, match=r"/m: the tokenizer has no padding token"):
+        check_tokenizer_fits(tmp_path / "m", tokenizer, len(tokenizer))
