@@ -51,7 +51,7 @@ class Setup:
             "reference": {"name": "ref", "backend": "columns", "columns": "{dimension}_ref"},
             "candidates": [{"name": "cand", "backend": "columns",
                             "columns": "{dimension}_cand"}],
-            "gate": {"min_rows": 10, "on_inconclusive": "warn"}}
+            "gate": {"min_rows": 10, "on_inconclusive": "warn", "max_drop": 5.0}}
 
     def write(self, frame: pd.DataFrame | None = None, name: str = "sample.csv") -> Path:
         path = self.folder / name

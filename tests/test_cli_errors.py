@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DIMENSIONS, ROOT, columns_config, run_cli
+from conftest import DIMENSIONS, LENIENT_GATE, ROOT, columns_config, run_cli
 
 
 @pytest.fixture()
@@ -14,7 +14,7 @@ def good(tmp_path, scored_rows):
     frame = scored_rows.copy()
     for d in DIMENSIONS:
         frame[f"{d}_cand"] = frame[f"{d}_ref"]
-    return columns_config(tmp_path, frame)
+    return columns_config(tmp_path, frame, gate=LENIENT_GATE)
 
 
 def rewrite(path, change):

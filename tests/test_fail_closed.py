@@ -24,7 +24,8 @@ import yaml
 from statsmodels.stats.multitest import multipletests
 from typer.testing import CliRunner
 
-from conftest import DIMENSIONS, ROOT, SAMPLE, columns_config, human_mean, tiny_model_dir
+from conftest import (DIMENSIONS, LENIENT_GATE, ROOT, SAMPLE, columns_config, human_mean,
+                      tiny_model_dir)
 from test_gate_columns import degrade_headlines
 from test_stats import check_with
 from validator.cli import app
@@ -220,7 +221,7 @@ def test_warn_with_every_check_inconclusive_exits_1(tmp_path, scored_rows):
 def test_junit_reports_blocking_inconclusive_checks_as_errors_apart(tmp_path, scored_rows):
     """Blocking inconclusive checks are <error type="inconclusive"> in their own suite,
     named INCONCLUSIVE: ..., so CI's failure count is the report's failed count."""
-    gate = {**GATE, "min_rows": 100}  # sms and push notifications are too small
+    gate = {**LENIENT_GATE, "min_rows": 100}  # sms and push notifications are too small
     code, summary, _ = gate_run(tmp_path, same_as_reference(scored_rows), gate=gate)
     assert code == 1 and summary["verdict"] == "inconclusive"
     inconclusive = {f"INCONCLUSIVE: {c['slice']} / {c['dimension']}" for c in summary["checks"]
@@ -248,7 +249,7 @@ def test_warning_expectations_and_production_mix_are_reported_not_fatal(tmp_path
     sample = {"path": str(tmp_path / "sample.parquet"), "production_mix": mix}
     slices = [str(ROOT / "slices" / "content_types.yaml"), str(extra)]
     code, summary, result = gate_run(tmp_path, same_as_reference(scored_rows), sample=sample,
-                                     slices=slices)
+                                     slices=slices, gate=LENIENT_GATE)
     assert code == 0, result.output
     failing = {c["expectation"]: c for c in summary["data_checks"] if c["status"] == "fail"}
     assert failing["expect_column_values_to_be_in_set"]["severity"] == "warning"
@@ -280,7 +281,7 @@ def test_a_failure_while_writing_the_report_leaves_no_summary(tmp_path, scored_r
 def test_force_replaces_a_run_only_once_the_new_one_is_complete(tmp_path, scored_rows,
                                                                  monkeypatch):
     frame = same_as_reference(scored_rows)
-    code, first, _ = gate_run(tmp_path, frame)
+    code, first, _ = gate_run(tmp_path, frame, gate=LENIENT_GATE)
     assert code == 0
     before = (tmp_path / "run" / "summary.json").read_text()
     with monkeypatch.context() as patch:

@@ -8,20 +8,43 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from conftest import DIMENSIONS, columns_config, human_mean, run_cli
+from validator.judge.stats import rows_to_rule_out
 
 # The tests below pin the point policy: every measured drop beyond max_drop blocks.
 POINT = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50, "policy": "point",
          "correction": "none"}
 
 
+UNSEEN = "of its CI are flips this slice's scored rows may not show"  # the margin's reason
+RULES_OUT = rows_to_rule_out(1.0, 0.95)  # 368 rows, none flipped, rule out max_drop 1
+
+
 def test_candidate_equal_to_reference_passes(tmp_path, scored_rows):
+    """Identical predictions: every check's degradation is 0. A slice whose rows rule out
+    unseen flips (validator.judge.stats.unseen_flips_margin) passes; a smaller one cannot
+    show that production flips no more than max_drop's worth and is inconclusive, which
+    more scored rows, not ratings, would decide. At max_drop 5, 72 rows do: all pass."""
     frame = scored_rows.copy()
     for d in DIMENSIONS:
         frame[f"{d}_cand"] = frame[f"{d}_ref"]
     result = run_cli("run", "--config", str(columns_config(tmp_path, frame)),
                      "--out", str(tmp_path / "run"), "--quiet")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    rows = {s["name"]: s["rows"] for s in summary["slices"]}
+    assert {rows[c["slice"]] >= RULES_OUT for c in summary["checks"]} == {True, False}
+    for check in summary["checks"]:
+        assert check["degradation"] == 0
+        if rows[check["slice"]] >= RULES_OUT:
+            assert check["verdict"] == "pass" and check["ci_high"] < 1.0
+        else:
+            assert check["verdict"] == "inconclusive" and UNSEEN in check["reason"]
+            assert check["rows_needed"] is None and check["ci_high"] >= 1.0
+    config = columns_config(tmp_path, frame, gate={"metric": "exact_agreement",
+                                                    "max_drop": 5.0, "min_rows": 50})
+    result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "five"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "five" / "summary.json").read_text())
     assert summary["verdict"] == "pass"
     assert all(c["degradation"] == 0 and c["verdict"] == "pass" for c in summary["checks"])
     assert len(summary["checks"]) == 9 * 8  # (all + 8 content types) x (7 dims + _all)
@@ -54,8 +77,11 @@ def test_candidate_worse_only_on_headlines_fails_exactly_the_headline_checks(tmp
     failed = {(c["slice"], c["dimension"]) for c in summary["checks"] if c["verdict"] == "fail"}
     assert failed == {("headlines", d) for d in [*DIMENSIONS, "_all"]}
     assert summary["verdict"] == "fail" and summary["exit_code"] == 1
+    rows = {s["name"]: s["rows"] for s in summary["slices"]}
     others = [c for c in summary["checks"] if c["slice"] != "headlines"]
-    assert all(c["verdict"] == "pass" for c in others)
+    assert all(c["verdict"] == "pass" for c in others if rows[c["slice"]] >= RULES_OUT)
+    assert all(c["verdict"] == "inconclusive" and UNSEEN in c["reason"]
+               for c in others if rows[c["slice"]] < RULES_OUT)
     junit = ET.parse(out / "junit.xml").getroot()
     failing_cases = {case.get("name") for case in junit.iter("testcase")
                      if case.find("failure") is not None}
@@ -73,8 +99,13 @@ def test_small_slice_is_inconclusive_and_blocks_by_default(tmp_path, scored_rows
     result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "a"), "--quiet")
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert result.returncode == 1 and summary["verdict"] == "inconclusive"
-    small = {c["slice"] for c in summary["checks"] if c["verdict"] == "inconclusive"}
+    small = {c["slice"] for c in summary["checks"] if c["verdict"] == "inconclusive"
+             and "fewer than min_rows 100" in c["reason"]}
     assert small == {"sms", "push_notifications"}
+    rows = {s["name"]: s["rows"] for s in summary["slices"]}
+    unseen = {c["slice"] for c in summary["checks"] if c["verdict"] == "inconclusive"
+              and UNSEEN in c["reason"]}
+    assert unseen == {name for name, n in rows.items() if n < RULES_OUT}
 
     warn = columns_config(tmp_path, frame, gate={"metric": "exact_agreement", "max_drop": 1.0,
                                                  "min_rows": 100, "on_inconclusive": "warn"})
@@ -99,7 +130,8 @@ def test_configured_slice_with_zero_rows_fails(tmp_path, scored_rows):
 
 def test_override_raises_threshold_for_one_slice(tmp_path, scored_rows):
     frame = degrade_headlines(scored_rows.copy(), share=0.03)
-    gate = {**POINT, "overrides": [{"slice": "headlines", "max_drop": 5.0}]}
+    gate = {**POINT, "on_inconclusive": "warn",  # slices under 368 rows: unseen flips
+            "overrides": [{"slice": "headlines", "max_drop": 5.0}]}
     result = run_cli("run", "--config", str(columns_config(tmp_path, frame, gate=gate)),
                      "--out", str(tmp_path / "run"), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr

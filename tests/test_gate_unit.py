@@ -460,7 +460,8 @@ def test_build_checks_returns_every_checks_resamples_and_their_spread():
         finite = samples[np.isfinite(samples)]
         if len(finite) > 1:
             assert check.bootstrap_sd == pytest.approx(finite.std(ddof=1))
-            assert check.ci_low == pytest.approx(np.percentile(finite, 2.5))
+            assert check.ci_low == pytest.approx(min(  # the unseen-flips floor, if any
+                np.percentile(finite, 2.5), check.degradation - check.unseen_flips_margin))
             assert check.p_value_max_drop == pytest.approx(
                 norm.sf((check.degradation - check.max_drop) / check.bootstrap_sd)
                 if check.bootstrap_sd > 0 else float(check.degradation <= check.max_drop))
@@ -591,11 +592,27 @@ def test_evaluate_gate_returns_the_decision_over_all_checks():
     result = evaluate_gate(metrics, HUMAN, scores, MASKS[["all"]], small_config())
     assert (result.verdict, result.exit_code) == (FAIL, 1)
     assert len(result.checks) == 3
-    same = {"ref": REF, "cand": REF}
-    metrics = compute_metrics(HUMAN, same, MASKS, (1, 5))
+    human, same, masks = tiled(40)  # 400 identical rows rule out max_drop 1 (0.92 points)
+    metrics = compute_metrics(human, same, masks, (1, 5))
     config = small_config(on_inconclusive="warn", policy="confident")
-    result = evaluate_gate(metrics, HUMAN, same, MASKS[["all"]], config)
+    result = evaluate_gate(metrics, human, same, masks[["all"]], config)
     assert (result.verdict, result.exit_code) == (PASS, 0)
+    human, same, masks = tiled(1)   # 10 cannot: the CI is +-30.8 points, not [0, 0]
+    result = evaluate_gate(compute_metrics(human, same, masks, (1, 5)), human, same,
+                           masks[["all"]], config)
+    assert (result.verdict, result.exit_code) == (INCONCLUSIVE, 1)
+    assert [c.unseen_flips_margin for c in result.checks] == [pytest.approx(30.85, abs=0.01)] * 3
+    assert all("of its CI are flips this slice's scored rows may not show" in c.reason
+               and "with none flipped, 368 scored rows rule out max_drop 1" in c.reason
+               and c.rows_needed is None for c in result.checks)
+
+
+def tiled(times: int):
+    """The small world's human ratings and masks repeated, and an identical candidate."""
+    human = pd.concat([HUMAN] * times, ignore_index=True)
+    reference = np.tile(REF, (times, 1))
+    masks = pd.concat([MASKS] * times, ignore_index=True)
+    return human, {"ref": reference, "cand": reference}, masks
 
 
 def test_evaluate_gate_keeps_the_resamples_and_applies_max_concentration():
@@ -616,13 +633,14 @@ def test_evaluate_gate_keeps_the_resamples_and_applies_max_concentration():
 
 
 def test_evaluate_gate_follows_on_inconclusive():
-    same = {"ref": REF, "cand": REF}
-    metrics = compute_metrics(HUMAN, same, MASKS, (1, 5))
-    masks = MASKS[["all", "even"]]
+    human, same, masks = tiled(40)
+    metrics = compute_metrics(human, same, masks, (1, 5))
+    masks = masks[["all", "even"]]
     for on_inconclusive, expected in (("fail", (INCONCLUSIVE, 1)), ("warn", (PASS, 0))):
-        config = small_config(on_inconclusive=on_inconclusive, policy="confident", min_rows=6)
-        result = evaluate_gate(metrics, HUMAN, same, masks, config)
-        assert {c.verdict for c in result.checks} == {PASS, INCONCLUSIVE}  # "even" < 6 rows
+        config = small_config(on_inconclusive=on_inconclusive, policy="confident",
+                              min_rows=250)
+        result = evaluate_gate(metrics, human, same, masks, config)
+        assert {c.verdict for c in result.checks} == {PASS, INCONCLUSIVE}  # "even": 200
         assert (result.verdict, result.exit_code) == expected
 
 

@@ -406,3 +406,45 @@ def test_rows_to_resolve_scales_the_rows_by_the_squared_spread_over_the_gap():
                        (10, 0.5, math.inf)]:
         assert rows_to_resolve(n, sd, gap, 2.0) is None, (n, sd, gap)
     assert isinstance(rows_to_resolve(3, 1.0, 1.0, 1.0), int)
+
+
+# -- the unseen-flips margin of rare flips ----------------------------------------------------
+
+@pytest.mark.parametrize("rows", [10, 172, 400, 4151])
+def test_no_flipped_row_leaves_the_rule_of_three_margin(rows):
+    """0 of n rows flipped: the production flip share may still reach 1 - (alpha/2)^(1/n)
+    (Clopper-Pearson), and every flip can cost a row 100 points."""
+    expected = 100 * (1 - 0.025 ** (1 / rows))
+    assert stats.unseen_flips_margin(0, rows, 0.95) == pytest.approx(expected)
+    assert stats.unseen_flips_margin(0, rows, 0.99) > expected
+
+
+def test_the_margin_covers_the_flip_share_it_claims_to():
+    """At the bound's flip share, seeing so few flipped rows happens in at most alpha/2
+    of samples; a flip share a little below it is seen that rarely more often."""
+    for flipped, rows in ((0, 400), (3, 400), (9, 1000)):
+        upper = flipped / rows + stats.unseen_flips_margin(flipped, rows, 0.95) / 100
+        assert binomtest(flipped, rows, upper, alternative="less").pvalue == \
+            pytest.approx(0.025, rel=1e-6)
+        assert binomtest(flipped, rows, 0.9 * upper, alternative="less").pvalue > 0.025
+
+
+def test_from_rare_flips_on_the_bootstrap_carries_the_flip_rate():
+    assert stats.unseen_flips_margin(stats.RARE_FLIPS - 1, 400, 0.95) > 1.9
+    assert stats.unseen_flips_margin(stats.RARE_FLIPS, 400, 0.95) == 0.0
+    assert stats.unseen_flips_margin(0, 0, 0.95) == 0.0
+
+
+def test_rows_to_rule_out_is_the_first_row_count_below_the_gap():
+    rows = stats.rows_to_rule_out(1.0, 0.95)
+    assert rows == 368
+    assert stats.unseen_flips_margin(0, rows, 0.95) < 1.0 <= \
+        stats.unseen_flips_margin(0, rows - 1, 0.95)
+    assert stats.rows_to_rule_out(0.0, 0.95) is None and stats.rows_to_rule_out(100, 0.95) is None
+
+
+def test_flipped_rows_count_rows_per_dimension_and_in_any_dimension():
+    reference = np.array([[1.0, 2.0], [3.0, 3.0], [4.4, 5.0], [2.0, 2.0]])
+    candidate = np.array([[1.2, 2.6], [3.0, 3.0], [4.6, 4.0], [2.0, 2.0]])
+    assert stats.flipped_rows(reference, candidate, ["a", "b"], (1, 5)) == \
+        {"a": 1, "b": 2, "_all": 2}

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DIMENSIONS, ROOT, columns_config, reseal, run_cli, tiny_model_dir
+from conftest import (DIMENSIONS, LENIENT_GATE, ROOT, columns_config, reseal, run_cli,
+                      tiny_model_dir)
 from validator.cache import PredictionCache, row_keys
 from validator.cache_check import catch_probability
 from validator.cli import app
@@ -318,7 +319,7 @@ def test_force_replaces_only_a_previous_runs_own_files(failed_run, tmp_path, sco
     result = cli("run", "--config", str(config), "--out", str(run), "--quiet", "--force")
     assert result.exit_code == 2 and "report.html" in result.output
     (run / "report.html").unlink()
-    same = columns_config(tmp_path, candidate_equal(scored_rows))
+    same = columns_config(tmp_path, candidate_equal(scored_rows), gate=LENIENT_GATE)
     result = cli("run", "--config", str(same), "--out", str(run), "--quiet", "--force")
     assert result.exit_code == 0, result.output
     assert json.loads((run / "summary.json").read_text())["verdict"] == "pass"
@@ -328,7 +329,7 @@ def test_force_replaces_only_a_previous_runs_own_files(failed_run, tmp_path, sco
 def test_a_second_concurrent_run_exits_2_naming_the_lock(tmp_path, scored_rows):
     """The first run's lock is held by a live process (here: a child holding it); the
     second run into the same folder exits 2 naming the lock file and that pid."""
-    config = columns_config(tmp_path, candidate_equal(scored_rows))
+    config = columns_config(tmp_path, candidate_equal(scored_rows), gate=LENIENT_GATE)
     out = tmp_path / "run"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "

@@ -39,7 +39,8 @@ from validator.config import Config, GateConfig
 from validator.judge.evenness import apply_max_concentration
 from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, Metric, get_metric
 from validator.judge.design_estimates import ratings_needed
-from validator.judge.stats import (POWER, PairedStats, adjust_p_values, p_exceeds,
+from validator.judge.stats import (POWER, PairedStats, adjust_p_values, flipped_rows,
+                                   p_exceeds, rows_to_rule_out, unseen_flips_margin,
                                    rows_to_resolve, slice_rng, slice_stats)
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -83,6 +84,7 @@ class Check:
     ratings_needed_uniform: int | None = None   # rated rows to rule out max_drop at no loss
     ratings_needed_targeted: int | None = None  # the same with ratings on flipped rows only
     design_note: str = ""  # why the pool's design cannot support this check (inconclusive)
+    unseen_flips_margin: float = 0.0  # agreement: CI widened by flips the rows may not show
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -212,12 +214,37 @@ def rows_needed(check: Check, gate: GateConfig, tested: int) -> int | None:
     return None if needed is None else max(needed, gate.min_rows)
 
 
+def margin_binds(check: Check) -> bool:
+    """An inconclusive check that more ratings cannot decide: a bound of its CI (or, under
+    ``point``, its detectable degradation) is the unseen-flips margin, on the wrong side of
+    max_drop (validator.judge.stats.unseen_flips_margin)."""
+    m, d, drop = check.unseen_flips_margin, check.degradation, check.max_drop
+    if check.verdict != INCONCLUSIVE or not m > 0:
+        return False
+    return bool((check.ci_high == d + m and check.ci_high >= drop)
+                or (check.ci_low == d - m and check.ci_low <= drop < d)
+                or (check.detectable_degradation == m and m > drop))
+
+
+def more_rows_note(check: Check, gate: GateConfig) -> str:
+    note = (f"{check.unseen_flips_margin:.3g} {check.unit or 'points'} of its CI are flips "
+            f"this slice's scored rows may not show, which ratings cannot remove: score more "
+            f"unrated rows of the slice")
+    rows = rows_to_rule_out(check.max_drop, gate.confidence)
+    if check.flip_rate == 0 and rows is not None:
+        note += f" (with none flipped, {rows:,} scored rows rule out max_drop {check.max_drop:g})"
+    return note
+
+
 def explain_inconclusive(checks: list[Check], gate: GateConfig) -> list[Check]:
     tested: dict[str, int] = {}  # per candidate: the family the correction runs over
     for c in checks:
         tested[c.candidate] = tested.get(c.candidate, 0) + (not math.isnan(c.p_value_max_drop))
     out = []
     for check in checks:
+        if margin_binds(check):
+            out.append(replace(check, reason=f"{check.reason}; {more_rows_note(check, gate)}"))
+            continue
         needed = rows_needed(check, gate, tested[check.candidate])
         if needed is not None:
             check = replace(check, rows_needed=needed,
@@ -294,14 +321,37 @@ def metric_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, 
                             gate.bootstrap_resamples, slice_rng(config.seed, slice_name),
                             weights[mask] if designed else None)
         for candidate in candidates:
+            margins = flip_margins(metric, scores[reference][mask], scores[candidate][mask],
+                                   dimensions, config, int(mask.sum()))
             for dimension in [*dimensions, ALL_DIMENSIONS]:
                 checks.append(make_check(values, stats[(candidate, dimension)], reference,
                                          candidate, slice_name, dimension, int(mask.sum()),
                                          metric, config,
                                          max_drop_for(candidate, slice_name, dimension),
-                                         role, designed))
+                                         role, designed, margins[dimension]))
                 resamples.append(stats[(candidate, dimension)].samples)
     return checks, resamples
+
+
+def flip_margins(metric: Metric, reference: np.ndarray, candidate: np.ndarray,
+                 dimensions: list[str], config: Config, rows: int) -> dict[str, float]:
+    """Per dimension (and ``_all``), the unseen-flips margin of an agreement metric's
+    CI (validator.judge.stats.unseen_flips_margin); zero for other metrics."""
+    if metric.flip_tolerance is None:
+        return dict.fromkeys([*dimensions, ALL_DIMENSIONS], 0.0)
+    flipped = flipped_rows(reference, candidate, dimensions, config.rubric.scale)
+    return {d: unseen_flips_margin(k, rows, config.gate.confidence) for d, k in flipped.items()}
+
+
+def with_margin(stats: PairedStats, degradation: float, margin: float) -> PairedStats:
+    """The CI and detectable degradation at least ``margin`` either side of the estimate:
+    a bootstrap over rows that rarely or never flip cannot see flips production may
+    hold (a candidate identical on 200 rows gets the CI [0, 0] otherwise)."""
+    if not margin > 0 or math.isnan(degradation):
+        return stats
+    return replace(stats, ci_low=min(stats.ci_low, degradation - margin),
+                   ci_high=max(stats.ci_high, degradation + margin),
+                   detectable_degradation=max(stats.detectable_degradation, margin))
 
 
 def power_before_work(stats: PairedStats, n: int, dimension: str, max_drop: float,
@@ -320,7 +370,7 @@ def power_before_work(stats: PairedStats, n: int, dimension: str, max_drop: floa
 
 def make_check(values, stats: PairedStats, reference, candidate, slice_name, dimension,
                slice_rows, metric, config: Config, max_drop: float, role: str,
-               designed: bool = False) -> Check:
+               designed: bool = False, margin: float = 0.0) -> Check:
     ref = values.loc[(reference, slice_name, dimension)]
     cand = values.loc[(candidate, slice_name, dimension)]
     ceiling_key = (HUMAN_CEILING, slice_name, dimension)
@@ -328,6 +378,7 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
     degradation = metric.degradation(float(ref.value), float(cand.value))
     if designed and stats.design is not None:  # the two-phase estimate, zero on non-flips
         degradation = stats.design.degradation
+    stats = with_margin(stats, degradation, margin)
     p_max_drop = float(p_exceeds(degradation, stats.bootstrap_sd, max_drop))
     uniform, targeted = power_before_work(stats, int(cand.n), dimension, max_drop,
                                           config.gate, len(config.rubric.dimensions))
@@ -345,7 +396,7 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
                   flip_rate=stats.flip_rate,
                   phase1_sd=stats.design.phase1_sd if designed and stats.design else 0.0,
                   ratings_needed_uniform=uniform, ratings_needed_targeted=targeted,
-                  design_note=stats.design_note)
+                  design_note=stats.design_note, unseen_flips_margin=margin)
     verdict, reason = judge(check, slice_rows, config.gate)
     if role == GUARD_ROLE:
         reason = f"location guard ({metric.name}, {metric.unit}): {reason}"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.stats import binom, ks_2samp, norm
+from statsmodels.stats.proportion import proportion_confint
 
 from validator.judge.design_estimates import (DesignEstimate, cell_bounds, cell_columns,
                                               cells_of, combine, estimate, flip_pairs)
@@ -240,6 +241,38 @@ def flip_rate(reference, candidate, dimension, dimensions, scale) -> float:
     part = slice(None) if dimension == ALL_DIMENSIONS else dimensions.index(dimension)
     return float((round_rating(reference[:, part], scale)
                   != round_rating(candidate[:, part], scale)).mean())
+
+
+def flipped_rows(reference, candidate, dimensions, scale) -> dict[str, int]:
+    """Rows of the slice (pool included) whose rounded predictions differ, per dimension,
+    and in any dimension for ``_all``."""
+    differ = round_rating(reference, scale) != round_rating(candidate, scale)
+    return {**{d: int(differ[:, j].sum()) for j, d in enumerate(dimensions)},
+            ALL_DIMENSIONS: int(differ.any(axis=1).sum()) if differ.size else 0}
+
+
+RARE_FLIPS = 10  # flipped rows in a slice below which its bootstrap cannot see flips
+
+
+def unseen_flips_margin(flipped: int, rows: int, confidence: float) -> float:
+    """Points of an agreement metric that flips the slice's scored rows do not show could
+    still cost, where fewer than RARE_FLIPS rows flipped (a bootstrap over rows that never
+    flip gives the CI [0, 0]): a flipped row moves a row's agreement by at most 100, and
+    the production share of flipped rows may reach the Clopper-Pearson upper bound of
+    ``flipped`` of ``rows`` (0 of 400 rows: 0.92 points at 95%). Zero without rows, and
+    from RARE_FLIPS flipped rows on, where the bootstrap (with a pool, the two-phase
+    estimate's pool term) carries the flip rate's own error."""
+    if rows <= 0 or flipped >= RARE_FLIPS:
+        return 0.0
+    upper = proportion_confint(flipped, rows, alpha=1 - confidence, method="beta")[1]
+    return 100.0 * (float(upper) - flipped / rows)
+
+
+def rows_to_rule_out(gap: float, confidence: float) -> int | None:
+    """Scored rows, none flipped, whose unseen-flips margin is below ``gap`` points."""
+    if not 0 < gap < 100:
+        return None
+    return int(np.floor(np.log((1 - confidence) / 2) / np.log1p(-gap / 100))) + 1
 
 
 def summarise(metric: Metric, every, h, ref, cand, scale, confidence) -> PairedStats:

@@ -182,6 +182,10 @@ def _blocked(summary: RunRecord, scorer: ScorerRecord, verdict: str) -> Decision
         open_checks = [c for c in checks if c.verdict == "inconclusive"]
         needed = max((c.rows_needed or 0 for c in open_checks), default=0)
         more = f"; up to {needed} rated rows per slice would decide them" if needed else ""
+        unseen = sum(c.unseen_flips_margin > 0 and c.rows_needed is None for c in open_checks)
+        if unseen:
+            more += (f"; {unseen} need more scored rows of their slices (too few to rule out "
+                     f"flips they do not show), not ratings")
         return Decision(scorer.name, "do not ship",
                         f"Do not ship {scorer.name} yet: no check fails, but "
                         f"{len(open_checks)} cannot decide{more}.")

@@ -87,8 +87,11 @@ def blocking(summary: RunRecord, name: str) -> dict:
     failed = [c for c in checks if c.verdict == "fail"]
     open_checks = [c for c in checks if c.verdict == "inconclusive"]
     likely = [c for c in open_checks if likely_loss(c)]
+    unseen = [c for c in open_checks if c.unseen_flips_margin > 0 and c.rows_needed is None
+              and not likely_loss(c)]  # held open by flips the slice's rows may not show
     return {"failed": len(failed), "inconclusive": len(open_checks),
             "likely": len(likely), "underpowered": len(open_checks) - len(likely),
+            "unseen": len(unseen),
             "blocks": summary.gate.on_inconclusive == "fail",
             "ratings": _ratings(open_checks),
             "failing": losses_by_dimension(summary, failed),

@@ -17,7 +17,8 @@ TERMS: dict[str, str] = {
     "inconclusive": "the check cannot tell pass from fail: its CI spans max_drop, or too "
                     "few rated rows, or significance is lost after correction.",
     "underpowered": "an inconclusive check whose CI spans max_drop: more rated rows "
-                    "would decide it.",
+                    "would decide it, or, where its slice's rows almost never flip, more "
+                    "scored (unrated) rows.",
     "Holm": "the Holm step-down correction of p-values for testing many checks at once, "
             "keeping the chance of any false failure within the false-fail budget.",
     "false-fail budget": "the chance, across all checks of a run, of failing a candidate "

@@ -70,8 +70,11 @@ def _blocking(card: dict) -> str:
     if card["inconclusive"]:
         parts.append(f"{card['inconclusive']:,} inconclusive ({card['likely']:,} with the CI "
                      f"above max_drop but not significant after correction, "
-                     f"{card['underpowered']:,} underpowered), which "
-                     f"{'block' if card['blocks'] else 'only warn'}")
+                     f"{card['underpowered']:,} underpowered"
+                     + (f", {card['unseen']:,} of them on slices too small to rule out "
+                        f"unseen flips: score more unrated rows, ratings cannot decide them"
+                        if card["unseen"] else "")
+                     + f"), which {'block' if card['blocks'] else 'only warn'}")
     text = "; ".join(parts)
     ratings = card["ratings"]
     if ratings and ratings["rows"]:
