@@ -158,6 +158,30 @@ def default_sample(budgets: list[float], seed: int, work: Path) -> list:
     return results
 
 
+def done_when(results: list[dict]) -> dict:
+    """Issue 23's acceptance figures per budget: seeded runs that pass with no true loss,
+    runs that fail on the planted slice, and runs where uniform rating decides fewer
+    checks than the plan."""
+    tally = {}
+    for share in sorted({r["share"] for r in results}):
+        mine = [r for r in results if r["share"] == share]
+        lossless = [r for r in mine if r["drop"] == 0]
+        dropped = [r for r in mine if r["drop"] > 0]
+        tally[str(share)] = {
+            "lossless_runs": len(lossless),
+            "plan_passes": sum(r["plan"]["exit_code"] == 0 for r in lossless),
+            "uniform_passes": sum(r["uniform"]["exit_code"] == 0 for r in lossless),
+            "dropped_runs": len(dropped),
+            "plan_fails_on_planted_slice": sum(sim.DROP_SLICE in r["plan"]["failed_slices"]
+                                               for r in dropped),
+            "uniform_fails_on_planted_slice": sum(
+                sim.DROP_SLICE in r["uniform"]["failed_slices"] for r in dropped),
+            "uniform_decides_fewer": sum(r["uniform"]["decided"] < r["plan"]["decided"]
+                                         for r in mine),
+            "runs": len(mine)}
+    return tally
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=30000)
@@ -178,9 +202,13 @@ def main() -> None:
                                           Path(tmp) / f"{seed}-{drop}")]
     record = {"command": "python benchmarks/bench_rating_budget.py "
                         + ("--default" if args.default else
-                           f"--rows {args.rows} --seeds {args.seeds}")
+                           f"--rows {args.rows} --seeds {args.seeds} "
+                           f"--drops {' '.join(map(str, args.drops))}")
                         + f" --budgets {' '.join(map(str, args.budgets))}",
               "seconds": round(time.time() - started, 1), "results": results}
+    if not args.default:
+        record["done_when"] = done_when(results)
+        print(json.dumps(record["done_when"], indent=1))
     existing = json.loads(args.out.read_text()) if args.out.exists() else {}
     existing["default" if args.default else "simulated"] = record
     args.out.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")

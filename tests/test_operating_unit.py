@@ -34,7 +34,8 @@ DIMENSIONS = ["a", "b"]
 ROWS = 200
 SLICES = {"all": range(0, 200), "small": range(0, 60),
           "tiny": range(150, 170)}  # tiny: below min_rows 30, never decided
-SCENARIOS = ["lossless", "max_drop", "twice_max_drop", "smallest_slice"]
+SCENARIOS = ["lossless", "max_drop", "twice_max_drop", "twice_max_drop_on_slice",
+             "smallest_slice"]
 
 
 # -- the world: checks, resamples and slice masks ------------------------------------------
@@ -165,8 +166,9 @@ def expected_shares(checks, resamples, frame, gate: GateConfig, truth: np.ndarra
         soften = (verdicts == "fail") & (n > 0) & (adjusted >= gate.false_fail_budget)
         verdicts = np.where(soften, "inconclusive", verdicts)
     failed = (verdicts == "fail").any(axis=1)
-    undecided = ~(verdicts == "pass").any(axis=1) | (
-        (verdicts == "inconclusive").any(axis=1) & (gate.on_inconclusive == "fail"))
+    blocking = (verdicts == "inconclusive") & (
+        (gate.on_inconclusive == "fail") | (low > max_drop))  # a likely loss blocks anyway
+    undecided = ~(verdicts == "pass").any(axis=1) | blocking.any(axis=1)
     run = np.where(failed, "fail", np.where(undecided, "inconclusive", "pass"))
     return {v: float((run == v).mean()) for v in ("fail", "inconclusive", "pass")}
 
@@ -176,15 +178,21 @@ def planted(checks, frame, gate: GateConfig) -> dict[str, np.ndarray]:
     rows = {s: int(frame[s].sum()) for s in frame.columns}
     gated = {s: r for s, r in rows.items() if r >= gate.min_rows} or rows
     target = min(gated, key=gated.get)
+    large = {s: r for s, r in rows.items() if r >= max(gate.min_rows, 400)}
+    large = min(large, key=large.get) if large else max(rows, key=rows.get)
     first = np.array([c.candidate == checks[0].candidate for c in checks], dtype=float)
     gated = np.array([c.role == "gate" for c in checks], dtype=float)  # guards: other unit
     max_drop = np.array([c.max_drop for c in checks])
-    share = {s: (frame[target] & frame[s]).sum() / max(r, 1) for s, r in rows.items()}
+
+    def share(planted_on: str) -> np.ndarray:
+        return np.array([(frame[planted_on] & frame[c.slice]).sum() / max(rows[c.slice], 1)
+                         for c in checks])
+
     effect = EFFECT_MULTIPLE * gate.max_drop
     return {"lossless": np.zeros(len(checks)), "max_drop": first * max_drop,
             "twice_max_drop": first * 2 * max_drop,
-            "smallest_slice": first * gated * effect
-            * np.array([share[c.slice] for c in checks])}
+            "twice_max_drop_on_slice": first * gated * 2 * max_drop * share(large),
+            "smallest_slice": first * gated * effect * share(target)}
 
 
 def compare(world, gate: GateConfig, seed: int = 5, frame=None, check_range=True) -> dict:
@@ -207,6 +215,14 @@ def compare(world, gate: GateConfig, seed: int = 5, frame=None, check_range=True
             pytest.approx(1.0)
         assert scenario["fail_standard_error"] == pytest.approx(
             math.sqrt(scenario["fail"] * (1 - scenario["fail"]) / RUNS))
+        assert list(scenario["by_candidate"]) == list(dict.fromkeys(c.candidate for c in checks))
+        for name, got in scenario["by_candidate"].items():  # each candidate's own checks
+            mine = [i for i, c in enumerate(checks) if c.candidate == name]
+            alone = expected_shares([checks[i] for i in mine], [resamples[i] for i in mine],
+                                    frame, gate, truths[scenario["name"]][mine], flips)
+            for verdict in ("fail", "inconclusive", "pass"):
+                assert got[verdict] == pytest.approx(alone[verdict], abs=TOLERANCE), \
+                    (scenario["name"], name, verdict, alone)
     lossless = expected_shares(checks, resamples, frame, gate, truths["lossless"], flips)
     assert report["false_fail"] == pytest.approx(lossless["fail"], abs=TOLERANCE)
     assert report["false_block"] == pytest.approx(lossless["fail"] + lossless["inconclusive"],
@@ -265,9 +281,11 @@ def test_the_scenarios_report_their_drops_slices_and_order():
     got = shares(report)
     assert 0.1 <= got["lossless"][0] <= 0.5
     assert got["lossless"][0] < got["max_drop"][0] < got["twice_max_drop"][0]
-    smallest = report["scenarios"][3]
+    smallest = report["scenarios"][4]
     assert (smallest["slice"], smallest["slice_rows"], smallest["drop"]) == ("small", 60, 6.0)
-    assert [s["drop"] for s in report["scenarios"]] == [0.0, 1.0, 2.0, 6.0]
+    assert [s["drop"] for s in report["scenarios"]] == [0.0, 1.0, 2.0, 2.0, 6.0]
+    on_slice = report["scenarios"][3]  # no slice of 400 rows here: the largest one
+    assert (on_slice["slice"], on_slice["slice_rows"]) == ("all", 200)
     assert [s["slice"] for s in report["scenarios"][:3]] == [None, None, None]
     assert [s["slice_rows"] for s in report["scenarios"][:3]] == [None, None, None]
 
@@ -282,7 +300,7 @@ def test_min_rows_makes_a_slice_inconclusive_and_blocks_unless_warned():
     assert blocking["false_block"] == 1.0
     assert compare(standard_world(), warned)["false_block"] < 0.1
     decided = compare(standard_world(), warned.model_copy(update={"min_rows": 10}))
-    assert decided["scenarios"][3]["slice"] == "tiny"  # now the smallest gated slice
+    assert decided["scenarios"][4]["slice"] == "tiny"  # now the smallest gated slice
 
 
 def test_a_slice_without_rows_fails_every_run():
@@ -291,13 +309,13 @@ def test_a_slice_without_rows_fails_every_run():
     report = compare((checks, resamples), GateConfig(policy="point", min_rows=30),
                      frame=masks().assign(tiny=False))
     assert all(s["fail"] == 1.0 for s in report["scenarios"])
-    assert report["scenarios"][3]["slice"] == "small" and not report["within_budget"]
+    assert report["scenarios"][4]["slice"] == "small" and not report["within_budget"]
 
 
 def test_without_a_gated_slice_the_smallest_slice_is_the_target():
     report = compare(standard_world(-0.6), GateConfig(policy="point", correction="none",
                                                       min_rows=500, on_inconclusive="warn"))
-    assert report["scenarios"][3]["slice"] == "tiny"
+    assert report["scenarios"][4]["slice"] == "tiny"
     assert all(s["inconclusive"] == 1.0 for s in report["scenarios"])
 
 
@@ -330,10 +348,10 @@ def test_the_seed_changes_the_draws_not_the_rates():
 def test_no_checks_report_a_run_that_never_passes():
     report = operating_characteristics(GateResult("inconclusive", 1, [], []), masks(),
                                        GateConfig(min_rows=30), 0)
-    assert [s["inconclusive"] for s in report["scenarios"]] == [1.0] * 4
+    assert [s["inconclusive"] for s in report["scenarios"]] == [1.0] * 5
     assert report["false_fail"] == 0.0 and report["within_budget"]
     assert "simulated from this run's paired bootstrap" in report["method"]
-    assert report["scenarios"][3]["description"].startswith(
+    assert report["scenarios"][4]["description"].startswith(
         "the first candidate drops by 6 on the smallest gated slice, small")
 
 
@@ -439,7 +457,20 @@ def test_budget_is_inclusive_and_texts_are_exact():
         "no true drop on any check",
         "the first candidate drops by each check's max_drop everywhere",
         "the first candidate drops by twice each check's max_drop everywhere",
+        "the first candidate drops by twice max_drop on all (200 rows), diluted in the "
+        "slices that overlap it",
         "the first candidate drops by 6 on the smallest gated slice, small (diluted in the "
         "slices that overlap it)"]
     half = compare(standard_world(), CONFIGS["confident"][0])  # gate.max_drop 0.5
-    assert [s["drop"] for s in half["scenarios"]] == [0.0, 0.5, 1.0, 3.0]
+    assert [s["drop"] for s in half["scenarios"]] == [0.0, 0.5, 1.0, 1.0, 3.0]
+
+
+def test_under_warn_a_likely_loss_still_blocks_the_simulated_run():
+    """A failure softened by Holm into inconclusive keeps its whole CI above max_drop: the
+    gate blocks on it even under on_inconclusive warn (judge.gate.likely_loss). Here that
+    leaves about 11% of max_drop runs inconclusive, as the exact computation confirms;
+    a simulation without the rule passes all but about 4% of them."""
+    gate, _, _ = CONFIGS["confident-holm"]
+    got = shares(compare(standard_world(), gate.model_copy(
+        update={"false_fail_budget": 0.05})))
+    assert got["max_drop"][1] >= 0.08 and got["twice_max_drop"][1] >= 0.06

@@ -182,24 +182,42 @@ def percent(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
+def blocked(scenario, candidate: str | None) -> float:
+    """Share of a scenario's runs in which ``candidate`` (the run, for runs recorded
+    without per-candidate shares) does not ship: failed, or inconclusive and blocking."""
+    shares = (scenario.by_candidate or {}).get(candidate, scenario)
+    return 1 - shares.passed
+
+
 def operating_sentence(summary: RunRecord) -> str | None:
     """The gate's estimated error rates in one sentence (summary.json
-    gate.operating_characteristics), or None for a run recorded without them."""
+    gate.operating_characteristics), or None for a run recorded without them. A drop is
+    planted on the first candidate, so its catch rates are that candidate's."""
     gate = summary.gate
     oc = gate.operating_characteristics
     if oc is None:
         return None
     scenarios = {s.name: s for s in oc.scenarios}
     lossless, small = scenarios["lossless"], scenarios["smallest_slice"]
+    on_slice = scenarios.get("twice_max_drop_on_slice")  # runs recorded before it: absent
+    first = summary.candidates[0].name if summary.candidates else None
     correction = ("no correction" if gate.correction == "none"
                   else f"{gate.correction} correction")
     budget = "within" if oc.within_budget else "OVER"
+    per_candidate = ", ".join(f"{name} {percent(1 - shares.passed)}"
+                              for name, shares in (lossless.by_candidate or {}).items())
+    blocked_lossless = (f"; a lossless candidate with the noise of each candidate here is "
+                        f"blocked (failed, or inconclusive and blocking) in: {per_candidate}"
+                        if per_candidate else
+                        f" and leaves {percent(lossless.inconclusive)} of them inconclusive")
+    slice_part = ("" if on_slice is None else f", by twice max_drop on {on_slice.slice} "
+                  f"({on_slice.slice_rows} rows) {percent(blocked(on_slice, first))}")
     return (f"With policy {gate.policy} and {correction}, this gate falsely fails a "
             f"lossless candidate in about {percent(oc.false_fail)} of runs ({budget} the "
-            f"false-fail budget of {percent(oc.false_fail_budget)}) and leaves "
-            f"{percent(lossless.inconclusive)} of them inconclusive; it fails a candidate "
-            f"that drops by max_drop everywhere {percent(scenarios['max_drop'].fail)} of "
-            f"the time, by twice max_drop {percent(scenarios['twice_max_drop'].fail)}, "
-            f"and catches a {small.drop:g}-point drop ({gate.unit}) on "
-            f"{small.slice} ({small.slice_rows} rows) {percent(small.fail)} of the "
-            f"time (estimated from {oc.runs} simulated runs of this sample).")
+            f"false-fail budget of {percent(oc.false_fail_budget)}){blocked_lossless}. "
+            f"It blocks {first} if it drops by max_drop everywhere "
+            f"{percent(blocked(scenarios['max_drop'], first))} of the time, by twice "
+            f"max_drop {percent(blocked(scenarios['twice_max_drop'], first))}{slice_part}, "
+            f"and by {small.drop:g} ({gate.unit}) on {small.slice} ({small.slice_rows} rows) "
+            f"{percent(blocked(small, first))} (estimated from {oc.runs} simulated runs of "
+            f"this sample).")

@@ -72,8 +72,16 @@ class ConfigRecord(Record):
     seed: int
 
 
+class Shares(Record):
+    """Shares of simulated runs with each verdict."""
+    fail: float
+    inconclusive: float
+    passed: float = Field(alias="pass")
+
+
 class Scenario(Record):
-    """One simulated scenario of the operating characteristics (validator.judge.operating)."""
+    """One simulated scenario of the operating characteristics (validator.judge.operating):
+    the run's shares, and each candidate's (its own checks: whether it ships)."""
     name: str
     description: str
     slice: str | None
@@ -83,6 +91,7 @@ class Scenario(Record):
     inconclusive: float
     passed: float = Field(alias="pass")
     fail_standard_error: float
+    by_candidate: dict[str, Shares] | None = None  # runs recorded before it: absent
 
 
 class OperatingCharacteristics(Record):
