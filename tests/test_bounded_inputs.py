@@ -136,6 +136,12 @@ def inspect(model_dir: Path, tmp_path: Path, edit) -> None:
     (lambda c: c["id2label"].update({"x": "tone"}), "id2label: key 'x' is not an output"),
     (lambda c: c.update(id2label={str(i): "d" for i in range(1025)}),
      "id2label: must map output indexes to names (1 to 1024 entries)"),
+    # each in range, together 17 GB for an embedding table the weights do not have
+    (lambda c: c.update(vocab_size=4_000_000, hidden_size=1_024),
+     "vocab_size is 4,000,000 but the weights' embedding table "
+     "bert.embeddings.word_embeddings.weight has 30,522"),
+    (lambda c: c.update(hidden_size=65_536),
+     "hidden_size is 65,536 but the weights' embedding table"),
 ])
 def test_model_config_sizes_are_checked_before_anything_is_built(model_dir, tmp_path, edit,
                                                                  message):
@@ -241,7 +247,7 @@ def test_a_gate_with_none_and_na_texts_runs(tmp_path):
     sample = tmp_path / "sample.csv"
     frame.to_csv(sample, index=False)
     config = columns_config(tmp_path, frame, sample={"path": str(sample)},
-                            gate={"min_rows": 10, "on_inconclusive": "warn"})
+                            gate={"min_rows": 10, "on_inconclusive": "warn", "max_drop": 5.0})
     result = run_cli("run", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet")
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(tmp_path / "out" / "predictions.parquet")

@@ -127,3 +127,15 @@ def test_existing_run_directory_is_not_overwritten_without_force(tmp_path, good)
     assert (out / "summary.json").read_bytes() == before
     again = run_cli("run", "--config", str(good), "--out", str(out), "--quiet", "--force")
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("target", ["empty", "missing"])
+def test_an_out_that_is_a_symbolic_link_is_refused_naming_it(tmp_path, good, target):
+    (tmp_path / "empty").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / target)
+    assert_exit_2(run_cli("run", "--config", str(good), "--out", str(link), "--quiet"),
+                  f"{link}: is a symbolic link (to {tmp_path / target})",
+                  "give the folder itself as --out")
+    assert link.is_symlink() and not (tmp_path / "missing").exists()
+    assert list((tmp_path / "empty").iterdir()) == []

@@ -92,6 +92,20 @@ def test_corrupt_weights_name_the_directory(tmp_path):
         load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)
 
 
+def test_weights_missing_a_tensor_are_refused_not_filled_at_random(tmp_path):
+    """transformers fills a tensor the file lacks with random values and carries on."""
+    from safetensors.numpy import load_file, save_file
+
+    model_dir = tiny_model_dir(tmp_path)
+    weights = load_file(model_dir / "model.safetensors")
+    dropped = next(name for name in weights if name.endswith("attention.self.query.weight"))
+    save_file({k: v for k, v in weights.items() if k != dropped},
+              model_dir / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelError, match=rf"{model_dir}: the weights lack 1 tensors the "
+                                         rf"model needs \(first: {dropped}\)"):
+        load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)
+
+
 def test_torchscript_runtime_gives_the_eager_predictions(tmp_path):
     model_dir = tiny_model_dir(tmp_path)
     eager = load_transformers_scorer(scorer_config(model_dir), DIMS, SCALE)

@@ -116,6 +116,9 @@ def foreign_files(folder: Path) -> list[str]:
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
     """Refuse (exit 2) an --out the run may not write into; see the module docstring."""
+    if out_dir.is_symlink():  # the run replaces the folder by renaming: not through a link
+        raise ValidatorError(f"{out_dir}: is a symbolic link (to {os.readlink(out_dir)}); "
+                             f"give the folder itself as --out")
     if not out_dir.exists():
         return
     if not out_dir.is_dir():

@@ -27,6 +27,8 @@ SIZE_LIMITS = {  # key -> the largest value a text scorer's config plausibly dec
 }
 HEAD_NAMES = ("classifier.out_proj.weight", "classifier.weight", "score.weight")  # BERT,
 # RoBERTa, DeBERTa, DistilBERT classifiers; decoder models' ``score``
+EMBEDDING_NAMES = ("word_embeddings.weight", "embed_tokens.weight")  # encoders; decoders
+HIDDEN_KEYS = ("hidden_size", "dim", "d_model")  # BERT-likes; DistilBERT; others
 
 
 def read_model_config(config_path: Path) -> dict:
@@ -72,26 +74,43 @@ def config_labels(config: dict, config_path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def head_width(weight_files: list[Path]) -> tuple[str, int] | None:
-    """(tensor name, rows) of the classification head in the safetensors headers, or
-    None when no tensor has a known head name."""
+def first_tensor(weight_files: list[Path], names: tuple[str, ...]) -> tuple[str, list] | None:
+    """(tensor name, shape) of the first of ``names`` (in their order) that a tensor in
+    the safetensors headers is called or ends with, or None; no weights are loaded."""
     from safetensors import safe_open
 
     found = {}
     for weights in weight_files:
         with safe_open(str(weights), framework="numpy") as handle:
             for name in handle.keys():
-                for head in HEAD_NAMES:
-                    if name == head or name.endswith("." + head):
-                        found.setdefault(head, (name, handle.get_slice(name).get_shape()))
-    for head in HEAD_NAMES:
-        if head in found and len(found[head][1]) == 2:
-            return found[head][0], int(found[head][1][0])
-    return None
+                for wanted in names:
+                    if name == wanted or name.endswith("." + wanted):
+                        found.setdefault(wanted, (name, handle.get_slice(name).get_shape()))
+    return next((found[wanted] for wanted in names if wanted in found), None)
 
 
-def check_head_matches(config_path: Path, labels: dict, weight_files: list[Path]) -> None:
+def head_width(weight_files: list[Path]) -> tuple[str, int] | None:
+    """(tensor name, rows) of the classification head in the safetensors headers, or
+    None when no tensor has a known head name."""
+    head = first_tensor(weight_files, HEAD_NAMES)
+    return (head[0], int(head[1][0])) if head is not None and len(head[1]) == 2 else None
+
+
+def check_config_matches_weights(config_path: Path, config: dict, labels: dict,
+                                 weight_files: list[Path]) -> None:
+    """The outputs config.json declares are the head's rows, and its vocabulary and
+    hidden sizes are the embedding table's (transformers allocates what config.json
+    declares before it reads a weight: vocab_size and hidden_size each in range once
+    asked for 17 GB)."""
     head = head_width(weight_files)
     if head is not None and head[1] != len(labels):
         raise ModelError(f"{config_path}: id2label/num_labels declare {len(labels)} outputs "
                          f"but the weights' output layer {head[0]} has {head[1]}")
+    table = first_tensor(weight_files, EMBEDDING_NAMES)
+    if table is None or len(table[1]) != 2:
+        return
+    hidden_key = next((k for k in HIDDEN_KEYS if k in config), None)
+    for key, size in (("vocab_size", table[1][0]), (hidden_key, table[1][1])):
+        if key is not None and key in config and config[key] != size:
+            raise ModelError(f"{config_path}: {key} is {config[key]:,} but the weights' "
+                             f"embedding table {table[0]} has {int(size):,}")

@@ -17,7 +17,7 @@ import numpy as np
 from validator.cache import prediction_fingerprint
 from validator.errors import ConfigError, ModelError, first_line
 from validator.scorers.batched import BatchedScorer, check_tokenizer_fits, fingerprint_files
-from validator.scorers.model_config import (check_head_matches, config_labels,
+from validator.scorers.model_config import (check_config_matches_weights, config_labels,
                                             read_model_config)
 from validator.scorers.output_map import resolve_outputs
 
@@ -187,8 +187,9 @@ def inspect_model_dir(path: Path, dimensions: list[str], scorer_config,
             raise ModelError(f"{path}: cannot load the model ({weights.name}: "
                              f"{first_line(exc)})") from exc
     config_path = path / "config.json"
-    labels = config_labels(read_model_config(config_path), config_path)
-    check_head_matches(config_path, labels, sorted(path.glob("*.safetensors")))
+    config = read_model_config(config_path)
+    labels = config_labels(config, config_path)
+    check_config_matches_weights(config_path, config, labels, sorted(path.glob("*.safetensors")))
     resolve_outputs(path, labels, dimensions, scorer_config, scale)
 
 
@@ -226,11 +227,15 @@ def load_model_dir(path: Path):
         config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True,
                                                   trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, use_safetensors=True, trust_remote_code=False,
-            **{dtype_argument(): weights_dtype(path)})
+            output_loading_info=True, **{dtype_argument(): weights_dtype(path)})
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{path}: cannot load the model ({first_line(exc)})") from exc
+    missing = sorted(loading.get("missing_keys") or [])
+    if missing:  # transformers fills them with random values and carries on
+        raise ModelError(f"{path}: the weights lack {len(missing)} tensors the model needs "
+                         f"(first: {missing[0]}); they would be random")
     return config, tokenizer, model.eval()
 
 
