@@ -138,10 +138,18 @@ def inspect(model_dir: Path, tmp_path: Path, edit) -> None:
      "id2label: must map output indexes to names (1 to 1024 entries)"),
     # each in range, together 17 GB for an embedding table the weights do not have
     (lambda c: c.update(vocab_size=4_000_000, hidden_size=1_024),
-     "vocab_size is 4,000,000 but the weights' embedding table "
-     "bert.embeddings.word_embeddings.weight has 30,522"),
+     "vocab_size is 4,000,000 but the weights' bert.embeddings.word_embeddings.weight has "
+     "30,522"),
     (lambda c: c.update(hidden_size=65_536),
-     "hidden_size is 65,536 but the weights' embedding table"),
+     "hidden_size is 65,536 but the weights' bert.embeddings.word_embeddings.weight"),
+    # each in range, together tens of GB of layers the weights do not hold
+    (lambda c: c.update(num_hidden_layers=512), "num_hidden_layers is 512 but the weights "
+                                                "hold 2 layers"),
+    (lambda c: c.update(intermediate_size=262_144),
+     "intermediate_size is 262,144 but the weights' "
+     "bert.encoder.layer.0.intermediate.dense.weight has 64"),
+    (lambda c: c.update(hidden_dim="big", intermediate_size=None) or c.pop("intermediate_size"),
+     "hidden_dim: must be a whole number, got 'big'"),  # DistilBERT's name for it
 ])
 def test_model_config_sizes_are_checked_before_anything_is_built(model_dir, tmp_path, edit,
                                                                  message):

@@ -460,8 +460,9 @@ def test_build_checks_returns_every_checks_resamples_and_their_spread():
         finite = samples[np.isfinite(samples)]
         if len(finite) > 1:
             assert check.bootstrap_sd == pytest.approx(finite.std(ddof=1))
-            assert check.ci_low == pytest.approx(min(  # the unseen-flips floor, if any
-                np.percentile(finite, 2.5), check.degradation - check.unseen_flips_margin))
+            assert check.ci_low == pytest.approx(np.percentile(finite, 2.5))
+            assert check.ci_high == pytest.approx(max(  # the unseen-flips margin, if any
+                np.percentile(finite, 97.5), check.degradation + check.unseen_flips_margin))
             assert check.p_value_max_drop == pytest.approx(
                 norm.sf((check.degradation - check.max_drop) / check.bootstrap_sd)
                 if check.bootstrap_sd > 0 else float(check.degradation <= check.max_drop))
@@ -658,3 +659,29 @@ def test_warn_never_ships_a_check_whose_whole_ci_lies_above_max_drop():
     assert gate_result([softened, passing], "warn").verdict == INCONCLUSIVE
     assert gate_result([small, passing], "warn").verdict == PASS
     assert gate_result([small, passing], "fail").verdict == INCONCLUSIVE
+
+
+def test_a_few_observed_losses_keep_their_lower_bound_and_block_under_warn():
+    """Six of a 50-row slice's rows lose (a 12-point drop), no row gains: the margin for
+    flips the rows may not show raises only the upper bound, so the bootstrap's lower
+    bound stays above max_drop and the likely loss blocks even under warn (a hostile
+    trial passed this when the margin lowered the bound too)."""
+    rng = np.random.default_rng(5)
+    human = pd.DataFrame({"clarity": rng.integers(1, 5, 400).astype(float),  # 1-4: one
+                          "tone": rng.integers(1, 5, 400).astype(float)})    # up is a loss
+    reference = human.to_numpy() + 0.1
+    candidate = reference.copy()
+    candidate[:6] += 1.0  # six losses on both dimensions, all in the small slice
+    masks = pd.DataFrame({"all": [True] * 400, "small": [i < 50 for i in range(400)]})
+    scores = {"ref": reference, "cand": candidate}
+    config = small_config(policy="confident", correction="holm", on_inconclusive="warn",
+                          min_rows=10, bootstrap_resamples=400)
+    result = evaluate_gate(compute_metrics(human, scores, masks, (1, 5)), human, scores,
+                           masks, config)
+    small = {c.dimension: c for c in result.checks if c.slice == "small"}
+    for check in small.values():
+        assert check.degradation == pytest.approx(12.0)
+        assert check.unseen_flips_margin > 0 and check.ci_high >= 12.0 + 9.0
+        assert check.ci_low > check.max_drop and check.verdict != PASS
+        assert "score more unrated rows" not in check.reason
+    assert result.verdict != PASS and result.exit_code == 1

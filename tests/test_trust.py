@@ -366,3 +366,33 @@ def test_a_closed_stdout_exits_quietly_and_never_0_for_a_failed_gate(failed_run,
         stderr = process.stderr.read().decode()
         assert process.wait() == 1, stderr
         assert "internal error" not in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("planted", ["link", "folder", "user file"])
+def test_a_foreign_thing_at_the_lock_path_is_refused_and_left_alone(tmp_path, planted):
+    """The lock file (.NAME.lock beside --out) is never written through a link, over a
+    folder, or over a file with other content than a pid; exit 2 naming it, untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data")
+    lock = tmp_path / ".run.lock"
+    if planted == "link":
+        lock.symlink_to(victim)
+    elif planted == "folder":
+        lock.mkdir()
+    else:
+        lock.write_text("my notes")
+    result = run_cli("run", "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{lock}: the run's lock file" in result.stderr.strip().splitlines()[-1]
+    assert victim.read_text() == "precious data" and not (tmp_path / "run").exists()
+    assert lock.is_symlink() or lock.exists()
+
+
+def test_the_current_folder_as_out_is_refused_plainly(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "validator", "run", "--out", ".",
+                             "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: .: is the current folder (or holds it), which "
+                                     "the run would replace when done; give a new or empty "
+                                     "folder, e.g. --out run")
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / f".{tmp_path.name}.lock").exists()

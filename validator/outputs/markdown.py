@@ -69,7 +69,9 @@ def _blocking(card: dict) -> str:
     parts = [f"{card['failed']:,} checks fail"] * bool(card["failed"])
     if card["inconclusive"]:
         parts.append(f"{card['inconclusive']:,} inconclusive ({card['likely']:,} with the CI "
-                     f"above max_drop but not significant after correction, "
+                     f"above max_drop but not significant after correction"
+                     + (", these block even so" if card["likely"] and not card["blocks"]
+                        else "") + ", "
                      f"{card['underpowered']:,} underpowered"
                      + (f", {card['unseen']:,} of them on slices too small to rule out "
                         f"unseen flips: score more unrated rows, ratings cannot decide them"

@@ -116,6 +116,10 @@ def foreign_files(folder: Path) -> list[str]:
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
     """Refuse (exit 2) an --out the run may not write into; see the module docstring."""
+    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+        raise ValidatorError(f"{out_dir}: is the current folder (or holds it), which the run "
+                             f"would replace when done; give a new or empty folder, e.g. "
+                             f"--out run")
     if out_dir.is_symlink():  # the run replaces the folder by renaming: not through a link
         raise ValidatorError(f"{out_dir}: is a symbolic link (to {os.readlink(out_dir)}); "
                              f"give the folder itself as --out")
@@ -145,7 +149,27 @@ def shown(names: list[str]) -> str:
 
 
 def lock_path(out_dir: Path) -> Path:
-    return out_dir.parent / f".{out_dir.name}.lock"
+    """``.NAME.lock`` beside the folder (``--out .`` names the current folder: its lock
+    is beside it, not inside it)."""
+    folder = Path(os.path.abspath(out_dir))
+    return folder.parent / f".{folder.name}.lock"
+
+
+def check_lock_file(path: Path) -> None:
+    """The lock path is free or holds a lock file of this tool (a pid, or nothing): a
+    symbolic link, a folder, or a file with other content there is the user's, never
+    written through, truncated or removed."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ValidatorError(f"{path}: the run's lock file, but it is a "
+                             f"{'symbolic link' if path.is_symlink() else 'folder'}; "
+                             f"move it or choose another --out")
+    if path.is_file():
+        with open(path, "rb") as handle:
+            content = handle.read(64)
+        if content.strip() and not content.strip().isdigit():
+            raise ValidatorError(f"{path}: the run's lock file, but it holds something "
+                                 f"else than a pid (not written by this tool); move it or "
+                                 f"choose another --out")
 
 
 def _holder(handle) -> str:
@@ -169,7 +193,14 @@ def _acquire(path: Path, out_dir: Path):
     import fcntl
 
     while True:
-        handle = open(path, "a+", encoding="utf-8")
+        check_lock_file(path)
+        try:  # O_NOFOLLOW: a link planted after the check is refused here too
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                                 0o644)
+        except OSError as exc:
+            raise ValidatorError(f"{path}: cannot open the run's lock file "
+                                 f"({exc.strerror}); move it or choose another --out") from exc
+        handle = os.fdopen(descriptor, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

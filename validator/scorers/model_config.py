@@ -13,6 +13,7 @@ weights loaded). Each error names the file and the key.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from validator.bounded_yaml import read_bounded_text
@@ -29,6 +30,11 @@ HEAD_NAMES = ("classifier.out_proj.weight", "classifier.weight", "score.weight")
 # RoBERTa, DeBERTa, DistilBERT classifiers; decoder models' ``score``
 EMBEDDING_NAMES = ("word_embeddings.weight", "embed_tokens.weight")  # encoders; decoders
 HIDDEN_KEYS = ("hidden_size", "dim", "d_model")  # BERT-likes; DistilBERT; others
+FEED_FORWARD_NAMES = ("intermediate.dense.weight", "ffn.lin1.weight", "mlp.fc1.weight",
+                      "mlp.up_proj.weight")  # BERT-likes; DistilBERT; others: (ff, hidden)
+FEED_FORWARD_KEYS = ("intermediate_size", "hidden_dim", "ffn_dim")
+LAYER_KEYS = ("num_hidden_layers", "n_layers", "num_layers", "n_layer")
+LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
 
 
 def read_model_config(config_path: Path) -> dict:
@@ -74,43 +80,60 @@ def config_labels(config: dict, config_path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def first_tensor(weight_files: list[Path], names: tuple[str, ...]) -> tuple[str, list] | None:
-    """(tensor name, shape) of the first of ``names`` (in their order) that a tensor in
-    the safetensors headers is called or ends with, or None; no weights are loaded."""
+def header_shapes(weight_files: list[Path]) -> dict[str, list]:
+    """Every tensor's name and shape, from the safetensors headers alone (no weights)."""
     from safetensors import safe_open
 
-    found = {}
+    shapes = {}
     for weights in weight_files:
         with safe_open(str(weights), framework="numpy") as handle:
             for name in handle.keys():
-                for wanted in names:
-                    if name == wanted or name.endswith("." + wanted):
-                        found.setdefault(wanted, (name, handle.get_slice(name).get_shape()))
-    return next((found[wanted] for wanted in names if wanted in found), None)
+                shapes.setdefault(name, handle.get_slice(name).get_shape())
+    return shapes
 
 
-def head_width(weight_files: list[Path]) -> tuple[str, int] | None:
-    """(tensor name, rows) of the classification head in the safetensors headers, or
-    None when no tensor has a known head name."""
-    head = first_tensor(weight_files, HEAD_NAMES)
-    return (head[0], int(head[1][0])) if head is not None and len(head[1]) == 2 else None
+def first_tensor(shapes: dict[str, list], names: tuple[str, ...]) -> tuple[str, list] | None:
+    """(tensor name, shape) of the first of ``names`` (in their order) that a tensor is
+    called or ends with, or None."""
+    for wanted in names:
+        for name, shape in shapes.items():
+            if name == wanted or name.endswith("." + wanted):
+                return name, shape
+    return None
 
 
 def check_config_matches_weights(config_path: Path, config: dict, labels: dict,
                                  weight_files: list[Path]) -> None:
-    """The outputs config.json declares are the head's rows, and its vocabulary and
-    hidden sizes are the embedding table's (transformers allocates what config.json
-    declares before it reads a weight: vocab_size and hidden_size each in range once
-    asked for 17 GB)."""
-    head = head_width(weight_files)
-    if head is not None and head[1] != len(labels):
+    """What config.json declares is what the weights hold, read from the safetensors
+    headers before transformers allocates anything from config.json alone: the outputs
+    are the head's rows; the vocabulary, hidden and feed-forward sizes are the embedding
+    table's and the first feed-forward layer's; there are no more layers than the
+    weights number (each size in range, together they once asked for 17 GB, and 512
+    layers the weights lack for 34 GB)."""
+    shapes = header_shapes(weight_files)
+    head = first_tensor(shapes, HEAD_NAMES)
+    if head is not None and len(head[1]) == 2 and head[1][0] != len(labels):
         raise ModelError(f"{config_path}: id2label/num_labels declare {len(labels)} outputs "
-                         f"but the weights' output layer {head[0]} has {head[1]}")
-    table = first_tensor(weight_files, EMBEDDING_NAMES)
-    if table is None or len(table[1]) != 2:
-        return
-    hidden_key = next((k for k in HIDDEN_KEYS if k in config), None)
-    for key, size in (("vocab_size", table[1][0]), (hidden_key, table[1][1])):
-        if key is not None and key in config and config[key] != size:
+                         f"but the weights' output layer {head[0]} has {head[1][0]}")
+    expected = [(EMBEDDING_NAMES, "vocab_size", 0), (EMBEDDING_NAMES, HIDDEN_KEYS, 1),
+                (FEED_FORWARD_NAMES, FEED_FORWARD_KEYS, 0)]
+    for names, keys, axis in expected:
+        found = first_tensor(shapes, names)
+        key = declared(config, config_path, (keys,) if isinstance(keys, str) else keys)
+        if found is not None and len(found[1]) == 2 and key is not None \
+                and config[key] != found[1][axis]:
             raise ModelError(f"{config_path}: {key} is {config[key]:,} but the weights' "
-                             f"embedding table {table[0]} has {int(size):,}")
+                             f"{found[0]} has {int(found[1][axis]):,}")
+    layers = {int(m.group(1)) for name in shapes if (m := LAYER_INDEX.search(name))}
+    key = declared(config, config_path, LAYER_KEYS)
+    if layers and key is not None and config[key] > len(layers):
+        raise ModelError(f"{config_path}: {key} is {config[key]:,} but the weights hold "
+                         f"{len(layers)} layers")
+
+
+def declared(config: dict, config_path: Path, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` config.json sets (a whole number), or None."""
+    key = next((k for k in keys if k in config), None)
+    if key is not None and (isinstance(config[key], bool) or not isinstance(config[key], int)):
+        raise ModelError(f"{config_path}: {key}: must be a whole number, got {config[key]!r}")
+    return key

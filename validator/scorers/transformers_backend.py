@@ -231,7 +231,9 @@ def load_model_dir(path: Path):
             path, local_files_only=True, use_safetensors=True, trust_remote_code=False,
             output_loading_info=True, **{dtype_argument(): weights_dtype(path)})
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
-        raise ModelError(f"{path}: cannot load the model ({first_line(exc)})") from exc
+        reason = ("the weights' tensor sizes differ from what config.json declares"
+                  if "ignore_mismatched_sizes" in str(exc) else first_line(exc))
+        raise ModelError(f"{path}: cannot load the model ({reason})") from exc
     missing = sorted(loading.get("missing_keys") or [])
     if missing:  # transformers fills them with random values and carries on
         raise ModelError(f"{path}: the weights lack {len(missing)} tensors the model needs "
