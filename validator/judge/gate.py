@@ -218,12 +218,14 @@ def margin_binds(check: Check) -> bool:
     """An inconclusive check that more ratings cannot decide: its estimate is within
     max_drop but its CI's upper bound (or, under ``point``, its detectable degradation) is
     the unseen-flips margin, above max_drop (validator.judge.stats.unseen_flips_margin).
-    An estimate beyond max_drop is a loss the rows show: ratings do decide it."""
+    An estimate beyond max_drop is a loss the rows show: ratings do decide it. Takes a
+    check or its record."""
     m, d, drop = check.unseen_flips_margin, check.degradation, check.max_drop
-    if check.verdict != INCONCLUSIVE or not m > 0:
-        return False
-    return bool((check.ci_high == d + m and check.ci_high >= drop and d < drop)
-                or (check.detectable_degradation == m and m > drop and d <= drop))
+    high, detectable = check.ci_high, check.detectable_degradation
+    if check.verdict != INCONCLUSIVE or not m > 0 or None in (d, drop, high, detectable):
+        return False  # (a record holds None where a check holds NaN)
+    return bool((high == d + m and high >= drop and d < drop)
+                or (detectable == m and m > drop and d <= drop))
 
 
 def more_rows_note(check: Check, gate: GateConfig) -> str:

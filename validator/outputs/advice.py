@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.judge.gate import likely_loss
+from validator.judge.gate import likely_loss, margin_binds
 from validator.outputs.formats import guard_suffix
 from validator.record.schema import CheckRecord, RunRecord, ScorerRecord
 from validator.routing import Router
@@ -182,7 +182,7 @@ def _blocked(summary: RunRecord, scorer: ScorerRecord, verdict: str) -> Decision
         open_checks = [c for c in checks if c.verdict == "inconclusive"]
         needed = max((c.rows_needed or 0 for c in open_checks), default=0)
         more = f"; up to {needed} rated rows per slice would decide them" if needed else ""
-        unseen = sum(c.unseen_flips_margin > 0 and c.rows_needed is None for c in open_checks)
+        unseen = sum(margin_binds(c) for c in open_checks)
         if unseen:
             more += (f"; {unseen} need more scored rows of their slices (too few to rule out "
                      f"flips they do not show), not ratings")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from validator.judge.gate import likely_loss, margin_binds
 from validator.outputs.advice import Decision, candidate_verdict, checks_of
 from validator.outputs.formats import count, interval, points, seconds
 from validator.record.schema import CheckRecord, RunRecord
@@ -27,12 +28,6 @@ def run_path(run_dir: Path | None, relative: bool = False) -> str:
         return os.path.relpath(run_dir) if below or relative else str(run_dir)
     except ValueError:  # another drive (Windows)
         return str(run_dir)
-
-
-def likely_loss(check: CheckRecord) -> bool:
-    """Inconclusive although the whole CI lies above max_drop (lost after correction)."""
-    return (check.verdict == "inconclusive" and check.ci_low is not None
-            and check.ci_low > check.max_drop)
 
 
 def report_order(checks: list[CheckRecord]) -> list[CheckRecord]:
@@ -87,8 +82,7 @@ def blocking(summary: RunRecord, name: str) -> dict:
     failed = [c for c in checks if c.verdict == "fail"]
     open_checks = [c for c in checks if c.verdict == "inconclusive"]
     likely = [c for c in open_checks if likely_loss(c)]
-    unseen = [c for c in open_checks if c.unseen_flips_margin > 0 and c.rows_needed is None
-              and not likely_loss(c)]  # held open by flips the slice's rows may not show
+    unseen = [c for c in open_checks if margin_binds(c)]  # more scored rows, not ratings
     return {"failed": len(failed), "inconclusive": len(open_checks),
             "likely": len(likely), "underpowered": len(open_checks) - len(likely),
             "unseen": len(unseen),
