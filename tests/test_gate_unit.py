@@ -661,6 +661,34 @@ def test_warn_never_ships_a_check_whose_whole_ci_lies_above_max_drop():
     assert gate_result([small, passing], "fail").verdict == INCONCLUSIVE
 
 
+def test_the_likely_loss_rule_screens_with_benjamini_hochberg_within_the_candidate():
+    """Under warn, a Holm-softened failure blocks only when Benjamini-Hochberg over the
+    candidate's checks still finds its drop beyond max_drop: one chance CI above max_drop
+    among 100 lossless checks ships (the uncorrected rule blocked 63-73% of lossless INT8
+    runs of the default), ten real losses of the same size each do not."""
+    base = Check(candidate="c", slice="s0", dimension="_all", metric="exact_agreement",
+                 n=500, reference=60.0, candidate_value=60.0, degradation=0.0,
+                 ci_low=-0.5, ci_high=0.5, max_drop=1.0, verdict=PASS, reason="",
+                 p_value=0.5, p_value_adjusted=0.5, detectable_degradation=0.8,
+                 flips_to_disagree=5, flips_to_agree=5, human_ceiling=70.0,
+                 bootstrap_sd=0.25, p_value_max_drop=0.99)
+    loss = replace(base, degradation=2.5, ci_low=1.1, ci_high=3.9, verdict=FAIL,
+                   p_value_max_drop=0.003)
+    gate = small_config(policy="confident", correction="holm", on_inconclusive="warn",
+                        false_fail_budget=0.05).gate
+
+    def checks(losses: int) -> list[Check]:
+        return [replace(loss if i < losses else base, slice=f"s{i}") for i in range(100)]
+
+    for losses, screened, verdict in ((1, False, PASS), (10, True, INCONCLUSIVE)):
+        judged = apply_correction(checks(losses), gate)
+        assert [c.verdict for c in judged[:losses]] == [INCONCLUSIVE] * losses  # Holm: 0.3
+        assert [c.screened_loss for c in judged[:losses]] == [screened] * losses
+        assert gate_result(judged, "warn").verdict == verdict
+        other = [replace(c, candidate="other") for c in checks(10)]  # its own family
+        assert apply_correction(checks(losses) + other, gate)[:100] == judged
+
+
 def test_a_few_observed_losses_keep_their_lower_bound_and_block_under_warn():
     """Six of a 50-row slice's rows lose (a 12-point drop), no row gains: the margin for
     flips the rows may not show raises only the upper bound, so the bootstrap's lower

@@ -231,6 +231,11 @@ def test_report_refuses_a_summary_whose_verdicts_were_edited(failed_run, tmp_pat
     result = cli("report", str(reseal(run)))
     assert result.exit_code == 2 and "verdict 'pass' / exit_code 0 but its checks give " \
         "'fail' / 1" in result.output
+    summary["verdict"], summary["exit_code"] = "fail", 1  # a likely loss unmarked
+    summary["checks"][0]["screened_loss"] = not summary["checks"][0]["screened_loss"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    result = cli("report", str(reseal(run)))
+    assert result.exit_code == 2 and "checks[0].screened_loss is" in result.output
 
 
 def test_recommend_refuses_edited_predictions(failed_run, tmp_path):

@@ -16,7 +16,12 @@ also reject "degradation <= max_drop" after adjusting those p-values over the ch
 the same candidate (one family per candidate: adding or removing a candidate changes no
 other candidate's verdicts), at the level ``false_fail_budget``; otherwise it is
 inconclusive. Holm keeps the chance that a candidate fails any check whose true
-degradation is within max_drop under the budget. A ``non_inferiority`` failure is never downgraded. A configured slice with no
+degradation is within max_drop under the budget. Such a downgraded check is a likely
+loss, which blocks even under ``on_inconclusive: warn``, when Benjamini-Hochberg over the
+same family at the same level still finds it beyond max_drop (``screened_loss``): a
+candidate with no true loss is then blocked, by failures and likely losses together, in
+at most ``false_fail_budget`` of runs, while a loss spread over a slice's checks (Holm
+tests them one at a time) is still caught. A ``non_inferiority`` failure is never downgraded. A configured slice with no
 rows fails; fewer than min_rows rated rows is inconclusive (unrated pool rows never
 count; with a pool or a rating plan the estimates are design-based, see
 validator.judge.design_estimates). An inconclusive check says
@@ -85,6 +90,7 @@ class Check:
     ratings_needed_targeted: int | None = None  # the same with ratings on flipped rows only
     design_note: str = ""  # why the pool's design cannot support this check (inconclusive)
     unseen_flips_margin: float = 0.0  # agreement: CI widened by flips the rows may not show
+    screened_loss: bool = True  # drop beyond max_drop at the false discovery rate (BH)
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -177,16 +183,27 @@ def adjust_by_candidate(p_values, candidates: list[str], method: str) -> np.ndar
     return out
 
 
+def screened_losses(p_max_drop, candidates: list[str], gate: GateConfig) -> np.ndarray:
+    """Checks whose drop beyond max_drop Benjamini-Hochberg, within each candidate's
+    family and at the false-fail budget, finds significant (rows: runs). An unknown
+    p-value counts as significant: fail closed. Under no true loss BH rejects anything in
+    at most the budget of runs, so the likely-loss rule adds no false blocks beyond it."""
+    screen = adjust_by_candidate(p_max_drop, candidates, "bh")
+    return ~(screen >= gate.false_fail_budget)
+
+
 def apply_correction(checks: list[Check], gate: GateConfig) -> list[Check]:
     names = [c.candidate for c in checks]
     adjusted = adjust_by_candidate([c.p_value for c in checks], names, gate.correction)[0]
-    threshold = adjust_by_candidate([c.p_value_max_drop for c in checks], names,
-                                    gate.correction)
+    p_max_drop = [c.p_value_max_drop for c in checks]
+    threshold = adjust_by_candidate(p_max_drop, names, gate.correction)
     verdicts = corrected_verdicts(np.array([[c.verdict for c in checks]]), threshold,
                                   np.array([c.n for c in checks]), gate)[0]
+    screened = screened_losses(p_max_drop, names, gate)[0]
     out = []
-    for check, p, q, verdict in zip(checks, adjusted, threshold[0], verdicts):
-        check = replace(check, p_value_adjusted=float(p), p_value_max_drop_adjusted=float(q))
+    for check, p, q, verdict, loss in zip(checks, adjusted, threshold[0], verdicts, screened):
+        check = replace(check, p_value_adjusted=float(p), p_value_max_drop_adjusted=float(q),
+                        screened_loss=bool(loss))
         if verdict != check.verdict:
             check = replace(check, verdict=str(verdict),
                             reason=f"{check.reason}, but not beyond max_drop after "
@@ -410,9 +427,9 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
 def run_verdicts(verdicts: np.ndarray, on_inconclusive: str,
                  likely_loss: np.ndarray | None = None) -> np.ndarray:
     """The run's verdict from its checks' verdicts (rows: runs, columns: checks).
-    ``likely_loss``: inconclusive checks whose whole CI lies above max_drop (softened
-    by the correction); they block even under ``on_inconclusive: warn``, which only
-    forgives checks too small to decide."""
+    ``likely_loss``: inconclusive checks whose whole CI lies above max_drop and whose
+    drop Benjamini-Hochberg still finds beyond it (see likely_loss); they block even
+    under ``on_inconclusive: warn``, which only forgives checks too small to decide."""
     failed = (verdicts == FAIL).any(axis=1)
     blocking = (verdicts == INCONCLUSIVE) & (
         (on_inconclusive == "fail") | (False if likely_loss is None else likely_loss))
@@ -430,11 +447,13 @@ def gate_result(checks: list[Check], on_inconclusive: str,
 
 
 def likely_loss(check) -> bool:
-    """An inconclusive check whose whole CI lies above its max_drop (a Check, or its
-    record, where an undefined bound is None rather than NaN)."""
+    """An inconclusive check whose whole CI lies above its max_drop and whose drop beyond
+    it Benjamini-Hochberg finds significant in the candidate's family (``screened_loss``)
+    though Holm does not: a loss the correction softened, not a check too small to
+    decide. Takes a Check, or its record, where an undefined bound is None, not NaN."""
     low, drop = check.ci_low, check.max_drop
-    return check.verdict == INCONCLUSIVE and low is not None and drop is not None \
-        and bool(low > drop)
+    return check.verdict == INCONCLUSIVE and check.screened_loss and low is not None \
+        and drop is not None and bool(low > drop)
 
 
 def require_serving_isa(result: GateResult, missing_isa: list[str]) -> GateResult:

@@ -11,7 +11,8 @@ drawn independently, which overstates the chance that some check fails by a litt
 when slices overlap), adds a planted true degradation per check, shifts each check's
 CI with it, and applies the gate's own rules (policy, min_rows, correction within each
 candidate's checks, run verdict, and under ``on_inconclusive: warn`` the rule that an
-inconclusive check whose whole CI lies above max_drop still blocks). With an unrated
+inconclusive check whose whole CI lies above max_drop, and that Benjamini-Hochberg finds
+beyond it, still blocks). With an unrated
 pool the resamples draw pool rows too (validator.judge.design_estimates), so a run's
 error counts both sampling phases. The planted drops are made by the first candidate;
 other candidates are lossless. Nothing is re-scored, so this costs a fraction of a
@@ -28,7 +29,7 @@ import pandas as pd
 from validator.config import GateConfig
 from validator.judge.gate import (FAIL, GATE_ROLE, INCONCLUSIVE, PASS, Check, GateResult,
                                   adjust_by_candidate, corrected_verdicts, policy_verdicts,
-                                  run_verdicts)
+                                  run_verdicts, screened_losses)
 from validator.metrics import ALL_DIMENSIONS, get_metric
 from validator.judge.stats import p_exceeds
 
@@ -106,7 +107,8 @@ def simulate(checks: list[Check], errors: np.ndarray, truth: np.ndarray,
     adjusted = adjust_by_candidate(p, [c.candidate for c in checks], gate.correction)
     verdicts = corrected_verdicts(verdicts, adjusted,
                                   np.array([c.n for c in checks]), gate)
-    likely = (verdicts == INCONCLUSIVE) & (estimate - below > max_drop)  # likely_loss
+    likely = ((verdicts == INCONCLUSIVE) & (estimate - below > max_drop)  # likely_loss
+              & screened_losses(p, [c.candidate for c in checks], gate))
     shares = verdict_shares(run_verdicts(verdicts, gate.on_inconclusive, likely))
     owners = np.array([c.candidate for c in checks], dtype=object)
     by_candidate = {name: verdict_shares(run_verdicts(verdicts[:, owners == name],

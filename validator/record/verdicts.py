@@ -58,6 +58,11 @@ def check_verdicts(record: RunRecord, source: str) -> None:
                 f"{source}: checks[{i}].verdict is {stored.verdict!r} but the gate's rules "
                 f"give {judged.verdict!r} for its numbers ({stored.candidate} on "
                 f"{stored.slice} / {stored.dimension}); the file was edited")
+        if stored.screened_loss != judged.screened_loss:
+            raise ValidatorError(
+                f"{source}: checks[{i}].screened_loss is {stored.screened_loss} but the "
+                f"gate's rules give {judged.screened_loss} for its numbers; the file was "
+                f"edited")
     if (record.verdict, record.exit_code) != (verdict, exit_code):
         raise ValidatorError(f"{source}: verdict {record.verdict!r} / exit_code "
                              f"{record.exit_code} but its checks give {verdict!r} / "
