@@ -663,9 +663,10 @@ def test_warn_never_ships_a_check_whose_whole_ci_lies_above_max_drop():
 
 def test_the_likely_loss_rule_screens_with_benjamini_hochberg_within_the_candidate():
     """Under warn, a Holm-softened failure blocks only when Benjamini-Hochberg over the
-    candidate's checks still finds its drop beyond max_drop: one chance CI above max_drop
-    among 100 lossless checks ships (the uncorrected rule blocked 63-73% of lossless INT8
-    runs of the default), ten real losses of the same size each do not."""
+    candidate's checks (or its own p-value below LIKELY_LOSS_LEVEL) still finds its drop
+    beyond max_drop: one chance CI above max_drop among 100 lossless checks ships (the
+    uncorrected rule blocked 63-73% of lossless INT8 runs of the default), ten real
+    losses of the same size do not, nor does one strong loss among 1,000 added checks."""
     base = Check(candidate="c", slice="s0", dimension="_all", metric="exact_agreement",
                  n=500, reference=60.0, candidate_value=60.0, degradation=0.0,
                  ci_low=-0.5, ci_high=0.5, max_drop=1.0, verdict=PASS, reason="",
@@ -687,6 +688,11 @@ def test_the_likely_loss_rule_screens_with_benjamini_hochberg_within_the_candida
         assert gate_result(judged, "warn").verdict == verdict
         other = [replace(c, candidate="other") for c in checks(10)]  # its own family
         assert apply_correction(checks(losses) + other, gate)[:100] == judged
+    strong = replace(loss, p_value_max_drop=0.0005)  # diluted: BH asks for 0.00005
+    judged = apply_correction([strong] + [replace(base, slice=f"t{i}") for i in range(999)],
+                              gate)
+    assert judged[0].verdict == INCONCLUSIVE and judged[0].screened_loss
+    assert gate_result(judged, "warn").verdict == INCONCLUSIVE
 
 
 def test_a_few_observed_losses_keep_their_lower_bound_and_block_under_warn():

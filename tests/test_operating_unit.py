@@ -168,7 +168,8 @@ def expected_shares(checks, resamples, frame, gate: GateConfig, truth: np.ndarra
         screened = np.ones(verdicts.shape, dtype=bool)  # untested: fail closed
         for candidate in set(owners):  # Benjamini-Hochberg within each candidate
             mine = owners == candidate
-            screened[:, tested[mine]] = adjust(p[:, mine], "bh") < gate.false_fail_budget
+            screened[:, tested[mine]] = ((adjust(p[:, mine], "bh") < gate.false_fail_budget)
+                                         | (p[:, mine] < 0.001))  # LIKELY_LOSS_LEVEL
     else:
         screened = np.ones(verdicts.shape, dtype=bool)
     failed = (verdicts == "fail").any(axis=1)

@@ -11,8 +11,8 @@ drawn independently, which overstates the chance that some check fails by a litt
 when slices overlap), adds a planted true degradation per check, shifts each check's
 CI with it, and applies the gate's own rules (policy, min_rows, correction within each
 candidate's checks, run verdict, and under ``on_inconclusive: warn`` the rule that an
-inconclusive check whose whole CI lies above max_drop, and that Benjamini-Hochberg finds
-beyond it, still blocks). With an unrated
+inconclusive check whose whole CI lies above max_drop, and that judge.gate.screened_losses
+finds beyond it, still blocks). With an unrated
 pool the resamples draw pool rows too (validator.judge.design_estimates), so a run's
 error counts both sampling phases. The planted drops are made by the first candidate;
 other candidates are lossless. Nothing is re-scored, so this costs a fraction of a

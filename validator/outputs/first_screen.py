@@ -77,7 +77,7 @@ def _ratings(open_checks: list[CheckRecord]) -> dict | None:
 
 def blocking(summary: RunRecord, name: str) -> dict:
     """What keeps a candidate from shipping: real failures, likely losses (inconclusive,
-    whole CI above max_drop, beyond it under Benjamini-Hochberg: judge.gate.likely_loss)
+    whole CI above max_drop, screened beyond it: judge.gate.likely_loss)
     and the other inconclusive checks (underpowered: more ratings would decide)."""
     checks = checks_of(summary, name)
     failed = [c for c in checks if c.verdict == "fail"]

@@ -69,8 +69,8 @@ def _blocking(card: dict) -> str:
     parts = [f"{card['failed']:,} checks fail"] * bool(card["failed"])
     if card["inconclusive"]:
         parts.append(f"{card['inconclusive']:,} inconclusive ({card['likely']:,} with the CI "
-                     f"above max_drop, beyond it at the false discovery rate but not after "
-                     f"the family-wise correction"
+                     f"above max_drop, beyond it under Benjamini-Hochberg or at p < 0.001 but "
+                     f"not after the family-wise correction"
                      + (", these block even so" if card["likely"] and not card["blocks"]
                         else "") + ", "
                      f"{card['underpowered']:,} underpowered"
