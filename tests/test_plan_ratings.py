@@ -62,6 +62,17 @@ def test_same_seed_same_plan(planned, tmp_path):
                      "--out", str(again), "--seed", "4")
     assert result.returncode == 0, result.stderr
     assert again.read_text() == plan.read_text()
+    # planning again into the same files replaces the tool's own unchanged pair
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", str(BUDGET // 2),
+                     "--out", str(again), "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    assert (pd.read_csv(again)["phase"] == "to_rate").sum() == BUDGET // 2
+    edited = again.read_text().replace("to_rate", "not_chosen", 1)
+    again.write_text(edited)  # a plan someone changed is theirs now: never replaced
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", str(BUDGET),
+                     "--out", str(again), "--seed", "4")
+    assert result.returncode == 2 and "choose another --out" in result.stderr
+    assert again.read_text() == edited
 
 
 def test_run_with_the_plan_carries_the_design_per_row(planned, tmp_path):

@@ -15,6 +15,7 @@ selects ``budget`` unrated rows and writes:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import pandas as pd
 
 from validator.data import design
 from validator.errors import ValidatorError
-from validator.record.ownership import check_replaceable
+from validator.record.ownership import check_replaceable, file_sha256
 from validator.record.run_dir import RunDir
 from validator.record.write import write_text
 from validator.record.schema import GateRecord
@@ -157,13 +158,30 @@ def slice_power(run: RunPredictions, bounds: dict, probability: np.ndarray,
 
 
 def write_plan(rows: pd.DataFrame, record: dict, out: Path) -> Path:
-    """PLAN.csv and PLAN.summary.json beside it; returns the summary's path."""
+    """PLAN.csv and PLAN.summary.json beside it; returns the summary's path. The summary
+    records the plan's sha256 (``plan_sha256``), so planning again into the same files
+    replaces a pair the tool wrote and nobody changed, and nothing else."""
     summary_path = out.with_suffix(".summary.json")
-    check_replaceable([out, summary_path])
+    if not own_plan(out, summary_path):
+        check_replaceable([out, summary_path])
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, rows.to_csv(index=False))
-    write_text(summary_path, json.dumps(record, indent=2) + "\n")
+    text = rows.to_csv(index=False)
+    write_text(out, text)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    write_text(summary_path, json.dumps({**record, "plan_sha256": digest}, indent=2) + "\n")
     return summary_path
+
+
+def own_plan(out: Path, summary_path: Path) -> bool:
+    """Whether ``out`` and its summary are a plan pair this tool wrote, unchanged."""
+    if not (out.is_file() and summary_path.is_file()) or out.is_symlink() \
+            or summary_path.is_symlink():
+        return False
+    try:
+        recorded = json.loads(summary_path.read_text(encoding="utf-8")).get("plan_sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return recorded is not None and recorded == file_sha256(out)
 
 
 def power_table(record: dict) -> str:
