@@ -695,6 +695,31 @@ def test_the_likely_loss_rule_screens_with_benjamini_hochberg_within_the_candida
     assert gate_result(judged, "warn").verdict == INCONCLUSIVE
 
 
+def test_flips_that_never_change_agreement_do_not_give_the_ci_zero_zero():
+    """A hostile trial: 12 of 100 rows flip, each where both scorers are wrong, so every
+    row's agreement difference is 0 and the bootstrap CI is [0, 0]; the check passed.
+    Flips whose effect the ratings do not show count as unseen: the CI keeps a margin and
+    the check asks for more rated flipped rows."""
+    human = pd.DataFrame({"clarity": np.full(100, 1.0)})
+    reference = np.full((100, 1), 2.0)
+    reference[:50] = 1.0  # agrees on half the rows
+    candidate = reference.copy()
+    candidate[60:72] = 3.0  # 12 flips, 2 -> 3, both wrong
+    masks = pd.DataFrame({"all": [True] * 100})
+    scores = {"ref": reference, "cand": candidate}
+    config = small_config(policy="confident", correction="holm", on_inconclusive="fail",
+                          min_rows=10, bootstrap_resamples=200)
+    result = evaluate_gate(compute_metrics(human, scores, masks, (1, 5)), human, scores,
+                           masks, config)
+    check = next(c for c in result.checks if c.dimension == "clarity")
+    assert check.degradation == 0 and check.flipped_rows == 12
+    assert check.flips_to_disagree + check.flips_to_agree == 0
+    assert check.unseen_flips_margin > 3 and check.ci_high > check.max_drop
+    assert check.verdict == INCONCLUSIVE and "rate more of the slice's flipped rows" \
+        in check.reason
+    assert result.exit_code == 1
+
+
 def test_a_few_observed_losses_keep_their_lower_bound_and_block_under_warn():
     """Six of a 50-row slice's rows lose (a 12-point drop), no row gains: the margin for
     flips the rows may not show raises only the upper bound, so the bootstrap's lower

@@ -3,7 +3,9 @@ unrated pool (columns backend: no model runs)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import sys
 
 import pandas as pd
@@ -169,3 +171,52 @@ def test_an_edited_inclusion_probability_is_refused(planned, tmp_path):
 
     with pytest.raises(SampleError, match="does not follow from the plan's strata"):
         read_plan(edited)
+
+
+def test_a_run_never_replaces_its_own_rating_plan(planned, tmp_path):
+    """A hostile trial: a plan written into a run folder joins its manifest, and
+    ``run --force`` into that folder deleted the plan the run was reading."""
+    folder, frame, _, _ = planned
+    run = tmp_path / "run"
+    shutil.copytree(folder / "run", run)
+    plan = run / "PLAN.csv"
+    result = run_cli("plan-ratings", str(run), "--budget", str(BUDGET), "--out", str(plan),
+                     "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    kept = plan.read_text()
+    config = rating_sim.write_gate(tmp_path / "gate", rating_sim.revealed(frame, to_rate(plan)),
+                                   plan=plan)
+    result = run_cli("run", "--config", str(config), "--out", str(run), "--force", "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert f"{run}: holds {plan}, an input of this run" in result.stderr
+    assert plan.read_text() == kept and plan.with_suffix(".summary.json").is_file()
+
+
+def test_only_the_plan_its_summary_names_is_replaced(planned, tmp_path):
+    """A copy of a plan under another name shares the summary path only by accident of
+    ``with_suffix``; a planted summary naming a run's record never unlocks it."""
+    folder, _, plan, _ = planned
+    copy = tmp_path / "PLAN.orig.csv"
+    shutil.copy(plan, tmp_path / "PLAN.csv")
+    shutil.copy(plan.with_suffix(".summary.json"), tmp_path / "PLAN.summary.json")
+    shutil.copy(plan, copy)  # PLAN.orig.csv -> PLAN.orig.summary.json: absent
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", "100", "--out", str(copy))
+    assert result.returncode == 2 and "choose another --out" in result.stderr
+    run = tmp_path / "run"
+    shutil.copytree(folder / "run", run)
+    record = run / "summary.json"
+    before = record.read_bytes()
+    digest = hashlib.sha256(before).hexdigest()
+    (run / "summary.summary.json").write_text(json.dumps(
+        {"plan_file": "summary.json", "plan_sha256": digest}))
+    result = run_cli("plan-ratings", str(run), "--budget", "100", "--out", str(record))
+    assert result.returncode == 2 and record.read_bytes() == before
+
+
+@pytest.mark.parametrize("out", ["", ".", "/", "-", "plan.txt", "x" * 300 + ".csv"])
+def test_a_plan_out_that_cannot_be_a_plan_file_is_refused_plainly(planned, tmp_path, out):
+    folder, _, _, _ = planned
+    result = run_cli("plan-ratings", str(folder / "run"), "--budget", "100", "--out", out,
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and "internal error" not in result.stderr

@@ -68,7 +68,8 @@ def degraded_run(tmp_path_factory, scored_rows):
         frame[f"{d}_cand"] = frame[f"{d}_ref"] + shift
     out = tmp / "run"
     point = {"metric": "exact_agreement", "max_drop": 1.0, "min_rows": 50,  # every drop fails
-             "policy": "point", "correction": "none"}
+             "policy": "point", "correction": "none",  # identical 'same': slices too small
+             "on_inconclusive": "warn"}                 # to rule out unseen flips only warn
     candidates = [{"name": "cand", "backend": "columns", "columns": "{dimension}_cand"},
                   {"name": "same", "backend": "columns", "columns": "{dimension}_ref"}]
     config = columns_config(tmp, frame, gate=point, candidates=candidates)
@@ -146,7 +147,9 @@ def test_default_report_decides_in_the_first_screen(browser, default_report):
 @pytest.mark.parametrize("viewport", [SCREEN, PHONE], ids=["1280", "390"])
 def test_default_report_has_no_overflowing_box(browser, default_report, viewport):
     """Every detail opened: nothing wider than its box at 1280 or 390 (tables turn into
-    cards on a phone), and at 1280x900 the whole page is at most 30 screens."""
+    cards on a phone), and at 1280x900 the page besides the checks table is at most 15
+    screens, the table at most 45 px per check (its length grows with the checks: 408
+    in the default, a figure and its reason each)."""
     page, _, _ = open_page(browser, default_report / "report.html", viewport=viewport)
     page.evaluate(OPEN_ALL)
     for index in range(1, page.locator(".heat-panel").count() + 1):
@@ -156,7 +159,11 @@ def test_default_report_has_no_overflowing_box(browser, default_report, viewport
     height = page.evaluate("document.documentElement.scrollHeight")
     (default_report / f"height-{viewport['width']}.txt").write_text(str(height))
     if viewport is SCREEN:
-        assert height <= 30 * SCREEN["height"], height
+        table = page.evaluate("document.getElementById('checks').getBoundingClientRect()"
+                              ".height")
+        checks = page.locator("#checks tbody.check").count()
+        assert checks > 100 and table <= 45 * checks, (table, checks)
+        assert height - table <= 15 * SCREEN["height"], (height, table)
 
 
 @pytest.mark.e2e

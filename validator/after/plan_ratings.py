@@ -25,7 +25,7 @@ import pandas as pd
 
 from validator.data import design
 from validator.errors import ValidatorError
-from validator.record.ownership import check_replaceable, file_sha256
+from validator.record.ownership import check_not_a_record, check_replaceable, file_sha256
 from validator.record.run_dir import RunDir
 from validator.record.write import write_text
 from validator.record.schema import GateRecord
@@ -161,27 +161,39 @@ def write_plan(rows: pd.DataFrame, record: dict, out: Path) -> Path:
     """PLAN.csv and PLAN.summary.json beside it; returns the summary's path. The summary
     records the plan's sha256 (``plan_sha256``), so planning again into the same files
     replaces a pair the tool wrote and nobody changed, and nothing else."""
+    if out.suffix.lower() != ".csv" or out.stem in ("", "."):
+        raise ValidatorError(f"--out {str(out)!r}: name the plan's .csv file, e.g. "
+                             f"--out rating-plan.csv")
     summary_path = out.with_suffix(".summary.json")
-    if not own_plan(out, summary_path):
-        check_replaceable([out, summary_path])
-    out.parent.mkdir(parents=True, exist_ok=True)
     text = rows.to_csv(index=False)
-    write_text(out, text)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    write_text(summary_path, json.dumps({**record, "plan_sha256": digest}, indent=2) + "\n")
+    try:
+        for path in (out, summary_path):
+            check_not_a_record(path)
+        if not own_plan(out, summary_path):
+            check_replaceable([out, summary_path])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(out, text)
+        write_text(summary_path, json.dumps({**record, "plan_file": out.name,
+                                             "plan_sha256": digest}, indent=2) + "\n")
+    except OSError as exc:
+        raise ValidatorError(f"{out}: cannot be written ({exc.strerror or exc})") from exc
     return summary_path
 
 
 def own_plan(out: Path, summary_path: Path) -> bool:
-    """Whether ``out`` and its summary are a plan pair this tool wrote, unchanged."""
+    """Whether ``out`` and its summary are a plan pair this tool wrote, unchanged: the
+    summary names ``out`` (``plan_file``) and holds its sha256. A copy of a plan under
+    another name is not its summary's plan, so it is never replaced."""
     if not (out.is_file() and summary_path.is_file()) or out.is_symlink() \
-            or summary_path.is_symlink():
+            or summary_path.is_symlink() or out.suffix != ".csv":
         return False
     try:
-        recorded = json.loads(summary_path.read_text(encoding="utf-8")).get("plan_sha256")
+        recorded = json.loads(summary_path.read_text(encoding="utf-8"))
+        name, digest = recorded.get("plan_file"), recorded.get("plan_sha256")
     except (OSError, ValueError, AttributeError):
         return False
-    return recorded is not None and recorded == file_sha256(out)
+    return name == out.name and digest is not None and digest == file_sha256(out)
 
 
 def power_table(record: dict) -> str:

@@ -46,7 +46,8 @@ from validator.config import Config, GateConfig
 from validator.judge.evenness import apply_max_concentration
 from validator.metrics import ALL_DIMENSIONS, HUMAN_CEILING, Metric, get_metric
 from validator.judge.design_estimates import ratings_needed
-from validator.judge.stats import (POWER, PairedStats, adjust_p_values, flipped_rows,
+from validator.judge.stats import (POWER, RARE_FLIPS, PairedStats, adjust_p_values,
+                                   flipped_rows,
                                    p_exceeds, rows_to_rule_out, unseen_flips_margin,
                                    rows_to_resolve, slice_rng, slice_stats)
 
@@ -95,6 +96,7 @@ class Check:
     ratings_needed_targeted: int | None = None  # the same with ratings on flipped rows only
     design_note: str = ""  # why the pool's design cannot support this check (inconclusive)
     unseen_flips_margin: float = 0.0  # agreement: CI widened by flips the rows may not show
+    flipped_rows: int | None = None  # agreement: scored rows whose rounded predictions differ
     screened_loss: bool = True  # drop beyond max_drop under BH or at LIKELY_LOSS_LEVEL
 
     def as_dict(self) -> dict:
@@ -246,13 +248,25 @@ def margin_binds(check: Check) -> bool:
     check or its record."""
     m, d, drop = check.unseen_flips_margin, check.degradation, check.max_drop
     high, detectable = check.ci_high, check.detectable_degradation
-    if check.verdict != INCONCLUSIVE or not m > 0 or None in (d, drop, high, detectable):
+    if check.verdict != INCONCLUSIVE or not m > 0 or None in (d, drop, high, detectable) \
+            or unchanged_flips(check):
         return False  # (a record holds None where a check holds NaN)
     return bool((high == d + m and high >= drop and d < drop)
                 or (detectable == m and m > drop and d <= drop))
 
 
+def unchanged_flips(check) -> bool:
+    """Whether the check's margin comes from flips its rated rows show without a change of
+    agreement (more ratings of flipped rows decide it), not from flips too rare to see."""
+    flipped = check.flipped_rows
+    return flipped is not None and check.flips_to_disagree + check.flips_to_agree < flipped
+
+
 def more_rows_note(check: Check, gate: GateConfig) -> str:
+    if unchanged_flips(check):
+        return (f"{check.unseen_flips_margin:.3g} {check.unit or 'points'} of its CI are "
+                f"flips whose effect its rated rows do not show (fewer than {RARE_FLIPS} "
+                f"flipped rows changed agreement): rate more of the slice's flipped rows")
     note = (f"{check.unseen_flips_margin:.3g} {check.unit or 'points'} of its CI are flips "
             f"this slice's scored rows may not show, which ratings cannot remove: score more "
             f"unrated rows of the slice")
@@ -268,7 +282,9 @@ def explain_inconclusive(checks: list[Check], gate: GateConfig) -> list[Check]:
         tested[c.candidate] = tested.get(c.candidate, 0) + (not math.isnan(c.p_value_max_drop))
     out = []
     for check in checks:
-        if margin_binds(check):
+        flips_unrated = check.verdict == INCONCLUSIVE and check.unseen_flips_margin > 0 \
+            and unchanged_flips(check)
+        if margin_binds(check) or flips_unrated:
             out.append(replace(check, reason=f"{check.reason}; {more_rows_note(check, gate)}"))
             continue
         needed = rows_needed(check, gate, tested[check.candidate])
@@ -347,26 +363,33 @@ def metric_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, 
                             gate.bootstrap_resamples, slice_rng(config.seed, slice_name),
                             weights[mask] if designed else None)
         for candidate in candidates:
-            margins = flip_margins(metric, scores[reference][mask], scores[candidate][mask],
-                                   dimensions, config, int(mask.sum()))
+            flipped = flip_counts(metric, scores[reference][mask], scores[candidate][mask],
+                                  dimensions, config)
             for dimension in [*dimensions, ALL_DIMENSIONS]:
                 checks.append(make_check(values, stats[(candidate, dimension)], reference,
                                          candidate, slice_name, dimension, int(mask.sum()),
                                          metric, config,
                                          max_drop_for(candidate, slice_name, dimension),
-                                         role, designed, margins[dimension]))
+                                         role, designed, flipped[dimension]))
                 resamples.append(stats[(candidate, dimension)].samples)
     return checks, resamples
 
 
-def flip_margins(metric: Metric, reference: np.ndarray, candidate: np.ndarray,
-                 dimensions: list[str], config: Config, rows: int) -> dict[str, float]:
-    """Per dimension (and ``_all``), the unseen-flips margin of an agreement metric's
-    CI (validator.judge.stats.unseen_flips_margin); zero for other metrics."""
+def flip_counts(metric: Metric, reference: np.ndarray, candidate: np.ndarray,
+                dimensions: list[str], config: Config) -> dict[str, int | None]:
+    """Per dimension (and ``_all``), the slice's scored rows whose rounded predictions
+    differ, for an agreement metric; None for other metrics (no unseen-flips margin)."""
     if metric.flip_tolerance is None:
-        return dict.fromkeys([*dimensions, ALL_DIMENSIONS], 0.0)
-    flipped = flipped_rows(reference, candidate, dimensions, config.rubric.scale)
-    return {d: unseen_flips_margin(k, rows, config.gate.confidence) for d, k in flipped.items()}
+        return dict.fromkeys([*dimensions, ALL_DIMENSIONS], None)
+    return flipped_rows(reference, candidate, dimensions, config.rubric.scale)
+
+
+def seen_flips(flipped: int, stats: PairedStats) -> int:
+    """Flips whose effect the slice shows: scored flipped rows, but no more than the rated
+    rows whose agreement the flip changed (McNemar's discordant pairs). Twelve flips that
+    all leave agreement as it was give a bootstrap CI of [0, 0] while production's flips
+    may still lose: they count as none seen."""
+    return min(flipped, stats.flips_to_disagree + stats.flips_to_agree)
 
 
 def with_margin(stats: PairedStats, degradation: float, margin: float) -> PairedStats:
@@ -398,7 +421,7 @@ def power_before_work(stats: PairedStats, n: int, dimension: str, max_drop: floa
 
 def make_check(values, stats: PairedStats, reference, candidate, slice_name, dimension,
                slice_rows, metric, config: Config, max_drop: float, role: str,
-               designed: bool = False, margin: float = 0.0) -> Check:
+               designed: bool = False, flipped: int | None = None) -> Check:
     ref = values.loc[(reference, slice_name, dimension)]
     cand = values.loc[(candidate, slice_name, dimension)]
     ceiling_key = (HUMAN_CEILING, slice_name, dimension)
@@ -406,6 +429,8 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
     degradation = metric.degradation(float(ref.value), float(cand.value))
     if designed and stats.design is not None:  # the two-phase estimate, zero on non-flips
         degradation = stats.design.degradation
+    margin = 0.0 if flipped is None else unseen_flips_margin(
+        seen_flips(flipped, stats), slice_rows, config.gate.confidence)
     stats = with_margin(stats, degradation, margin)
     p_max_drop = float(p_exceeds(degradation, stats.bootstrap_sd, max_drop))
     uniform, targeted = power_before_work(stats, int(cand.n), dimension, max_drop,
@@ -424,7 +449,8 @@ def make_check(values, stats: PairedStats, reference, candidate, slice_name, dim
                   flip_rate=stats.flip_rate,
                   phase1_sd=stats.design.phase1_sd if designed and stats.design else 0.0,
                   ratings_needed_uniform=uniform, ratings_needed_targeted=targeted,
-                  design_note=stats.design_note, unseen_flips_margin=margin)
+                  design_note=stats.design_note, unseen_flips_margin=margin,
+                  flipped_rows=flipped)
     verdict, reason = judge(check, slice_rows, config.gate)
     if role == GUARD_ROLE:
         reason = f"location guard ({metric.name}, {metric.unit}): {reason}"

@@ -91,14 +91,20 @@ def check_replaceable(paths: list[Path]) -> None:
     for path in paths:
         if not (path.exists() or path.is_symlink()):
             continue
+        check_not_a_record(path)
         files = read_manifest(path.parent) or {}
-        if path.name in (*RUN_RECORDS, MANIFEST_NAME) and path.name in files:
-            raise ValidatorError(f"{path}: is a record of the run in {path.parent}; "
-                                 f"choose another --out")
         if path.is_symlink() or not path.is_file() or path.name not in files or \
                 file_sha256(path) != files[path.name]:
             raise ValidatorError(f"{path}: exists and was not written by slice-validator "
                                  f"(or changed since); choose another --out or remove it")
+
+
+def check_not_a_record(path: Path) -> None:
+    """ValidatorError when ``path`` is one of a run folder's own records."""
+    files = read_manifest(path.parent) or {}
+    if path.name in (*RUN_RECORDS, MANIFEST_NAME) and path.name in files:
+        raise ValidatorError(f"{path}: is a record of the run in {path.parent}; "
+                             f"choose another --out")
 
 
 def foreign_files(folder: Path) -> list[str]:
@@ -112,6 +118,17 @@ def foreign_files(folder: Path) -> list[str]:
                 file_sha256(entry) != files[entry.name]:
             foreign.append(entry.name)
     return foreign
+
+
+def check_inputs_outside(out_dir: Path, inputs: list[Path]) -> None:
+    """Refuse (exit 2) an --out that holds one of the run's own inputs (its sample, rating
+    plan, a slice file, a model): with --force the run replaces the folder's files the
+    tool wrote, which can include a plan ``plan-ratings`` wrote there."""
+    folder = out_dir.resolve()
+    for path in inputs:
+        if path.resolve().is_relative_to(folder):
+            raise ValidatorError(f"{out_dir}: holds {path}, an input of this run, which the "
+                                 f"run could replace; move it out or choose another --out")
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
