@@ -720,6 +720,42 @@ def test_flips_that_never_change_agreement_do_not_give_the_ci_zero_zero():
     assert result.exit_code == 1
 
 
+def test_copied_slices_add_no_hypothesis_to_the_correction():
+    """A hostile trial added ten copies of existing slices: Holm's family grew, a 20-point
+    loss on a 100-row slice became inconclusive and the run passed under warn. A slice
+    with exactly the rows of an earlier one repeats its checks (same draws, same numbers)
+    and counts once: every verdict and adjusted p-value stays as it was."""
+    rng = np.random.default_rng(3)
+    human = pd.DataFrame({"clarity": rng.integers(1, 5, 400).astype(float),
+                          "tone": rng.integers(1, 5, 400).astype(float)})
+    reference = human.to_numpy() + 0.1
+    candidate = reference.copy()
+    candidate[:20] += 1.0  # 20 of risky's 100 rows lose on both dimensions
+    rows = {"risky": range(0, 100), "alpha": range(100, 200), "beta": range(200, 300),
+            "gamma": range(300, 400)}
+    masks = pd.DataFrame({"all": [True] * 400,
+                          **{name: np.isin(np.arange(400), list(r)) for name, r in rows.items()}})
+    copied = masks.assign(**{f"{name}_{k}": masks[name] for k in range(10)
+                             for name in ("alpha", "beta", "gamma")})
+    scores = {"ref": reference, "cand": candidate}
+    config = small_config(policy="confident", correction="holm", on_inconclusive="warn",
+                          min_rows=10, bootstrap_resamples=400)
+
+    def gate(frame):
+        return evaluate_gate(compute_metrics(human, scores, frame, (1, 5)), human, scores,
+                             frame, config)
+
+    plain, diluted = gate(masks), gate(copied)
+    assert plain.verdict != PASS and diluted.verdict == plain.verdict
+    by_name = {(c.slice, c.dimension): c for c in diluted.checks}
+    for check in plain.checks:
+        again = by_name[(check.slice, check.dimension)]
+        assert (again.verdict, again.p_value_max_drop_adjusted, again.screened_loss) == \
+            (check.verdict, check.p_value_max_drop_adjusted, check.screened_loss)
+    copy = by_name[("alpha_3", "tone")]
+    assert copy.same_rows_as == "alpha" and copy.ci_low == by_name[("alpha", "tone")].ci_low
+
+
 def test_a_few_observed_losses_keep_their_lower_bound_and_block_under_warn():
     """Six of a 50-row slice's rows lose (a 12-point drop), no row gains: the margin for
     flips the rows may not show raises only the upper bound, so the bootstrap's lower

@@ -236,6 +236,17 @@ def test_report_refuses_a_summary_whose_verdicts_were_edited(failed_run, tmp_pat
     (run / "summary.json").write_text(json.dumps(summary))
     result = cli("report", str(reseal(run)))
     assert result.exit_code == 2 and "checks[0].screened_loss is" in result.output
+    summary["checks"][0]["screened_loss"] = not summary["checks"][0]["screened_loss"]
+    other = next(c["slice"] for c in summary["checks"] if c["slice"] != failing_slice(summary))
+    summary["checks"][failing[0]]["same_rows_as"] = other  # counted once: softened
+    (run / "summary.json").write_text(json.dumps(summary))
+    result = cli("report", str(reseal(run)))
+    assert result.exit_code == 2
+    assert f"checks[{failing[0]}].same_rows_as is {other!r}" in result.output
+
+
+def failing_slice(summary: dict) -> str:
+    return next(c["slice"] for c in summary["checks"] if c["verdict"] == "fail")
 
 
 def test_recommend_refuses_edited_predictions(failed_run, tmp_path):

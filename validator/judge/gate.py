@@ -97,6 +97,7 @@ class Check:
     design_note: str = ""  # why the pool's design cannot support this check (inconclusive)
     unseen_flips_margin: float = 0.0  # agreement: CI widened by flips the rows may not show
     flipped_rows: int | None = None  # agreement: scored rows whose rounded predictions differ
+    same_rows_as: str = ""  # an earlier slice with exactly these rows: one hypothesis
     screened_loss: bool = True  # drop beyond max_drop under BH or at LIKELY_LOSS_LEVEL
 
     def as_dict(self) -> dict:
@@ -181,34 +182,55 @@ def candidate_families(candidates: list[str]) -> list[np.ndarray]:
     return [np.flatnonzero(names == name) for name in dict.fromkeys(candidates)]
 
 
-def adjust_by_candidate(p_values, candidates: list[str], method: str) -> np.ndarray:
-    """adjust_p_values within each candidate's family (rows: runs, columns: checks)."""
+def twin_index(checks: list[Check]) -> np.ndarray:
+    """Per check, the index of the check it repeats (the same candidate, dimension, role
+    and max_drop on a slice with exactly the same rows, ``same_rows_as``), else its own:
+    a copied slice adds no hypothesis, so it cannot dilute the correction."""
+    originals: dict[tuple, int] = {}
+    for i, c in enumerate(checks):
+        if not c.same_rows_as:
+            originals.setdefault((c.candidate, c.slice, c.dimension, c.role, c.max_drop), i)
+    return np.array([originals.get((c.candidate, c.same_rows_as, c.dimension, c.role,
+                                    c.max_drop), i) if c.same_rows_as else i
+                     for i, c in enumerate(checks)], dtype=int)
+
+
+def adjust_by_candidate(p_values, candidates: list[str], method: str,
+                        twins: np.ndarray | None = None) -> np.ndarray:
+    """adjust_p_values within each candidate's family (rows: runs, columns: checks); a
+    check repeating another (``twins``, from twin_index) takes that check's value and is
+    not counted in the family."""
     P = np.atleast_2d(np.asarray(p_values, dtype=float))
+    twins = np.arange(P.shape[1]) if twins is None else twins
+    counted = twins == np.arange(P.shape[1])
     out = np.full_like(P, np.nan)
     for family in candidate_families(candidates):
-        out[:, family] = adjust_p_values(P[:, family], method)
-    return out
+        members = family[counted[family]]
+        out[:, members] = adjust_p_values(P[:, members], method)
+    return out[:, twins]
 
 
-def screened_losses(p_max_drop, candidates: list[str], gate: GateConfig) -> np.ndarray:
+def screened_losses(p_max_drop, candidates: list[str], gate: GateConfig,
+                    twins: np.ndarray | None = None) -> np.ndarray:
     """Checks whose drop beyond max_drop is significant either under Benjamini-Hochberg,
     within each candidate's family at the false-fail budget (several losses of a slice
     raise its threshold together), or on its own at LIKELY_LOSS_LEVEL (a strong loss no
     number of added checks can dilute away). Rows: runs. An unknown p-value counts as
     significant: fail closed."""
     p = np.atleast_2d(np.asarray(p_max_drop, dtype=float))
-    screen = adjust_by_candidate(p, candidates, "bh")
+    screen = adjust_by_candidate(p, candidates, "bh", twins)
     return ~(screen >= gate.false_fail_budget) | ~(p >= LIKELY_LOSS_LEVEL)
 
 
 def apply_correction(checks: list[Check], gate: GateConfig) -> list[Check]:
-    names = [c.candidate for c in checks]
-    adjusted = adjust_by_candidate([c.p_value for c in checks], names, gate.correction)[0]
+    names, twins = [c.candidate for c in checks], twin_index(checks)
+    adjusted = adjust_by_candidate([c.p_value for c in checks], names, gate.correction,
+                                   twins)[0]
     p_max_drop = [c.p_value_max_drop for c in checks]
-    threshold = adjust_by_candidate(p_max_drop, names, gate.correction)
+    threshold = adjust_by_candidate(p_max_drop, names, gate.correction, twins)
     verdicts = corrected_verdicts(np.array([[c.verdict for c in checks]]), threshold,
                                   np.array([c.n for c in checks]), gate)[0]
-    screened = screened_losses(p_max_drop, names, gate)[0]
+    screened = screened_losses(p_max_drop, names, gate, twins)[0]
     out = []
     for check, p, q, verdict, loss in zip(checks, adjusted, threshold[0], verdicts, screened):
         check = replace(check, p_value_adjusted=float(p), p_value_max_drop_adjusted=float(q),
@@ -354,25 +376,38 @@ def metric_checks(metrics: pd.DataFrame, human: pd.DataFrame, scores: dict[str, 
     ratings = human.to_numpy()
     weights = np.ones(len(human)) if weights is None else np.asarray(weights, dtype=float)
     checks, resamples = [], []
+    twins = same_rows(masks)
     for slice_name in masks.columns:
         mask = masks[slice_name].to_numpy()
         designed = needs_design(ratings[mask], weights[mask])
+        rng = slice_rng(config.seed, twins[slice_name] or slice_name)  # a copy: same draws
         stats = slice_stats(metric, ratings[mask],
                             scores[reference][mask], {c: scores[c][mask] for c in candidates},
                             dimensions, config.rubric.scale, gate.confidence,
-                            gate.bootstrap_resamples, slice_rng(config.seed, slice_name),
+                            gate.bootstrap_resamples, rng,
                             weights[mask] if designed else None)
         for candidate in candidates:
             flipped = flip_counts(metric, scores[reference][mask], scores[candidate][mask],
                                   dimensions, config)
             for dimension in [*dimensions, ALL_DIMENSIONS]:
-                checks.append(make_check(values, stats[(candidate, dimension)], reference,
-                                         candidate, slice_name, dimension, int(mask.sum()),
-                                         metric, config,
-                                         max_drop_for(candidate, slice_name, dimension),
-                                         role, designed, flipped[dimension]))
+                check = make_check(values, stats[(candidate, dimension)], reference,
+                                   candidate, slice_name, dimension, int(mask.sum()), metric,
+                                   config, max_drop_for(candidate, slice_name, dimension),
+                                   role, designed, flipped[dimension])
+                checks.append(replace(check, same_rows_as=twins[slice_name]))
                 resamples.append(stats[(candidate, dimension)].samples)
     return checks, resamples
+
+
+def same_rows(masks: pd.DataFrame) -> dict[str, str]:
+    """Per slice, the first earlier slice with exactly its rows ('' for none): checks on
+    the copy repeat the first slice's and count once in the correction (twin_index)."""
+    first: dict[bytes, str] = {}
+    twins = {}
+    for name in masks.columns:
+        key = np.packbits(masks[name].to_numpy(dtype=bool)).tobytes()
+        twins[name] = "" if first.setdefault(key, name) == name else first[key]
+    return twins
 
 
 def flip_counts(metric: Metric, reference: np.ndarray, candidate: np.ndarray,

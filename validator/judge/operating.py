@@ -29,7 +29,7 @@ import pandas as pd
 from validator.config import GateConfig
 from validator.judge.gate import (FAIL, GATE_ROLE, INCONCLUSIVE, PASS, Check, GateResult,
                                   adjust_by_candidate, corrected_verdicts, policy_verdicts,
-                                  run_verdicts, screened_losses)
+                                  run_verdicts, screened_losses, twin_index)
 from validator.metrics import ALL_DIMENSIONS, get_metric
 from validator.judge.stats import p_exceeds
 
@@ -60,8 +60,8 @@ def _errors(checks: list[Check], resamples: list[np.ndarray], rng: np.random.Gen
     errors = np.zeros((RUNS, len(checks)))
     by_slice: dict[str, list[int]] = {}
     for i, c in enumerate(checks):
-        if decided[i] and len(resamples[i]):
-            by_slice.setdefault(c.slice, []).append(i)
+        if decided[i] and len(resamples[i]):  # a copied slice moves with its first
+            by_slice.setdefault(c.same_rows_as or c.slice, []).append(i)
     for columns in by_slice.values():
         matrix = np.column_stack([resamples[i] for i in columns])
         deviation = np.nan_to_num(matrix - np.array([checks[i].degradation for i in columns]))
@@ -104,11 +104,12 @@ def simulate(checks: list[Check], errors: np.ndarray, truth: np.ndarray,
     tested = ~np.isnan([c.p_value_max_drop for c in checks])
     sd = np.array([c.bootstrap_sd for c in checks]) * wider
     p = np.where(tested, p_exceeds(estimate, sd, max_drop), np.nan)
-    adjusted = adjust_by_candidate(p, [c.candidate for c in checks], gate.correction)
+    names, twins = [c.candidate for c in checks], twin_index(checks)
+    adjusted = adjust_by_candidate(p, names, gate.correction, twins)
     verdicts = corrected_verdicts(verdicts, adjusted,
                                   np.array([c.n for c in checks]), gate)
     likely = ((verdicts == INCONCLUSIVE) & (estimate - below > max_drop)  # likely_loss
-              & screened_losses(p, [c.candidate for c in checks], gate))
+              & screened_losses(p, names, gate, twins))
     shares = verdict_shares(run_verdicts(verdicts, gate.on_inconclusive, likely))
     owners = np.array([c.candidate for c in checks], dtype=object)
     by_candidate = {name: verdict_shares(run_verdicts(verdicts[:, owners == name],

@@ -42,11 +42,35 @@ def rederive(record: RunRecord, source: str) -> tuple[list[Check], str, int]:
         check = as_check(stored)
         verdict, reason = judge(check, rows[stored.slice], record.gate)
         checks.append(replace(check, verdict=verdict, reason=reason))
+    check_twins(checks, source)
     checks = apply_correction(checks, record.gate)
     checks = apply_max_concentration(checks, record.gate, list(record.rubric.dimensions))
     missing_isa = record.cpu.missing_isa if record.cpu is not None else []
     result = require_serving_isa(gate_result(checks, record.gate.on_inconclusive), missing_isa)
     return checks, result.verdict, result.exit_code
+
+
+TWIN_FIELDS = ("n", "reference", "candidate_value", "degradation", "ci_low", "ci_high",
+               "p_value_max_drop", "max_drop")
+
+
+def check_twins(checks: list[Check], source: str) -> None:
+    """A check marked as repeating an earlier slice's (``same_rows_as``, counted once in
+    the correction) must carry that check's numbers: a copy of the slice gives the same
+    ones, so a mark moved onto another check is an edit."""
+    by_key = {(c.candidate, c.slice, c.dimension, c.role): c for c in checks}
+    for i, check in enumerate(checks):
+        if not check.same_rows_as:
+            continue
+        twin = by_key.get((check.candidate, check.same_rows_as, check.dimension, check.role))
+        same = twin is not None and all(
+            getattr(twin, f) == getattr(check, f)
+            or (isinstance(getattr(check, f), float) and math.isnan(getattr(check, f))
+                and math.isnan(getattr(twin, f))) for f in TWIN_FIELDS)
+        if not same:
+            raise ValidatorError(f"{source}: checks[{i}].same_rows_as is "
+                                 f"{check.same_rows_as!r} but that slice's check does not "
+                                 f"carry the same numbers; the file was edited")
 
 
 def check_verdicts(record: RunRecord, source: str) -> None:
