@@ -220,3 +220,25 @@ def test_a_plan_out_that_cannot_be_a_plan_file_is_refused_plainly(planned, tmp_p
                      cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "internal error" not in result.stderr
+
+
+def test_strata_drawn_by_hand_are_refused(planned, tmp_path):
+    """A hostile trial's wrong pass: the rated wins of a candidate put in one stratum with
+    many unrated agreeing rows (probabilities consistent with it) weighed each win ~100
+    times and a 20-point loss read as a 48-point gain. Strata must be the ones this run's
+    predictions and slices give."""
+    _, frame, plan, _ = planned
+    table = pd.read_csv(plan, dtype={"id": str})
+    ids = to_rate(plan)
+    same = table["stratum"].str.endswith("/same")
+    moved = table.index[(table["phase"] == "to_rate") & ~same][:3]
+    table.loc[moved, "stratum"] = table.loc[same, "stratum"].iloc[0]  # into a 'same' one
+    pool = table["phase"] != "rated"
+    chosen = (table["phase"] == "to_rate").groupby(table["stratum"]).sum()
+    share = chosen / pool.groupby(table["stratum"]).sum()
+    earlier = float((~pool).mean())
+    table["inclusion_probability"] = earlier + (1 - earlier) * table["stratum"].map(share)
+    forged = tmp_path / "PLAN.csv"
+    table.to_csv(forged, index=False)
+    stderr = bad_run(tmp_path, rating_sim.revealed(frame, ids), forged)
+    assert f"{forged}: the strata of 3 rows are not the ones this run's predictions" in stderr

@@ -19,6 +19,7 @@ from validator.outputs import write_outputs
 from validator.record.ownership import check_inputs_outside, run_folder
 from validator.record.build import build_summary, predictions_table
 from validator.record.provenance import Clock
+from validator.data.rating_plan import check_strata
 from validator.plan import make_plan
 from validator.record.schema import RunRecord
 from validator.scorers import ProgressFactory, no_progress
@@ -53,6 +54,11 @@ def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bo
     predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)
     scores = {info.name: predictions.of(info.name, list(config.rubric.dimensions))
               for info in predictions.scorers}
+    if sample.rating_plan is not None:  # chosen from predictions: these predictions
+        check_strata(sample.design["stratum"], scores[config.reference.name],
+                     {c.name: scores[c.name] for c in config.candidates},
+                     list(config.rubric.dimensions), masks, config.rubric.scale,
+                     config.gate.metric, sample.rating_plan)
     metrics = compute_metrics(sample.human, scores, masks, config.rubric.scale, sample.raters,
                               weights=sample.unequal_weights)
     cpu = cpu_facts(config.serving.isa)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.data.design import pool_ids_sha256
+from validator.data.design import assign_strata, pool_ids_sha256, row_bounds
 from validator.errors import SampleError
 
 REQUIRED = ("id", "inclusion_probability", "stratum", "phase", "pool_ids_sha256")
@@ -111,3 +111,25 @@ def design_columns(human: pd.DataFrame, plan_path: Path | None) -> pd.DataFrame:
     if plan_path is None:
         return uniform_design(rated, human.index)
     return planned_design(read_plan(plan_path), plan_path, rated, human.index)
+
+
+def check_strata(stratum: pd.Series, reference: np.ndarray, candidates: dict[str, np.ndarray],
+                 dimensions: list[str], masks: pd.DataFrame, scale: tuple[int, int],
+                 metric: str, path: str) -> None:
+    """A plan's strata must be the ones ``validator plan-ratings`` gives for this run's
+    predictions and slices: a stratum drawn by hand (its rows chosen knowing the ratings,
+    the wins of a candidate in a stratum of unrated agreeing rows) could reweigh the
+    rated rows at will while its probabilities stay consistent. Exit 2 naming the rows."""
+    columns = lambda values: {d: values[:, j] for j, d in enumerate(dimensions)}
+    bounds = row_bounds(columns(reference), {c: columns(v) for c, v in candidates.items()},
+                        scale, metric)
+    expected = assign_strata(bounds, masks.set_axis(stratum.index))
+    off = stratum.index[stratum.to_numpy() != expected.to_numpy()]
+    if len(off):
+        first = off[0]
+        raise SampleError(f"{path}: the strata of {len(off)} rows are not the ones this run's "
+                          f"predictions and slices give (row {first}: plan "
+                          f"{stratum[first]!r}, this run {expected[first]!r}; also "
+                          f"{_examples(off[1:]) or 'no other'}); a plan is made by "
+                          f"validator plan-ratings from a run with the same candidates, "
+                          f"slices and predictions: make a new plan from this run")
