@@ -165,7 +165,8 @@ def test_metric_declarations_units_ranges_defaults_and_guards():
              for name, m in METRICS.items()}
     assert table == {
         "exact_agreement": ("percentage points", (0, 100), (0, 100), 1.0, None),
-        "adjacent_agreement": ("percentage points", (0, 100), (0, 100), 1.0, None),
+        "adjacent_agreement": ("percentage points", (0, 100), (0, 100), 1.0,
+                               "mean_absolute_error"),
         "quadratic_kappa": ("kappa", (-1, 1), (-1, 1), 0.02, "mean_absolute_error"),
         "spearman": ("correlation", (-1, 1), (-1, 1), 0.02, "mean_absolute_error"),
         "mean_absolute_error": ("rating points", (0, 4), (0, 10), 0.05, None)}

@@ -42,7 +42,8 @@ def test_every_metric_declares_its_unit_range_default_and_guard():
     assert METRICS["spearman"].range_on((0, 10)) == (-1.0, 1.0)
     assert METRICS["mean_absolute_error"].range_on((1, 5)) == (0.0, 4.0)
     assert METRICS["mean_absolute_error"].range_on((0, 10)) == (0.0, 10.0)
-    assert {n for n, m in METRICS.items() if m.guard} == {"spearman", "quadratic_kappa"}
+    assert {n for n, m in METRICS.items() if m.guard} == {"spearman", "quadratic_kappa",
+                                                           "adjacent_agreement"}
     assert {m.guard for m in METRICS.values()} == {None, "mean_absolute_error"}
     assert all(m.blind_to for m in METRICS.values())
 

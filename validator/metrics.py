@@ -199,7 +199,7 @@ for _metric in (
            "percent of rows where they differ by at most 1",
            aggregate=adjacent_agreement, row_value=agreement_rows(1), flip_tolerance=1,
            range=(0.0, 100.0), max_drop=1.0,
-           blind_to="changes of up to one rating point"),
+           blind_to="changes of up to one rating point", guard=LOCATION_GUARD),
     Metric("quadratic_kappa", True, "kappa",
            "Cohen's kappa with quadratic weights on the rounded values",
            aggregate=quadratic_kappa, resampled=w_kappa, range=(-1.0, 1.0), max_drop=0.02,
