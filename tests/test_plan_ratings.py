@@ -222,23 +222,52 @@ def test_a_plan_out_that_cannot_be_a_plan_file_is_refused_plainly(planned, tmp_p
     assert result.stderr.startswith("error: ") and "internal error" not in result.stderr
 
 
-def test_strata_drawn_by_hand_are_refused(planned, tmp_path):
-    """A hostile trial's wrong pass: the rated wins of a candidate put in one stratum with
-    many unrated agreeing rows (probabilities consistent with it) weighed each win ~100
-    times and a 20-point loss read as a 48-point gain. Strata must be the ones this run's
-    predictions and slices give."""
-    _, frame, plan, _ = planned
-    table = pd.read_csv(plan, dtype={"id": str})
-    ids = to_rate(plan)
-    same = table["stratum"].str.endswith("/same")
-    moved = table.index[(table["phase"] == "to_rate") & ~same][:3]
-    table.loc[moved, "stratum"] = table.loc[same, "stratum"].iloc[0]  # into a 'same' one
+def consistent(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with inclusion probabilities recomputed from its strata and phases."""
     pool = table["phase"] != "rated"
     chosen = (table["phase"] == "to_rate").groupby(table["stratum"]).sum()
     share = chosen / pool.groupby(table["stratum"]).sum()
     earlier = float((~pool).mean())
-    table["inclusion_probability"] = earlier + (1 - earlier) * table["stratum"].map(share)
+    return table.assign(inclusion_probability=earlier + (1 - earlier)
+                        * table["stratum"].map(share))
+
+
+def test_rows_chosen_by_hand_are_refused(planned, tmp_path):
+    """A hostile trial's wrong pass: the same strata and counts, but the to_rate rows of a
+    stratum swapped for the ones where the candidate looked best (a 14-point loss read as
+    7 and passed). The run re-draws the seeded selection and refuses any other."""
+    _, frame, plan, _ = planned
+    table = pd.read_csv(plan, dtype={"id": str})
+    phases = table.groupby("stratum")["phase"].agg(set)
+    stratum = phases.index[phases.map(lambda p: {"to_rate", "not_chosen"} <= p)][0]
+    mine = table.index[table["stratum"] == stratum]
+    picked = table.loc[mine[table.loc[mine, "phase"] == "to_rate"][0]]
+    other = mine[table.loc[mine, "phase"] == "not_chosen"][0]
+    table.loc[picked.name, "phase"], table.loc[other, "phase"] = "not_chosen", "to_rate"
     forged = tmp_path / "PLAN.csv"
-    table.to_csv(forged, index=False)
+    consistent(table).to_csv(forged, index=False)
+    ids = table.loc[table["phase"] == "to_rate", "id"].tolist()
     stderr = bad_run(tmp_path, rating_sim.revealed(frame, ids), forged)
-    assert f"{forged}: the strata of 3 rows are not the ones this run's predictions" in stderr
+    assert f"{forged}: the to_rate rows are not the seeded draw from the plan's strata " \
+           f"(2 rows differ: " in stderr
+
+
+def test_strata_drawn_by_hand_are_refused(planned, tmp_path):
+    """Strata must be the ones this run's predictions and slices give: a hand-drawn
+    stratum could put a candidate's rated wins among many unrated agreeing rows."""
+    _, frame, plan, _ = planned
+    from validator.data.rating_plan import check_strata
+    from validator.errors import SampleError
+
+    table = pd.read_csv(plan, dtype={"id": str}).set_index("id").reindex(frame["id"])
+    columns = lambda suffix: frame[[f"{d}_{suffix}" for d in rating_sim.DIMENSIONS]].to_numpy()
+    masks = pd.DataFrame({"all": True, **{s: frame["segment"].eq(s).to_numpy()
+                                          for s in rating_sim.SEGMENTS}})
+    args = (columns("ref"), {"cand": columns("cand")}, list(rating_sim.DIMENSIONS), masks,
+            (1, 5), "exact_agreement", "PLAN.csv")
+    check_strata(table["stratum"], *args)  # the plan's own strata pass
+    moved = table.index[table["stratum"].str.endswith("/differs-high")][:3]
+    table.loc[moved, "stratum"] = table["stratum"][table["stratum"].str.endswith("/same")].iloc[0]
+    with pytest.raises(SampleError, match="PLAN.csv: the strata of 3 rows are not the ones "
+                                          "this run's predictions and slices give"):
+        check_strata(table["stratum"], *args)

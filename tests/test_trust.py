@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from conftest import (DIMENSIONS, LENIENT_GATE, ROOT, columns_config, reseal, run_cli,
@@ -412,3 +413,40 @@ def test_the_current_folder_as_out_is_refused_plainly(tmp_path):
                                      "the run would replace when done; give a new or empty "
                                      "folder, e.g. --out run")
     assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / f".{tmp_path.name}.lock").exists()
+
+
+def test_report_refuses_a_copied_slice_whose_mark_was_removed(scored_rows, tmp_path):
+    """A hostile trial cleared ``same_rows_as`` on a copied slice's checks and resealed:
+    the copy counted again in the correction. The marks must be what the run's own slice
+    columns give."""
+    copy = {"slices": [{"name": "heads", "where": {"content_type": "headline"}},
+                       {"name": "heads_again", "where": {"content_type": "headline"}}]}
+    (tmp_path / "copies.yaml").write_text(yaml.safe_dump(copy))
+    config = columns_config(tmp_path, degraded(scored_rows), gate={"bootstrap_resamples": 200},
+                            slices=[str(tmp_path / "copies.yaml")])
+    run = tmp_path / "run"
+    assert cli("run", "--config", str(config), "--out", str(run), "--quiet").exit_code == 1
+    summary = json.loads((run / "summary.json").read_text())
+    marked = [i for i, c in enumerate(summary["checks"]) if c["same_rows_as"] == "heads"]
+    assert marked and all(summary["checks"][i]["slice"] == "heads_again" for i in marked)
+    for i in marked:
+        summary["checks"][i]["same_rows_as"] = ""
+    (run / "summary.json").write_text(json.dumps(summary))
+    result = cli("report", str(reseal(run)))
+    assert result.exit_code == 2
+    assert f"checks[{marked[0]}].same_rows_as is '' but the run's predictions give " \
+           f"'heads' for slice 'heads_again'" in result.output
+
+
+def test_an_out_spelled_through_a_missing_folder_is_checked_where_it_lands(failed_run,
+                                                                          tmp_path):
+    """A hostile trial: ``--out new/../mine`` looked absent (``new`` did not exist), so
+    the run created ``new`` and replaced the user's summary.md in ``mine``."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.md").write_text("my notes\n")
+    result = run_cli("run", "--config", str(failed_run[1]), "--out", "new/../mine", "--quiet",
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "not empty and not a run folder" in result.stderr
+    assert (mine / "summary.md").read_text() == "my notes\n"
+    assert not (tmp_path / "new").exists() and sorted(os.listdir(mine)) == ["summary.md"]

@@ -16,7 +16,7 @@ from validator.judge.gate import evaluate_gate, require_serving_isa
 from validator.metrics import compute_metrics
 from validator.judge.operating import operating_characteristics
 from validator.outputs import write_outputs
-from validator.record.ownership import check_inputs_outside, run_folder
+from validator.record.ownership import canonical_out, check_inputs_outside, run_folder
 from validator.record.build import build_summary, predictions_table
 from validator.record.provenance import Clock
 from validator.data.rating_plan import check_strata
@@ -33,6 +33,7 @@ def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progr
     the comparison against ``baseline``, an earlier run's folder and record, if given).
     The run holds ``out_dir``'s lock throughout; ``force`` lets it replace a previous
     run there (validator.record.ownership)."""
+    out_dir = canonical_out(out_dir)
     check_inputs_outside(out_dir, run_inputs(config))
     with run_folder(out_dir, force):
         return _run(config, out_dir, progress, use_cache, baseline, report_url)

@@ -32,7 +32,7 @@ from validator.record.schema import GateRecord
 
 UNIFORM_SHARE = 0.1  # of the budget, spread uniformly (absolute values, no zero pi)
 PLAN_COLUMNS = ["id", "text", "inclusion_probability", "stratum", "slices", "phase",
-                "pool_ids_sha256"]
+                "pool_ids_sha256", "seed"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def make_plan(run_dir: Path, budget: int, seed: int) -> tuple[pd.DataFrame, dict
     probability = design.combined_probability(plan_probability, int(run.rated.sum()),
                                               len(strata))
     pool_hash = design.pool_ids_sha256(run.table.index)
-    rows = plan_rows(run, strata, probability, chosen, pool_hash)
+    rows = plan_rows(run, strata, probability, chosen, pool_hash, seed)
     uniform = np.full(len(strata), design.combined_probability(
         np.array(budget / pool.sum()), int(run.rated.sum()), len(strata)))
     record = {
@@ -111,7 +111,7 @@ def make_plan(run_dir: Path, budget: int, seed: int) -> tuple[pd.DataFrame, dict
 
 
 def plan_rows(run: RunPredictions, strata: pd.Series, probability: np.ndarray,
-              chosen: pd.Index, pool_hash: str) -> pd.DataFrame:
+              chosen: pd.Index, pool_hash: str, seed: int) -> pd.DataFrame:
     """Every gate row with its design columns, the rows to rate first."""
     names = run.masks.drop(columns=["all"], errors="ignore")
     member = names.to_numpy(dtype=bool)
@@ -122,7 +122,7 @@ def plan_rows(run: RunPredictions, strata: pd.Series, probability: np.ndarray,
         "slices": slices,
         "phase": np.select([run.rated, run.table.index.isin(chosen)],
                            ["rated", "to_rate"], "not_chosen"),
-        "pool_ids_sha256": pool_hash})
+        "pool_ids_sha256": pool_hash, "seed": seed})
     order = frame["phase"].map({"to_rate": 0, "rated": 1, "not_chosen": 2})
     return frame.assign(_order=order).sort_values(["_order", "id"], ignore_index=True) \
         .drop(columns="_order")
@@ -186,7 +186,7 @@ def own_plan(out: Path, summary_path: Path) -> bool:
     summary names ``out`` (``plan_file``) and holds its sha256. A copy of a plan under
     another name is not its summary's plan, so it is never replaced."""
     if not (out.is_file() and summary_path.is_file()) or out.is_symlink() \
-            or summary_path.is_symlink() or out.suffix != ".csv":
+            or summary_path.is_symlink() or out.suffix.lower() != ".csv":
         return False
     try:
         recorded = json.loads(summary_path.read_text(encoding="utf-8"))

@@ -10,14 +10,16 @@ import traceback
 import typer
 
 from validator.errors import ValidatorError
+from validator.record.ownership import canonical_out
 
 EXIT_COULD_NOT_RUN = 2
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr.")
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks of errors.")
-def out_option(help: str):
-    """The optional ``--out`` / ``-o`` of the commands that write somewhere."""
-    return typer.Option(None, "--out", "-o", help=help)
+def out_option(help: str, default=None):
+    """The ``--out`` / ``-o`` of the commands that write somewhere (optional unless a
+    default of ``...``), its parent folders resolved (record.ownership.canonical_out)."""
+    return typer.Option(default, "--out", "-o", help=help, callback=canonical_out)
 
 
 REPORT_URL = typer.Option(None, "--report-url",

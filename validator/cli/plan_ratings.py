@@ -6,14 +6,13 @@ from pathlib import Path
 
 import typer
 
-from validator.cli.options import DEBUG, RUN_DIR, guarded
+from validator.cli.options import DEBUG, RUN_DIR, guarded, out_option
 
 
 def plan_ratings(
     run_dir: Path = RUN_DIR,
     budget: int = typer.Option(..., "--budget", "-n", help="How many pool rows to rate."),
-    out: Path = typer.Option(..., "--out", "-o", help="PLAN.csv to write (PLAN.summary.json "
-                                                      "goes beside it)."),
+    out: Path = out_option("PLAN.csv to write (PLAN.summary.json goes beside it).", ...),
     seed: int = typer.Option(0, "--seed", help="Seed of the selection (same seed, same plan)."),
     debug: bool = DEBUG,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from validator.cli.options import DEBUG, QUIET, guarded, rich_progress
+from validator.cli.options import DEBUG, QUIET, guarded, out_option, rich_progress
 from validator.scorers import recipes_that
 
 
@@ -15,7 +15,7 @@ def quantize(
     recipe: str = typer.Option(..., "--recipe", "-r",
                                help="A recipe that writes an artefact: "
                                     f"{', '.join(recipes_that('writable'))}."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the artefact to."),
+    out: Path = out_option("Folder to write the artefact to.", ...),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
                                           help="Config whose reference (and sample, for "
                                                "calibration) to use. Default: the embedded "

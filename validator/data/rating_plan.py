@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from validator.data.design import assign_strata, pool_ids_sha256, row_bounds
+from validator.data.design import (Allocation, assign_strata, pool_ids_sha256, row_bounds,
+                                   select)
 from validator.errors import SampleError
 
-REQUIRED = ("id", "inclusion_probability", "stratum", "phase", "pool_ids_sha256")
+REQUIRED = ("id", "inclusion_probability", "stratum", "phase", "pool_ids_sha256", "seed")
 PHASES = {"to_rate", "rated", "not_chosen"}
 
 
@@ -55,8 +56,12 @@ def read_plan(path: Path) -> pd.DataFrame:
         raise SampleError(f"{path}: duplicate ids {_examples(plan['id'][plan['id'].duplicated()])}")
     if plan["pool_ids_sha256"].nunique() != 1:
         raise SampleError(f"{path}: column pool_ids_sha256 must hold one value")
-    plan = plan.assign(inclusion_probability=probability).set_index("id")
+    seed = pd.to_numeric(plan["seed"], errors="coerce")
+    if seed.nunique() != 1 or not seed.iloc[0] >= 0 or seed.iloc[0] != int(seed.iloc[0]):
+        raise SampleError(f"{path}: column seed must hold one integer >= 0")
+    plan = plan.assign(inclusion_probability=probability, seed=seed.astype(int)).set_index("id")
     check_probabilities(plan, path)
+    check_selection(plan, path)
     return plan
 
 
@@ -75,6 +80,24 @@ def check_probabilities(plan: pd.DataFrame, path: Path) -> None:
         raise SampleError(f"{path}: inclusion_probability of rows {_examples(off)} does not "
                           f"follow from the plan's strata and phases (r0 + (1 - r0) n_h/N_h); "
                           f"the file was edited: make a new plan with validator plan-ratings")
+
+
+def check_selection(plan: pd.DataFrame, path: Path) -> None:
+    """The ``to_rate`` rows must be the seeded draw ``validator plan-ratings`` makes from
+    the plan's own strata and counts (validator.data.design.select): rows picked knowing
+    the ratings (the rows where a candidate looks best, the counts kept) would bias every
+    estimate while the probabilities stay consistent."""
+    pool = plan[plan["phase"] != "rated"]
+    planned = (pool["phase"] == "to_rate").groupby(pool["stratum"], sort=True).sum()
+    allocation = Allocation(pd.DataFrame({"planned": planned}))
+    drawn = select(pool["stratum"], allocation, int(plan["seed"].iloc[0]))
+    listed = pd.Index(sorted(pool.index[pool["phase"] == "to_rate"]), name="id")
+    if not drawn.equals(listed):
+        off = drawn.symmetric_difference(listed)
+        raise SampleError(f"{path}: the to_rate rows are not the seeded draw from the plan's "
+                          f"strata ({len(off)} rows differ: {_examples(off)}); rows chosen "
+                          f"by hand bias the estimates: make a new plan with "
+                          f"validator plan-ratings")
 
 
 def uniform_design(rated: np.ndarray, index: pd.Index) -> pd.DataFrame:

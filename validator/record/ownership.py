@@ -120,6 +120,18 @@ def foreign_files(folder: Path) -> list[str]:
     return foreign
 
 
+def canonical_out(path: Path | None) -> Path | None:
+    """An --out with its parent folders resolved (links, '..'): after a folder that does
+    not exist yet, '..' makes the kernel name another folder than the checks looked at
+    (``new/../mine`` looked absent, then the run created ``new`` and replaced files in
+    ``mine``). The last component stays as given, so a link there is still refused."""
+    if path is None:
+        return None
+    if path.name in ("", ".", ".."):
+        return path.resolve()
+    return path.parent.resolve() / path.name
+
+
 def check_inputs_outside(out_dir: Path, inputs: list[Path]) -> None:
     """Refuse (exit 2) an --out that holds one of the run's own inputs (its sample, rating
     plan, a slice file, a model): with --force the run replaces the folder's files the

@@ -33,7 +33,7 @@ from validator.errors import ValidatorError
 from validator.cache import signing_key
 from validator.record.ownership import MANIFEST_NAME, file_sha256, manifest_signed, read_manifest
 from validator.record.schema import GateRecord, RunRecord, SliceRecord, read_record
-from validator.record.verdicts import check_verdicts
+from validator.record.verdicts import check_same_rows, check_verdicts
 
 SUMMARY, PREDICTIONS = "summary.json", "predictions.parquet"
 RENDERED = ("report.html", "summary.md", "junit.xml")  # redrawn by `report` when missing
@@ -63,6 +63,7 @@ class RunDir:
         except (ValueError, OSError) as exc:
             raise ValidatorError(f"{directory / PREDICTIONS}: cannot read the predictions "
                                  f"({exc})") from exc
+        check_same_rows(record, table, str(directory / SUMMARY))
         run = cls(directory, record, table, side)
         run.require_columns([f"{s}:{d}" for s in (run.reference, *run.candidates)
                              for d in run.dimensions])

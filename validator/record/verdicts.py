@@ -17,7 +17,7 @@ from dataclasses import fields, replace
 from validator.errors import ValidatorError
 from validator.judge.evenness import apply_max_concentration
 from validator.judge.gate import (Check, apply_correction, gate_result, judge,
-                                  require_serving_isa)
+                                  require_serving_isa, same_rows)
 from validator.record.schema import CheckRecord, RunRecord
 
 CHECK_FIELDS = [f.name for f in fields(Check)]
@@ -71,6 +71,23 @@ def check_twins(checks: list[Check], source: str) -> None:
             raise ValidatorError(f"{source}: checks[{i}].same_rows_as is "
                                  f"{check.same_rows_as!r} but that slice's check does not "
                                  f"carry the same numbers; the file was edited")
+
+
+def check_same_rows(record: RunRecord, table, source: str) -> None:
+    """Each check's ``same_rows_as`` must be what the run's own slice columns give
+    (gate.same_rows): a mark removed from a copied slice's checks would count them again
+    in the correction, a mark added would drop one from it."""
+    columns = [f"slice:{s.name}" for s in record.slices]
+    if not set(columns) <= set(table.columns):
+        return  # RunDir.require_columns names what is missing where it is needed
+    masks = table[columns].astype(bool).set_axis([s.name for s in record.slices], axis=1)
+    twins = same_rows(masks)
+    for i, check in enumerate(record.checks):
+        if check.slice in twins and check.same_rows_as != twins[check.slice]:
+            raise ValidatorError(f"{source}: checks[{i}].same_rows_as is "
+                                 f"{check.same_rows_as!r} but the run's predictions give "
+                                 f"{twins[check.slice]!r} for slice {check.slice!r}; the file "
+                                 f"was edited")
 
 
 def check_verdicts(record: RunRecord, source: str) -> None:
