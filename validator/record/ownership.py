@@ -125,9 +125,9 @@ def canonical_out(path: Path | None) -> Path | None:
     not exist yet, '..' makes the kernel name another folder than the checks looked at
     (``new/../mine`` looked absent, then the run created ``new`` and replaced files in
     ``mine``). The last component stays as given, so a link there is still refused."""
-    if path is None:
-        return None
-    if path.name in ("", ".", ".."):
+    if path is None or path.name == "":  # '.' or '/': refused by name where it matters
+        return path
+    if path.name == "..":
         return path.resolve()
     return path.parent.resolve() / path.name
 
