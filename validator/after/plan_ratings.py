@@ -31,8 +31,6 @@ from validator.record.write import write_text
 from validator.record.schema import GateRecord
 
 UNIFORM_SHARE = 0.1  # of the budget, spread uniformly (absolute values, no zero pi)
-PLAN_COLUMNS = ["id", "text", "inclusion_probability", "stratum", "slices", "phase",
-                "pool_ids_sha256", "seed"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +184,7 @@ def own_plan(out: Path, summary_path: Path) -> bool:
     summary names ``out`` (``plan_file``) and holds its sha256. A copy of a plan under
     another name is not its summary's plan, so it is never replaced."""
     if not (out.is_file() and summary_path.is_file()) or out.is_symlink() \
-            or summary_path.is_symlink() or out.suffix.lower() != ".csv":
+            or summary_path.is_symlink():
         return False
     try:
         recorded = json.loads(summary_path.read_text(encoding="utf-8"))
