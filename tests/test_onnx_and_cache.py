@@ -13,6 +13,7 @@ import yaml
 
 from conftest import DIMENSIONS, ROOT, SAMPLE, SERVING_PROBE, run_cli, tiny_model_dir
 from validator.cache import MANIFEST
+from validator.speed.rounds import ROUNDS
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_every_recipe_runs_and_is_profiled(tiny):
         assert scorer["tokenize_rows_per_s"] > 0 and scorer["forward_rows_per_s"] > 0
         # speed ratios: interleaved rounds against the reference, median within its range
         low, high = scorer["throughput_vs_reference_range"]
-        assert scorer["ratio_rounds"] == 5 and low <= scorer["throughput_vs_reference"] <= high
+        assert scorer["ratio_rounds"] == ROUNDS and low <= scorer["throughput_vs_reference"] <= high
         low, high = scorer["speedup_vs_reference_range"]
         assert low <= scorer["speedup_vs_reference"] <= high
         assert scorer["ratio_provisional"] == (scorer["ratio_load_average_max"]

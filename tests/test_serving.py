@@ -131,6 +131,17 @@ def test_a_scorer_is_measured_alone_in_a_fresh_process(tmp_path):
     assert found["capacity_levels"][-1]["clients"] <= 16  # four full batches at most
 
 
+def test_a_scorer_process_that_fails_names_the_scorer_and_its_error(tmp_path):
+    from validator.errors import ScoringError
+    from validator.speed.isolated import measure
+
+    spec = {"name": "gone", "backend": "transformers", "path": str(tmp_path / "no-model"),
+            "recipe": None, "runtime": "eager", "device": "cpu", "batch_size": 4,
+            "max_length": 32}
+    with pytest.raises(ScoringError, match=r"loading 'gone' failed: .*no-model"):
+        measure(spec, ["a text"] * 8, slo_ms=500)
+
+
 def test_a_measurement_alone_is_reused_only_for_the_same_scorer_probe_and_slo(
         tmp_path, monkeypatch):
     from validator.speed.profile import isolated_speed
@@ -138,30 +149,32 @@ def test_a_measurement_alone_is_reused_only_for_the_same_scorer_probe_and_slo(
     monkeypatch.delenv("SLICE_VALIDATOR_SERVING_PROBE", raising=False)
     calls = []
 
-    def measure(spec, texts, slo_ms):  # the fresh-process measurement, counted
-        calls.append((spec["name"], slo_ms))
-        return {"memory_bytes": 1000 + len(calls), "latency_ms_p50": 2.0,
-                "throughput_rows_per_s": 50.0, "capacity_rps": 40.0}
+    class Process:  # the scorer's fresh process, its measurements counted
+        def alone(self, slo_ms):
+            calls.append(slo_ms)
+            return {"memory_bytes": 1000 + len(calls), "latency_ms_p50": 2.0,
+                    "throughput_rows_per_s": 50.0, "capacity_rps": 40.0}
 
-    monkeypatch.setattr("validator.speed.isolated.measure", measure)
+    def processes(texts):
+        return SimpleNamespace(texts=texts, of=lambda spec: Process())
 
     def scorer(fingerprint: str):
         return SimpleNamespace(serving_spec=lambda: {"name": "m"},
                                fingerprint=lambda: fingerprint)
 
-    texts, cache = ["a", "b"], tmp_path / "speed"
-    first, cached = isolated_speed(scorer("f1"), texts, 500.0, cache)
+    probe, cache = processes(["a", "b"]), tmp_path / "speed"
+    first, cached = isolated_speed(scorer("f1"), probe, 500.0, cache)
     assert not cached and len(calls) == 1
-    again, cached = isolated_speed(scorer("f1"), texts, 500.0, cache)
+    again, cached = isolated_speed(scorer("f1"), probe, 500.0, cache)
     assert cached and again == first and len(calls) == 1
-    for other in [(scorer("f2"), texts, 500.0), (scorer("f1"), ["a", "c"], 500.0),
-                  (scorer("f1"), texts, 300.0)]:
+    for other in [(scorer("f2"), probe, 500.0), (scorer("f1"), processes(["a", "c"]), 500.0),
+                  (scorer("f1"), probe, 300.0)]:
         assert not isolated_speed(*other, cache)[1]
     assert len(calls) == 4
     for path in cache.glob("*.json"):
         path.write_text("{not json")  # unreadable: measured again, never trusted
-    assert isolated_speed(scorer("f1"), texts, 500.0, cache)[1] is False
-    assert isolated_speed(scorer("f1"), texts, 500.0, None)[1] is False  # --no-cache
+    assert isolated_speed(scorer("f1"), probe, 500.0, cache)[1] is False
+    assert isolated_speed(scorer("f1"), probe, 500.0, None)[1] is False  # --no-cache
     assert len(calls) == 6
 
 

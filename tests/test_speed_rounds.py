@@ -8,7 +8,7 @@ import pytest
 from validator.scoring import ScorerInfo
 from validator.speed.mix import deployment_cost, instance_price
 from validator.speed.profile import add_ratios
-from validator.speed.rounds import interleaved, summarize
+from validator.speed.rounds import interleaved, round_timings, summarize
 
 
 class FakeClock:
@@ -23,7 +23,8 @@ class FakeClock:
 
 class FakeScorer:
     """A scorer whose work takes ``cost`` seconds per text times the machine's slowdown
-    at that moment (a fake behind the scorer interface: ``serve``, ``synchronize``)."""
+    at that moment (a fake behind the scorer interface: ``serve``, ``synchronize``),
+    timing itself over ``TEXTS`` as its process does (``round_timings``)."""
 
     def __init__(self, clock: FakeClock, cost: float, slowdown):
         self.clock, self.cost, self.slowdown = clock, cost, slowdown
@@ -34,6 +35,12 @@ class FakeScorer:
     def synchronize(self):
         pass
 
+    def timings(self):
+        return round_timings(self, TEXTS, self.clock)
+
+
+TEXTS = [f"t{i}" for i in range(64)]
+
 
 def test_interleaved_rounds_cancel_a_load_that_comes_and_goes():
     clock = FakeClock()
@@ -41,14 +48,33 @@ def test_interleaved_rounds_cancel_a_load_that_comes_and_goes():
     slowdown = lambda: 3.0 if 10 < clock.now < 40 else 1.0  # noqa: E731
     reference = FakeScorer(clock, 0.02, slowdown)
     candidate = FakeScorer(clock, 0.01, slowdown)  # truly twice as fast
-    texts = [f"t{i}" for i in range(64)]
-    found = interleaved(reference, candidate, texts, rounds=7, clock=clock,
-                        load=lambda: 1.0)
+    [found] = interleaved(reference, [candidate], rounds=7, load=lambda: 1.0)
     assert found["throughput_vs_reference"] == pytest.approx(2.0, rel=0.05)
     assert found["speedup_vs_reference"] == pytest.approx(2.0, rel=0.05)
     low, high = found["throughput_vs_reference_range"]
     assert low <= found["throughput_vs_reference"] <= high
     assert found["rounds"] == 7 and not found["provisional"]
+
+
+class CountingScorer(FakeScorer):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.probe_passes = 0
+
+    def serve(self, texts):
+        self.probe_passes += len(texts) > 1
+        super().serve(texts)
+
+
+def test_the_reference_is_timed_once_a_round_for_every_candidate():
+    clock = FakeClock()
+    slowdown = lambda: 2.5 if 20 < clock.now < 60 else 1.0  # noqa: E731
+    reference = CountingScorer(clock, 0.02, slowdown)
+    candidates = [CountingScorer(clock, 0.02 / speed, slowdown) for speed in (2.0, 1.0, 4.0)]
+    found = interleaved(reference, candidates, rounds=9, load=lambda: 1.0)
+    assert [round(f["throughput_vs_reference"], 1) for f in found] == [2.0, 1.0, 4.0]
+    assert [round(f["speedup_vs_reference"], 1) for f in found] == [2.0, 1.0, 4.0]
+    assert reference.probe_passes == 9 and all(c.probe_passes == 9 for c in candidates)
 
 
 def test_a_ratio_is_provisional_when_the_load_exceeds_the_cores():

@@ -30,6 +30,7 @@ from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backe
                                get_recipe, no_progress)
 from validator.routing import resolve_rows
 from validator.scorers.columns_backend import ColumnPredictions
+from validator.speed.isolated import ServingProcesses
 from validator.speed.mix import mix_speed, row_weights, traffic
 
 
@@ -189,11 +190,11 @@ class Probe:
 
 def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample,
                    progress: ProgressFactory, cache: PredictionCache | None,
-                   probe: Probe,
+                   probe: Probe, processes: ServingProcesses,
                    predict: Predict = local_predict) -> tuple[np.ndarray, ScorerInfo]:
     """The scorer's predictions for the gate rows (through the execution engine's
-    ``predict``) and its ScorerInfo (models measured alone in a fresh process; the
-    harness's peak memory while scoring)."""
+    ``predict``) and its ScorerInfo (models measured alone in a fresh process of their
+    own, from ``processes``; the harness's peak memory while scoring)."""
     speed, speed_cached = Speed(), False
     with PeakRss() as memory:
         start = time.perf_counter()
@@ -208,7 +209,7 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     if isinstance(scorer, Scorer):
         with progress(f"measuring {scorer.name} alone", 1) as advance:
             speed, speed_cached = isolated_speed(
-                scorer, probe.texts, probe.slo_ms,
+                scorer, processes, probe.slo_ms,
                 None if cache is None else cache.root.parent / "speed")
             advance(1)
     if values.shape != (len(sample.frame), len(scorer.dimensions)):
@@ -223,17 +224,17 @@ def predictions_of(scorer: Scorer | ColumnPredictions, role: str, sample: Sample
     return values, info
 
 
-def ratio_rounds(serving: dict, infos: list[ScorerInfo], texts: list[str],
+def ratio_rounds(serving: dict, infos: list[ScorerInfo], processes: ServingProcesses,
                  progress: ProgressFactory, cache: Path | None) -> dict[str, dict]:
     """Each model candidate timed against the reference in interleaved rounds
-    (validator.speed.rounds), by candidate name."""
+    (validator.speed.rounds) by the scorers' own processes, by candidate name."""
     reference = serving.get(infos[0].name)
     candidates = {info.name: serving[info.name] for info in infos[1:]
                   if serving.get(info.name) is not None}
     if reference is None or not candidates:
         return {}
     with progress(f"timing {', '.join(candidates)} against {infos[0].name}", 1) as advance:
-        found = interleaved_ratios(reference, candidates, texts, cache)
+        found = interleaved_ratios(reference, candidates, processes, cache)
         advance(1)
     return found
 
@@ -275,14 +276,14 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
     """Every scorer's predictions and figures; ``masks`` (the slices) stratify the speed
     probe when no production mix is given."""
     cache = PredictionCache(cache_root()) if use_cache else None
+    texts, drawn = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
+                               config.seed, masks)
+    probe = Probe(texts, config.report.slo_ms, drawn)
     with tempfile.TemporaryDirectory(prefix="slice-validator-") as scratch, \
-            open_engine(config) as predict:
+            open_engine(config) as predict, ServingProcesses(texts) as processes:
         artefacts = cache_root() / "artefacts" if use_cache else Path(scratch)
         columns, infos, serving = {}, [], {}
         reference = None
-        texts, drawn = probe_texts(sample.frame, sample.texts, config.sample.production_mix,
-                                   config.seed, masks)
-        probe = Probe(texts, config.report.slo_ms, drawn)
         for scorer_config in (s for s in config.scorers if s.route is None):
             start = time.perf_counter()
             scorer = build_scorer(scorer_config, config, reference, sample, artefacts, progress)
@@ -290,14 +291,14 @@ def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_
             reference = reference or scorer
             role = "reference" if scorer is reference else "candidate"
             values, info = predictions_of(scorer, role, sample, progress, cache, probe,
-                                          predict)
+                                          processes, predict)
             info.build_seconds = built if isinstance(scorer, Scorer) else None
             infos.append(info)
             if isinstance(scorer, Scorer):
                 serving[scorer.name] = measurable(scorer, texts, probe.slo_ms)
             for j, dimension in enumerate(scorer.dimensions):
                 columns[f"{scorer.name}:{dimension}"] = values[:, j]
-        rounds = ratio_rounds(serving, infos, texts, progress,
+        rounds = ratio_rounds(serving, infos, processes, progress,
                               None if cache is None else cache.root.parent / "speed")
     add_routed(config, sample, routers or {}, columns, infos)
     add_ratios(infos, rounds)

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-LEVEL_SECONDS = 2.0   # each concurrency level runs this long (plus in-flight requests)
+LEVEL_SECONDS = 1.0   # each concurrency level runs this long (plus in-flight requests)
 BATCHES_QUEUED = 4    # at most this many full batches of clients: beyond, they only queue
 GAIN = 1.05           # a level "gains" when 5% faster than the best before it
 

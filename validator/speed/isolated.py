@@ -3,21 +3,28 @@
 The harness process holds every scorer of the run (and their tokenisations, caches and
 freed arenas), so its memory grows with each scorer loaded and its timings share the
 cores with whatever else it keeps alive. Here a fresh ``python -m validator.speed.isolated``
-imports only the scorer's runtime and loads its tokenizer, records its resident
-memory, loads the scorer from what the run built (the model directory, or the
-recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then
+(a ``ScorerProcess``) imports only the scorer's runtime and loads its tokenizer, records
+its resident memory, loads the scorer from what the run built (the model directory, or
+the recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then
 freed and its pages returned), runs one warm batch at the configured batch size and
 records the memory again: ``memory_bytes`` is the difference (weights plus runtime
 arenas for this model; on a GPU, ``device_memory_bytes`` is the CUDA allocator's peak).
-It then runs every shape the timing will see (``warm_up``), times the probe texts at the
-configured batch size (throughput: the median of three passes, each bounded by a device
-synchronisation, so queued GPU work is counted; tokenising and the forward pass are
-also timed apart) and runs the closed-loop load test (validator.speed.capacity) for
+It then runs every shape the timing will see (``warm_up``). Asked for its measurement
+alone, it times the probe texts at the configured batch size (throughput: the median of
+three passes, each serving the probe as ``serve`` does with its tokenising and its
+forward pass timed apart, each part bounded by a device synchronisation, so queued GPU
+work is counted) and runs the closed-loop load test (validator.speed.capacity) for
 ``capacity_rps`` at the SLO, whose first level, one client sending each probe text
 once, gives the batch-1 latency. CPU and GPU scorers go through the same code: on the
 CPU, synchronising is a no-op.
 
-The child reads one JSON request on stdin and writes one JSON answer on stdout.
+The process stays up, loaded and warm, until the run closes it: the interleaved rounds
+(validator.speed.rounds) ask each scorer's own process for its timings in turn, so no
+scorer is loaded or warmed twice and each is timed in a process that holds only itself.
+Only one process works at a time; the others wait on their input.
+
+The child reads one JSON request per line on stdin and answers each with one JSON line
+on the descriptor that was its stdout (libraries printing to stdout write to stderr).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -38,26 +46,96 @@ import numpy as np
 from validator.errors import ScoringError
 
 
-def in_fresh_process(module: str, request: dict, what: str) -> dict:
-    """``python -m module`` with ``request`` as JSON on its stdin; the JSON of its last
-    line of output. ScoringError saying ``what`` timed out or failed."""
-    try:
-        done = subprocess.run([sys.executable, "-m", module], input=json.dumps(request),
-                              capture_output=True, text=True, timeout=1800)
-    except subprocess.TimeoutExpired as exc:
-        raise ScoringError(f"{what} timed out") from exc
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ScoringError(f"{what} failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+REQUEST_TIMEOUT_S = 1800  # one request (load and warm up, a measurement, a round)
+
+
+class ScorerProcess:
+    """One scorer (Scorer.serving_spec) loaded and warmed over the probe ``texts`` in a
+    fresh process that stays up for more requests until ``close``; ScoringError saying
+    what failed, with the last line the process wrote to stderr."""
+
+    def __init__(self, spec: dict, texts: list[str]):
+        self.name = spec["name"]
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._process = subprocess.Popen([sys.executable, "-m", "validator.speed.isolated"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self._stderr, text=True)
+        self.loaded = self._ask({"spec": spec, "texts": texts}, f"loading {self.name!r}")
+
+    def alone(self, slo_ms: float) -> dict:
+        """Memory, throughput, batch-1 latency and capacity of this scorer alone."""
+        return {**self.loaded, **self._ask({"do": "alone", "slo_ms": slo_ms},
+                                           f"measuring {self.name!r} alone")}
+
+    def timings(self) -> tuple[float, float]:
+        """One round's (seconds serving the probe, median batch-1 latency in seconds)."""
+        found = self._ask({"do": "round"}, f"timing {self.name!r}")
+        return found["probe_seconds"], found["latency_seconds"]
+
+    def _ask(self, request: dict, what: str) -> dict:
+        fired = threading.Event()
+
+        def kill() -> None:
+            fired.set()
+            self._process.kill()
+
+        watchdog = threading.Timer(REQUEST_TIMEOUT_S, kill)
+        watchdog.start()
+        try:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+        except OSError:
+            line = ""
+        finally:
+            watchdog.cancel()
+        if not line:
+            why = f"timed out after {REQUEST_TIMEOUT_S} s" if fired.is_set() \
+                else self._stderr_tail()
+            self.close()
+            raise ScoringError(f"{what} failed: {why}")
+        return json.loads(line)
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        lines = self._stderr.read().strip().splitlines()
+        return lines[-1] if lines else f"stopped (exit {self._process.poll()})"
+
+    def close(self) -> None:
+        """End the process (its input closed, it exits; killed if it does not)."""
+        try:
+            self._process.stdin.close()
+            self._process.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self._process.kill()
+            self._process.wait()
+        self._stderr.close()
+
+
+class ServingProcesses:
+    """A run's scorer processes by name, started on first use and closed together."""
+
+    def __init__(self, texts: list[str]):
+        self.texts, self._running = texts, {}
+
+    def of(self, spec: dict) -> ScorerProcess:
+        if spec["name"] not in self._running:
+            self._running[spec["name"]] = ScorerProcess(spec, self.texts)
+        return self._running[spec["name"]]
+
+    def __enter__(self) -> "ServingProcesses":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self._running.values():
+            process.close()
 
 
 def measure(spec: dict, texts: list[str], slo_ms: float) -> dict:
-    """Run the isolated measurement of the scorer ``spec`` (Scorer.serving_spec) in a
-    fresh process; ScoringError if it fails."""
-    return in_fresh_process("validator.speed.isolated",
-                            {"spec": spec, "texts": texts, "slo_ms": slo_ms},
-                            f"measuring {spec['name']!r} alone")
+    """The isolated measurement of the scorer ``spec`` (Scorer.serving_spec) in a fresh
+    process of its own; ScoringError if it fails."""
+    with ServingProcesses(texts) as processes:
+        return processes.of(spec).alone(slo_ms)
 
 
 def _rss() -> int:
@@ -138,16 +216,22 @@ def timed(scorer, work) -> float:
 
 def rates(scorer, texts: list[str]) -> dict:
     """Rows/s of serving the probe (tokenising included), and of its two parts apart:
-    tokenising and padding, and the forward pass on prepared batches; medians of
-    ``REPEATS`` synchronised passes."""
-    batches = scorer.prepare(texts)
+    tokenising and padding, and the forward pass on the prepared batches. Each of
+    ``REPEATS`` passes serves the probe as ``serve`` does (prepare, then forward),
+    timing the two parts, each bounded by a synchronisation; a pass's serving time is
+    their sum. Medians over the passes."""
+    parts = []
+    for _ in range(REPEATS):
+        prepared = []
+        tokenize = timed(scorer, lambda: prepared.append(scorer.prepare(texts)))
+        parts.append((tokenize, timed(scorer, lambda: scorer.forward(prepared[0]))))
 
-    def median_rate(work) -> float:
-        return len(texts) / float(np.median([timed(scorer, work) for _ in range(REPEATS)]))
+    def rate(seconds) -> float:
+        return len(texts) / float(np.median(seconds))
 
-    return {"throughput_rows_per_s": median_rate(lambda: scorer.serve(texts)),
-            "tokenize_rows_per_s": median_rate(lambda: scorer.prepare(texts)),
-            "forward_rows_per_s": median_rate(lambda: scorer.forward(batches))}
+    return {"throughput_rows_per_s": rate([a + b for a, b in parts]),
+            "tokenize_rows_per_s": rate([a for a, _ in parts]),
+            "forward_rows_per_s": rate([b for _, b in parts])}
 
 
 def device_memory(scorer) -> int | None:
@@ -159,27 +243,54 @@ def device_memory(scorer) -> int | None:
     return int(torch.cuda.max_memory_allocated(scorer.device))
 
 
-def _child(request: dict) -> dict:
+def alone(scorer, texts: list[str], slo_ms: float) -> dict:
+    """Throughput, batch-1 latency and capacity of a loaded, warmed scorer."""
     from validator.speed.capacity import capacity
 
-    spec, texts = request["spec"], request["texts"]
-    import_runtime(spec)
-    before = _rss()
-    with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
-        scorer = load_serving(spec, Path(scratch))
-        scorer.set_threads(os.cpu_count() or 1)
-        scorer.serve(texts[:scorer.batch_size])  # the warm batch
-        memory = _rss() - before
-        warm_up(scorer, texts)
-        measured = rates(scorer, texts)
-        rps, levels = capacity(scorer.serve, texts, scorer.batch_size, request["slo_ms"])
+    measured = rates(scorer, texts)
+    rps, levels = capacity(scorer.serve, texts, scorer.batch_size, slo_ms)
     single = levels[0]  # one client sending each probe text once: batch-1 latency
-    return {"memory_bytes": max(memory, 0), "device_memory_bytes": device_memory(scorer),
-            "latency_ms_p50": single.latency_ms_p50,
+    return {"latency_ms_p50": single.latency_ms_p50,
             "latency_ms_p95": single.latency_ms_p95, "latency_ms_mean": single.latency_ms_mean,
             **measured, "capacity_rps": rps,
             "capacity_levels": [asdict(level) for level in levels]}
 
 
+def loaded(spec: dict, texts: list[str], scratch: Path):
+    """(the scorer loaded as serving loads it and warmed over the probe, its memory)."""
+    import_runtime(spec)
+    before = _rss()
+    scorer = load_serving(spec, scratch)
+    scorer.set_threads(os.cpu_count() or 1)
+    scorer.serve(texts[:scorer.batch_size])  # the warm batch
+    memory = _rss() - before
+    warm_up(scorer, texts)
+    return scorer, {"memory_bytes": max(memory, 0), "device_memory_bytes": device_memory(scorer)}
+
+
+def _serve_requests(requests, answer) -> None:
+    from validator.speed.rounds import round_timings
+
+    first = json.loads(next(requests))
+    texts = first["texts"]
+    with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
+        scorer, memory = loaded(first["spec"], texts, Path(scratch))
+        answer(memory)
+        for line in requests:
+            request = json.loads(line)
+            if request["do"] == "alone":
+                answer(alone(scorer, texts, request["slo_ms"]))
+            else:
+                whole, single = round_timings(scorer, texts)
+                answer({"probe_seconds": whole, "latency_seconds": single})
+
+
 if __name__ == "__main__":
-    print(json.dumps(_child(json.loads(sys.stdin.read()))))
+    _answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr
+
+    def _answer(value: dict) -> None:
+        _answers.write(json.dumps(value) + "\n")
+        _answers.flush()
+
+    _serve_requests(iter(sys.stdin.readline, ""), _answer)

@@ -25,8 +25,8 @@ import pandas as pd
 from validator.cpu import cpu_facts
 from validator.scorers import Scorer
 
-PROBE_ROWS = 256   # latency, throughput and load-test texts: a seeded draw of gate rows
-PROBE_METHOD = 2   # in the cache key: 2 = warmed over the probe's shapes, synchronised
+PROBE_ROWS = 200   # latency, throughput and load-test texts: a seeded draw of gate rows
+PROBE_METHOD = 3   # in the cache key: 3 = warmed over the probe's shapes, synchronised, parts timed in one pass, 1-s load levels
 
 
 class PeakRss:
@@ -180,12 +180,13 @@ def measurable(scorer: Scorer, texts: list[str], slo_ms: float) -> Measurable | 
 
 
 def interleaved_ratios(reference: Measurable, candidates: dict[str, Measurable],
-                       texts: list[str], cache: Path | None = None) -> dict[str, dict]:
+                       processes, cache: Path | None = None) -> dict[str, dict]:
     """Each candidate's throughput and latency ratios against the reference taken in
-    interleaved rounds (validator.speed.rounds; the candidates not cached, in one
-    process), by name; cached per pair unless provisional (a later run on a quieter
-    machine measures again)."""
-    from validator.speed.rounds import measure_rounds
+    interleaved rounds (validator.speed.rounds) by the scorers' own processes
+    (``processes``: isolated.ServingProcesses, which starts those not yet up), by name;
+    cached per pair unless provisional (a later run on a quieter machine measures
+    again)."""
+    from validator.speed.rounds import interleaved
 
     def path(candidate: Measurable) -> Path | None:
         return None if cache is None else \
@@ -194,7 +195,8 @@ def interleaved_ratios(reference: Measurable, candidates: dict[str, Measurable],
     found = {name: _read_json(path(c)) for name, c in candidates.items()}
     missing = [name for name, value in found.items() if value is None]
     if missing:
-        measured = measure_rounds(reference.spec, [candidates[n].spec for n in missing], texts)
+        measured = interleaved(processes.of(reference.spec),
+                               [processes.of(candidates[name].spec) for name in missing])
         for name, value in zip(missing, measured):
             found[name] = value
             if not value["provisional"]:
@@ -202,18 +204,19 @@ def interleaved_ratios(reference: Measurable, candidates: dict[str, Measurable],
     return found
 
 
-def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
+def isolated_speed(scorer: Scorer, processes, slo_ms: float,
                    cache: Path | None = None) -> tuple[Speed, bool]:
     """(the scorer's speed and memory measured alone, whether from ``cache``): Speed()
     for one that cannot be measured, or with ``SLICE_VALIDATOR_SERVING_PROBE=off``, which
-    test suites set to save time. A measurement is kept in ``cache`` (a folder) under
+    test suites set to save time. Measured by the scorer's own process
+    (``processes``: isolated.ServingProcesses over the probe texts), which stays up for
+    the interleaved rounds. A measurement is kept in ``cache`` (a folder) under
     ``speed_key``, so a warm re-run of the same scorers on the same machine reuses it."""
-    from validator.speed.isolated import measure
-
     spec = scorer.serving_spec()
     if spec is None or not probe_enabled():
         return Speed(), False
-    path = None if cache is None else cache / f"{speed_key(scorer, texts, slo_ms)}.json"
+    path = None if cache is None else \
+        cache / f"{speed_key(scorer, processes.texts, slo_ms)}.json"
     found = _read_json(path)
     try:
         if found is not None:
@@ -221,7 +224,7 @@ def isolated_speed(scorer: Scorer, texts: list[str], slo_ms: float,
     except TypeError:  # written by another version: measure again
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    speed = Speed(**measure(spec, texts, slo_ms), load_average_1m=load)
+    speed = Speed(**processes.of(spec).alone(slo_ms), load_average_1m=load)
     _write_json(path, asdict(speed))
     return speed, False
 

@@ -3,35 +3,29 @@
 Each scorer's figures measured alone (validator.speed.isolated) come from separate
 processes at separate moments, so a ratio of two of them also compares the machine's
 load at two moments (on a shared 2-core machine a cold run once reported 3.74x where
-idle runs give about 2x). Here one fresh process loads the reference and one candidate
-as serving would (``isolated.load_serving``), warms both over the probe's shapes, then times
-them in ``ROUNDS`` rounds, reference then candidate in each: the probe at the batch size
-(throughput) and ``LATENCY_TEXTS`` probe texts one at a time (batch-1 latency, median).
-A round's ratio compares two timings taken seconds apart; the ratio reported is the
-median over rounds, with the lowest and highest round beside it. One process times
-every candidate of a run in turn against the one reference it loaded. The 1-minute load
-average is read at each round: when its highest exceeds the cores, the ratio is
-**provisional** (the scorers shared the cores with other work, which moves a ratio
-even when both feel it).
-
-The child reads one JSON request on stdin and writes one JSON answer on stdout.
+idle runs give about 2x). Here the scorers' own processes (``isolated.ScorerProcess``,
+loaded and warmed over the probe's shapes when they were measured alone, or for the
+rounds) are asked for their timings in ``ROUNDS`` rounds: in each, the reference, then
+every candidate (their order turned by one each round, so none is always the furthest
+from the reference's timing): the probe at the batch size (throughput) and
+``LATENCY_TEXTS`` probe texts one at a time (batch-1 latency, median). One process
+works at a time. A round's ratio compares a candidate's timing with the reference's of
+the same round, seconds apart; the ratio reported is the median over rounds, with the
+lowest and highest round beside it. The reference is timed once a round for all
+candidates. The 1-minute load average is read at each round: when its highest exceeds
+the cores, the ratio is **provisional** (the scorers shared the cores with other work,
+which moves a ratio even when both feel it).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from validator.speed.isolated import import_runtime, in_fresh_process, load_serving, warm_up
-
-ROUNDS = 5
+ROUNDS = 3
 LATENCY_TEXTS = 16
 
 
@@ -39,33 +33,42 @@ def load_average() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def interleaved(reference, candidate, texts: list[str], rounds: int = ROUNDS,
-                clock: Callable[[], float] = time.perf_counter,
-                load: Callable[[], float | None] = load_average) -> dict:
-    """Per-round ratios of two warmed scorers (anything with ``serve`` and
-    ``synchronize``), reference then candidate in each round, and their summary."""
-    throughput, speedup, loads = [], [], []
+def round_timings(scorer, texts: list[str],
+                  clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+    """A warmed scorer's (seconds serving the probe at the batch size, median seconds of
+    ``LATENCY_TEXTS`` probe texts served one at a time), each bounded by device
+    synchronisations (anything with ``serve`` and ``synchronize``)."""
 
-    def seconds(scorer, work) -> float:
+    def seconds(work) -> float:
         scorer.synchronize()
         start = clock()
         work()
         scorer.synchronize()
         return clock() - start
 
-    def latency(scorer) -> float:
-        return float(np.median([seconds(scorer, lambda t=t: scorer.serve([t]))
-                                for t in texts[:LATENCY_TEXTS]]))
+    whole = seconds(lambda: scorer.serve(texts))
+    single = float(np.median([seconds(lambda t=t: scorer.serve([t]))
+                              for t in texts[:LATENCY_TEXTS]]))
+    return whole, single
 
-    for _ in range(rounds):
+
+def interleaved(reference, candidates: list, rounds: int = ROUNDS,
+                load: Callable[[], float | None] = load_average) -> list[dict]:
+    """Per-round ratios against the reference of scorers that time themselves
+    (``timings()``: a round's probe seconds and batch-1 latency), the reference first in
+    each round and the candidates' order turned by one each round, and their summary
+    per candidate (in the given order)."""
+    throughput = [[] for _ in candidates]
+    speedup = [[] for _ in candidates]
+    loads = []
+    for number in range(rounds):
         loads.append(load())
-        ref_pass, ref_latency = seconds(reference, lambda: reference.serve(texts)), \
-            latency(reference)
-        cand_pass, cand_latency = seconds(candidate, lambda: candidate.serve(texts)), \
-            latency(candidate)
-        throughput.append(ref_pass / cand_pass)
-        speedup.append(ref_latency / cand_latency)
-    return summarize(throughput, speedup, loads)
+        ref_pass, ref_latency = reference.timings()
+        for index in np.roll(np.arange(len(candidates)), -number):
+            cand_pass, cand_latency = candidates[index].timings()
+            throughput[index].append(ref_pass / cand_pass)
+            speedup[index].append(ref_latency / cand_latency)
+    return [summarize(t, u, loads) for t, u in zip(throughput, speedup)]
 
 
 def summarize(throughput: list[float], speedup: list[float],
@@ -82,35 +85,3 @@ def summarize(throughput: list[float], speedup: list[float],
             "speedup_vs_reference_range": [float(min(speedup)), float(max(speedup))],
             "load_average_max": peak, "cores": cores,
             "provisional": peak is not None and peak > cores}
-
-
-def measure_rounds(reference_spec: dict, candidate_specs: list[dict],
-                   texts: list[str]) -> list[dict]:
-    """The interleaved rounds of each candidate against the reference (Scorer.serving_spec
-    each), in one fresh process; ScoringError if it fails."""
-    names = ", ".join(repr(spec["name"]) for spec in candidate_specs)
-    return in_fresh_process("validator.speed.rounds",
-                            {"reference": reference_spec, "candidates": candidate_specs,
-                             "texts": texts}, f"timing {names} against the reference")
-
-
-def _loaded(spec: dict, scratch: Path, texts: list[str]):
-    import_runtime(spec)
-    scorer = load_serving(spec, scratch)
-    scorer.set_threads(os.cpu_count() or 1)
-    warm_up(scorer, texts)
-    return scorer
-
-
-def _child(request: dict) -> list[dict]:
-    texts, out = request["texts"], []
-    with tempfile.TemporaryDirectory(prefix="slice-validator-rounds-") as scratch:
-        reference = _loaded(request["reference"], Path(scratch), texts)
-        for spec in request["candidates"]:
-            candidate = _loaded(spec, Path(scratch), texts)
-            out.append(interleaved(reference, candidate, texts))
-            del candidate  # one candidate in memory at a time
-    return out
-
-if __name__ == "__main__":
-    print(json.dumps(_child(json.loads(sys.stdin.read()))))
