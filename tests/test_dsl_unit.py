@@ -318,7 +318,10 @@ def test_a_file_with_only_expectations_or_only_slices(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("slices: [", "not valid YAML (while parsing a flow node)"),
+    ("slices: [", "line 1, column 10: not valid YAML: expected the node content, but found "
+                  "'<stream end>' (while parsing a flow node)"),
+    ("slices:\n  - {name: a, where: {k: 1}}\n  bad: [\n", "line 3, column 3: not valid YAML: "
+                                                          "expected <block end>"),
     ("", "a slice file is a mapping with the keys 'slices' (a list) and/or 'expectations' "
          "(a list)"),
     ("[1]", "a slice file is a mapping"),

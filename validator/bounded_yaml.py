@@ -158,9 +158,21 @@ def load_yaml_text(text: str, source: str, error: type[ValidatorError]) -> Any:
     except _Refused as exc:
         raise error(f"{source}: line {_line(exc.mark)}: {exc.reason}") from exc
     except yaml.YAMLError as exc:
-        raise error(f"{source}: not valid YAML ({first_line(exc)})") from exc
+        raise error(f"{source}: {yaml_problem(exc)}") from exc
     finally:
         loader.dispose()
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and why PyYAML refused a text: ``line L, column C: not valid YAML: problem
+    (context)``; its first line when it gives no position."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return f"not valid YAML ({first_line(exc)})"
+    context = getattr(exc, "context", None)
+    return (f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
+            + (f" ({context})" if context else ""))
 
 
 def load_yaml_file(path: Path, error: type[ValidatorError], what: str) -> Any:
