@@ -194,11 +194,12 @@ SINGLE_WARMUP = 32   # probe texts also sent alone before timing (batch-1 shapes
 
 
 def warm_up(scorer, texts: list[str]) -> None:
-    """Run every shape the timed passes will see before timing them: the probe twice at
-    the batch size (TorchScript's profiling executor specialises a trace on a shape's
-    second run; CUDA picks kernels per shape) and some texts alone (the load test's
-    first level)."""
-    for _ in range(2):
+    """Run every shape the timed passes will see before timing them: the probe at the
+    batch size, twice for a TorchScript scorer (its profiling executor specialises a
+    trace on a shape's second run), once for the others (CUDA and the CPU runtimes pick
+    kernels and grow their arenas on a shape's first run), and some texts alone (the
+    load test's first level)."""
+    for _ in range(2 if getattr(scorer, "runtime", None) == "torchscript" else 1):
         scorer.serve(texts)
     for text in texts[:SINGLE_WARMUP]:
         scorer.serve([text])
