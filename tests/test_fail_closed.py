@@ -299,9 +299,11 @@ def test_force_replaces_a_run_only_once_the_new_one_is_complete(tmp_path, scored
 
 # -- Ctrl-C ---------------------------------------------------------------------------
 
-def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path):
-    """SIGINT to a real run once the first prediction chunk is on disk: exit 2, no run
-    directory; the re-run resumes from the cache and equals an uncached run."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path, stop):
+    """SIGINT (Ctrl-C) or SIGTERM (a cancelled CI job) to a real run once the first
+    prediction chunk is on disk: exit 2, no run directory; the re-run resumes from the
+    cache and equals an uncached run."""
     frame = pd.read_csv(SAMPLE).head(3000)  # chunks of 512: SIGINT lands before the end
     frame = frame.assign(**{f"{d}_candidate": frame[f"{d}_r1"] for d in DIMENSIONS})
     frame.to_parquet(tmp_path / "sample.parquet", index=False)
@@ -329,7 +331,7 @@ def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path):
     while not list(cache.glob("predictions/*/*.npz")) and process.poll() is None:
         assert time.monotonic() < deadline, "no prediction chunk was written"
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in stderr

@@ -5,6 +5,9 @@ measured alone in a fresh process, graph-fusion fallback, and the CPU facts with
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import time
 from types import SimpleNamespace
 
@@ -12,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import columns_config, run_cli, tiny_model_dir
+from conftest import ROOT, columns_config, run_cli, tiny_model_dir
 from validator.speed.capacity import GAIN, capacity
 from validator.config import ProductionMix
 from validator.cpu import ISA_FEATURES, cpu_facts
@@ -140,6 +143,47 @@ def test_a_scorer_process_that_fails_names_the_scorer_and_its_error(tmp_path):
             "max_length": 32}
     with pytest.raises(ScoringError, match=r"loading 'gone' failed: .*no-model"):
         measure(spec, ["a text"] * 8, slo_ms=500)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_a_scorer_process_ends_when_the_run_that_started_it_is_killed():
+    """A run killed without cleanup (kill -9) leaves no measuring process behind."""
+    import psutil
+
+    run = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c",
+            "import os, time; from validator.speed.isolated import die_with; "
+            "die_with(os.getppid()); print('armed', flush=True); time.sleep(120)"],
+            stdout=subprocess.PIPE, text=True)
+        child.stdout.readline()
+        print(child.pid, flush=True)
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    child = psutil.Process(int(run.stdout.readline()))
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 20
+    while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the measuring process outlived its run"
+        time.sleep(0.05)
+
+
+def test_tampered_speed_caches_are_measured_again_never_read():
+    from validator.speed.profile import Speed, cached_rounds, cached_speed
+    from validator.speed.rounds import summarize
+
+    good = {"memory_bytes": 10, "latency_ms_p50": 2.0, "capacity_levels": [{"clients": 1}]}
+    assert cached_speed(good) == Speed(**good)
+    for bad in [None, [], "x", {**good, "latency_ms_p50": "fast"}, {**good, "extra": 1},
+                {**good, "capacity_rps": True}, {**good, "capacity_levels": "many"}]:
+        assert cached_speed(bad) is None, bad
+    rounds = summarize([2.0, 2.1, 1.9], [1.5, 1.6, 1.4], [0.5, 0.6, 0.7], cores=2)
+    assert cached_rounds(rounds) == rounds
+    for bad in [None, {}, [], {**rounds, "throughput_vs_reference": None},
+                {**rounds, "speedup_vs_reference_range": [1.0]},
+                {**rounds, "rounds": "3"}, {**rounds, "provisional": "no"}]:
+        assert cached_rounds(bad) is None, bad
 
 
 def test_a_measurement_alone_is_reused_only_for_the_same_scorer_probe_and_slo(

@@ -5,6 +5,7 @@ import only the library and validator.cli.options, never this module."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -49,7 +50,14 @@ def main_options(
     """
 
 
+def interrupt(signum, frame) -> None:
+    """SIGTERM (a CI job cancelled) ends a command as Ctrl-C does: its folders, locks
+    and measuring processes cleaned up, exit 2."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    signal.signal(signal.SIGTERM, interrupt)
     sys.exit(app())

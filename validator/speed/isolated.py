@@ -33,6 +33,7 @@ import ctypes
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,9 +58,9 @@ class ScorerProcess:
     def __init__(self, spec: dict, texts: list[str]):
         self.name = spec["name"]
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        self._process = subprocess.Popen([sys.executable, "-m", "validator.speed.isolated"],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, text=True)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "validator.speed.isolated", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         self.loaded = self._ask({"spec": spec, "texts": texts}, f"loading {self.name!r}")
 
     def alone(self, slo_ms: float) -> dict:
@@ -73,6 +74,7 @@ class ScorerProcess:
         return found["probe_seconds"], found["latency_seconds"]
 
     def _ask(self, request: dict, what: str) -> dict:
+        """The process's answer to ``request``; on an interrupt it is killed at once."""
         fired = threading.Event()
 
         def kill() -> None:
@@ -87,19 +89,30 @@ class ScorerProcess:
             line = self._process.stdout.readline()
         except OSError:
             line = ""
+        except BaseException:  # Ctrl-C, SIGTERM: do not wait for the request to finish
+            self._process.kill()
+            self.close()
+            raise
         finally:
             watchdog.cancel()
         if not line:
-            why = f"timed out after {REQUEST_TIMEOUT_S} s" if fired.is_set() \
-                else self._stderr_tail()
+            why = f"timed out after {REQUEST_TIMEOUT_S} s" if fired.is_set() else self._why()
             self.close()
             raise ScoringError(f"{what} failed: {why}")
         return json.loads(line)
 
-    def _stderr_tail(self) -> str:
+    def _why(self) -> str:
+        """Why the process gave no answer: the signal that killed it, else the last line
+        it wrote to stderr, else its exit status."""
+        try:
+            code = self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is not None and code < 0:
+            return f"the process was killed (signal {-code})"
         self._stderr.seek(0)
         lines = self._stderr.read().strip().splitlines()
-        return lines[-1] if lines else f"stopped (exit {self._process.poll()})"
+        return lines[-1] if lines else f"the process stopped (exit {code})"
 
     def close(self) -> None:
         """End the process (its input closed, it exits; killed if it does not)."""
@@ -286,7 +299,20 @@ def _serve_requests(requests, answer) -> None:
                 answer({"probe_seconds": whole, "latency_seconds": single})
 
 
+def die_with(parent: int) -> None:
+    """End this process when the run that started it dies without closing it (killed,
+    SIGTERM): Linux's parent-death signal; elsewhere the closed input ends it after its
+    current request."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the signal was armed
+        sys.exit(1)
+
+
 if __name__ == "__main__":
+    die_with(int(sys.argv[1]))
     _answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr
 

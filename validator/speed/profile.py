@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +150,48 @@ def _read_json(path: Path | None) -> dict | None:
         return None
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(value: dict, keys: tuple[str, ...]) -> bool:
+    """Whether each of ``keys`` in ``value`` is a number or absent/None."""
+    return all(value.get(key) is None or _is_number(value[key]) for key in keys)
+
+
+def cached_speed(found) -> Speed | None:
+    """A cached measurement alone as a Speed, or None (measure again) when it is not one:
+    written by another version, edited into other keys or kinds of values. Speed
+    figures are informational (no verdict reads them) and their cache is not signed."""
+    numbers = tuple(f.name for f in fields(Speed) if f.name != "capacity_levels")
+    if not isinstance(found, dict) or set(found) - {f.name for f in fields(Speed)} \
+            or not _numbers(found, numbers):
+        return None
+    levels = found.get("capacity_levels")
+    if levels is not None and not (isinstance(levels, list)
+                                   and all(isinstance(x, dict) for x in levels)):
+        return None
+    return Speed(**found)
+
+
+ROUND_RATIOS = ("throughput_vs_reference", "speedup_vs_reference")
+
+
+def cached_rounds(found) -> dict | None:
+    """Cached interleaved rounds, or None (measure again) when they are not what
+    rounds.summarize writes."""
+    if not (isinstance(found, dict) and isinstance(found.get("rounds"), int)
+            and isinstance(found.get("provisional"), bool)
+            and _numbers(found, ("load_average_max", "cores"))
+            and all(_is_number(found.get(k)) for k in ROUND_RATIOS)):
+        return None
+    ranges = [found.get(f"{k}_range") for k in ROUND_RATIOS]
+    if not all(isinstance(r, list) and len(r) == 2 and all(map(_is_number, r))
+               for r in ranges):
+        return None
+    return found
+
+
 def _write_json(path: Path | None, value: dict) -> None:
     if path is None:
         return
@@ -192,7 +234,7 @@ def interleaved_ratios(reference: Measurable, candidates: dict[str, Measurable],
         return None if cache is None else \
             cache / f"rounds-{reference.key}-{candidate.key}.json"
 
-    found = {name: _read_json(path(c)) for name, c in candidates.items()}
+    found = {name: cached_rounds(_read_json(path(c))) for name, c in candidates.items()}
     missing = [name for name, value in found.items() if value is None]
     if missing:
         measured = interleaved(processes.of(reference.spec),
@@ -217,12 +259,9 @@ def isolated_speed(scorer: Scorer, processes, slo_ms: float,
         return Speed(), False
     path = None if cache is None else \
         cache / f"{speed_key(scorer, processes.texts, slo_ms)}.json"
-    found = _read_json(path)
-    try:
-        if found is not None:
-            return Speed(**found), True
-    except TypeError:  # written by another version: measure again
-        pass
+    found = cached_speed(_read_json(path))
+    if found is not None:
+        return found, True
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     speed = Speed(**processes.of(spec).alone(slo_ms), load_average_1m=load)
     _write_json(path, asdict(speed))
