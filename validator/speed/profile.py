@@ -26,7 +26,8 @@ from validator.cpu import cpu_facts
 from validator.scorers import Scorer
 
 PROBE_ROWS = 200   # latency, throughput and load-test texts: a seeded draw of gate rows
-PROBE_METHOD = 3   # in the cache key: 3 = warmed over the probe's shapes, synchronised, parts timed in one pass, 1-s load levels
+PROBE_METHOD = 3   # in the cache key: 3 = warmed over the probe's shapes, synchronised,
+                   # tokenising and forward timed in one pass, 1-s load-test levels
 
 
 class PeakRss:

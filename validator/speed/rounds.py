@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from validator.speed.isolated import timed
+
 ROUNDS = 3
 LATENCY_TEXTS = 16
 
@@ -38,16 +40,8 @@ def round_timings(scorer, texts: list[str],
     """A warmed scorer's (seconds serving the probe at the batch size, median seconds of
     ``LATENCY_TEXTS`` probe texts served one at a time), each bounded by device
     synchronisations (anything with ``serve`` and ``synchronize``)."""
-
-    def seconds(work) -> float:
-        scorer.synchronize()
-        start = clock()
-        work()
-        scorer.synchronize()
-        return clock() - start
-
-    whole = seconds(lambda: scorer.serve(texts))
-    single = float(np.median([seconds(lambda t=t: scorer.serve([t]))
+    whole = timed(scorer, lambda: scorer.serve(texts), clock)
+    single = float(np.median([timed(scorer, lambda t=t: scorer.serve([t]), clock)
                               for t in texts[:LATENCY_TEXTS]]))
     return whole, single
 
