@@ -8,7 +8,8 @@ import pytest
 from validator.scoring import ScorerInfo
 from validator.speed.mix import deployment_cost, instance_price
 from validator.speed.profile import add_ratios
-from validator.speed.rounds import interleaved, round_timings, summarize
+from validator.speed.isolated import round_timings
+from validator.speed.rounds import interleaved, summarize
 
 
 class FakeClock:

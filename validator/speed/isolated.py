@@ -205,6 +205,7 @@ def load_serving(spec: dict, scratch: Path):
 
 REPEATS = 3          # timed passes over the probe; the median is reported
 SINGLE_WARMUP = 32   # probe texts also sent alone before timing (batch-1 shapes)
+LATENCY_TEXTS = 16   # probe texts sent alone in each interleaved round
 
 
 def warm_up(scorer, texts: list[str]) -> None:
@@ -249,6 +250,17 @@ def rates(scorer, texts: list[str]) -> dict:
             "forward_rows_per_s": rate([b for _, b in parts])}
 
 
+def round_timings(scorer, texts: list[str],
+                  clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+    """A warmed scorer's (seconds serving the probe at the batch size, median seconds of
+    ``LATENCY_TEXTS`` probe texts served one at a time), each bounded by device
+    synchronisations (anything with ``serve`` and ``synchronize``)."""
+    whole = timed(scorer, lambda: scorer.serve(texts), clock)
+    single = float(np.median([timed(scorer, lambda t=t: scorer.serve([t]), clock)
+                              for t in texts[:LATENCY_TEXTS]]))
+    return whole, single
+
+
 def device_memory(scorer) -> int | None:
     """Peak bytes the CUDA allocator held for this scorer (None on the CPU)."""
     if not str(getattr(scorer, "device", "cpu")).startswith("cuda"):
@@ -284,8 +296,6 @@ def loaded(spec: dict, texts: list[str], scratch: Path):
 
 
 def _serve_requests(requests, answer) -> None:
-    from validator.speed.rounds import round_timings
-
     first = json.loads(next(requests))
     texts = first["texts"]
     with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:

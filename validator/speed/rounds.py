@@ -7,8 +7,8 @@ idle runs give about 2x). Here the scorers' own processes (``isolated.ScorerProc
 loaded and warmed over the probe's shapes when they were measured alone, or for the
 rounds) are asked for their timings in ``ROUNDS`` rounds: in each, the reference, then
 every candidate (their order turned by one each round, so none is always the furthest
-from the reference's timing): the probe at the batch size (throughput) and
-``LATENCY_TEXTS`` probe texts one at a time (batch-1 latency, median). One process
+from the reference's timing): the probe at the batch size (throughput) and a few probe
+texts one at a time (batch-1 latency, median; ``isolated.round_timings``). One process
 works at a time. A round's ratio compares a candidate's timing with the reference's of
 the same round, seconds apart; the ratio reported is the median over rounds, with the
 lowest and highest round beside it. The reference is timed once a round for all
@@ -20,30 +20,15 @@ which moves a ratio even when both feel it).
 from __future__ import annotations
 
 import os
-import time
 from typing import Callable
 
 import numpy as np
 
-from validator.speed.isolated import timed
-
 ROUNDS = 3
-LATENCY_TEXTS = 16
 
 
 def load_average() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
-def round_timings(scorer, texts: list[str],
-                  clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
-    """A warmed scorer's (seconds serving the probe at the batch size, median seconds of
-    ``LATENCY_TEXTS`` probe texts served one at a time), each bounded by device
-    synchronisations (anything with ``serve`` and ``synchronize``)."""
-    whole = timed(scorer, lambda: scorer.serve(texts), clock)
-    single = float(np.median([timed(scorer, lambda t=t: scorer.serve([t]), clock)
-                              for t in texts[:LATENCY_TEXTS]]))
-    return whole, single
 
 
 def interleaved(reference, candidates: list, rounds: int = ROUNDS,
