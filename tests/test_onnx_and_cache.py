@@ -354,7 +354,8 @@ def test_calibration_ranges_belong_to_the_graph_they_were_computed_on(tiny, monk
     from validator.config import load_config
     from validator.data.sample import load_sample
     from validator.scorers import RecipeContext, no_progress
-    from validator.scorers.onnx_recipes import calibration_ranges, unfused_artefact
+    from validator.scorers.onnx_recipes import (calibration_ranges, quantize_calibrated,
+                                                unfused_artefact)
     from validator.scoring import build_scorer
 
     monkeypatch.setenv("SLICE_VALIDATOR_CACHE", str(tiny["root"] / "ranges-cache"))
@@ -369,8 +370,10 @@ def test_calibration_ranges_belong_to_the_graph_they_were_computed_on(tiny, monk
     other = tiny["root"] / "other-export"
     renamed_graph(exported, other)
     for graph in (exported, other):
-        ranges = json.loads(calibration_ranges(reference, context, graph, texts, "same-rows",
-                                               "static").read_text())["data"]
+        quantize_calibrated(reference, context, graph, texts, "same-rows", "static",
+                            tiny["root"] / f"{graph.name}-int8.onnx")
+        ranges = json.loads(calibration_ranges(reference, context, graph, "same-rows")
+                            .read_text())["data"]
         model = onnx.load(str(graph / "model.onnx"))
         tensors = {name for node in model.graph.node for name in [*node.input, *node.output]}
         assert ranges and set(ranges) <= tensors, (graph, sorted(set(ranges) - tensors)[:5])

@@ -86,22 +86,6 @@ def _key(reference, *parts) -> str:
     return digest.hexdigest()[:20]
 
 
-def fp32_artefact(reference, context: RecipeContext) -> Path:
-    """The fused fp32 graph (onnx_export), the source every ONNX INT8 recipe quantizes."""
-    def build(folder: Path) -> dict:
-        unfused = folder / "unfused.onnx"
-        export_torchscript(reference, unfused)
-        fusion = fuse(reference, unfused, folder / "model.onnx")
-        unfused.unlink()
-        write_side_files(reference, folder)
-        return {"name": "onnx-fp32", "libraries": versions(),
-                "method": "torch.onnx.export(dynamo=False, eager attention), opset 17, "
-                          "onnxruntime.transformers.optimizer fusions, fp32",
-                **fusion, "quantized_op_types": [], "quantized_count": 0}
-
-    return cached_artefact(context, f"onnx-fp32-{_key(reference, versions(), EXPORT)}", build)
-
-
 def unfused_artefact(reference, context: RecipeContext) -> Path:
     """The unfused fp32 TorchScript export: what static (QDQ) quantization starts from,
     and the graph ``validator diagnose`` compares the static candidate with."""
@@ -114,6 +98,21 @@ def unfused_artefact(reference, context: RecipeContext) -> Path:
 
     key = f"onnx-fp32-unfused-{_key(reference, versions(), EXPORT)}"
     return cached_artefact(context, key, build)
+
+
+def fp32_artefact(reference, context: RecipeContext) -> Path:
+    """The fused fp32 graph (onnx_export) of the unfused export (``unfused_artefact``,
+    exported once for both), the source the dynamic INT8 recipe quantizes."""
+    def build(folder: Path) -> dict:
+        fusion = fuse(reference, unfused_artefact(reference, context) / "model.onnx",
+                      folder / "model.onnx")
+        write_side_files(reference, folder)
+        return {"name": "onnx-fp32", "libraries": versions(),
+                "method": "torch.onnx.export(dynamo=False, eager attention), opset 17, "
+                          "onnxruntime.transformers.optimizer fusions, fp32",
+                **fusion, "quantized_op_types": [], "quantized_count": 0}
+
+    return cached_artefact(context, f"onnx-fp32-{_key(reference, versions(), EXPORT)}", build)
 
 
 def fusion_of(source: Path) -> dict:
@@ -236,30 +235,50 @@ def _reader(reference, source: Path, texts: list[str]) -> CalibrationReader:
     return CalibrationReader(reference, texts, inputs)
 
 
-def calibration_ranges(reference, context: RecipeContext, source: Path, texts: list[str],
-                       text_hash: str, label: str) -> Path | None:
-    """ONNX Runtime's calibration cache (``calibration_cache_path``) for the fp32 graph
-    and the calibration rows, computed once, so variants that keep other layers in fp32
-    skip calibration; None where the installed ONNX Runtime cannot reuse ranges. Keyed
-    by the graph's own artefact key too: ranges are per tensor name, and another export
-    of the same model names its tensors differently."""
+def calibration_ranges(reference, context: RecipeContext, source: Path,
+                       text_hash: str) -> Path:
+    """Where the calibration ranges of ``source`` for the rows ``text_hash`` are kept."""
+    key = f"onnx-calibration-{_key(reference, versions(), source.name, text_hash)}"
+    return context.artefact_dir / key / "ranges.json"
+
+
+def quantize_calibrated(reference, context: RecipeContext, source: Path, texts: list[str],
+                        text_hash: str, label: str, target: Path, **options) -> None:
+    """``quantize_static`` of ``source`` into ``target`` with the ranges of ``texts``.
+    The ranges are ONNX Runtime's calibration cache (``calibration_cache_path``), kept
+    once per graph and calibration rows, so variants that keep other layers in fp32 skip
+    calibration; the first quantization calibrates and writes them in the same call.
+    Keyed by the graph's own artefact key too: ranges are per tensor name, and another
+    export of the same model names its tensors differently. Where the installed ONNX
+    Runtime cannot reuse ranges, every quantization calibrates."""
     from onnxruntime.quantization import quantize_static
 
-    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-        return None
+    def quantize(reader, cache_path) -> None:
+        cache = {} if cache_path is None else {"calibration_cache_path": cache_path}
+        quantize_static(source / "model.onnx", target, reader, **cache, **options,
+                        **static_settings())
 
-    def build(folder: Path) -> dict:
+    def calibrate(cache_path) -> None:
         with context.progress(f"calibrating {label}", len(texts)) as advance:
-            quantize_static(source / "model.onnx", folder / "scratch.onnx",
-                            _reader(reference, source, texts),
-                            calibration_cache_path=folder / "ranges.json", **static_settings())
+            quantize(_reader(reference, source, texts), cache_path)
             advance(len(texts))
-        (folder / "scratch.onnx").unlink()
+
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        calibrate(None)
+        return
+    kept = calibration_ranges(reference, context, source, text_hash).parent
+    if verify_manifest(kept):
+        quantize(None, kept / "ranges.json")
+        return
+    fresh = target.with_name("ranges.json")
+    calibrate(fresh)
+
+    def keep(folder: Path) -> dict:
+        shutil.move(fresh, folder / "ranges.json")
         return {"name": "onnx-calibration", "libraries": versions(),
                 "calibration_rows": len(texts), "calibration_sha256": text_hash}
 
-    key = f"onnx-calibration-{_key(reference, versions(), source.name, text_hash)}"
-    return cached_artefact(context, key, build) / "ranges.json"
+    cached_artefact(context, kept.name, keep)
 
 
 def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Scorer:
@@ -270,8 +289,6 @@ def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Sc
     ``Attention`` op (its QKV weights would stay fp32), and the fused graphs measured
     slower once QDQ-quantized (benchmarks/README.md); ONNX Runtime fuses the QDQ pairs
     into integer ops at load."""
-    from onnxruntime.quantization import quantize_static
-
     reference = onnx_reference(reference, context, "onnx-int8-static")
     texts = context.calibration_texts()  # the plan has checked there are enough
     text_hash = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
@@ -279,13 +296,9 @@ def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Sc
     kept = excluded_layers(source, context)
 
     def build(folder: Path) -> dict:
-        ranges = calibration_ranges(reference, context, source, texts, text_hash, name)
-        calibration = ({"calibration_data_reader": None, "calibration_cache_path": ranges}
-                       if ranges else
-                       {"calibration_data_reader": _reader(reference, source, texts)})
-        quantize_static(source / "model.onnx", folder / "model.onnx",
-                        nodes_to_exclude=[layer.name for layer in kept], **calibration,
-                        **static_settings())
+        quantize_calibrated(reference, context, source, texts, text_hash, name,
+                            folder / "model.onnx",
+                            nodes_to_exclude=[layer.name for layer in kept])
         _copy_side_files(source, folder)
         return _finish(_with_kept({
             "name": "onnx-int8-static",
