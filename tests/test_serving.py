@@ -169,6 +169,35 @@ def test_a_scorer_process_ends_when_the_run_that_started_it_is_killed():
         time.sleep(0.05)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_a_forked_scorer_process_ends_with_its_run():
+    """The real chain: a run killed outright takes its forkserver and the scorer
+    processes forked from it with it."""
+    import psutil
+
+    run = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import tempfile, time
+        from validator.speed.isolated import _processes, serve
+        if __name__ == "__main__":
+            ours, theirs = _processes().Pipe()
+            log = tempfile.NamedTemporaryFile()
+            child = _processes().Process(target=serve, args=(theirs, log.name))
+            child.start()
+            print(child.pid, flush=True)
+            time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    child = psutil.Process(int(run.stdout.readline()))
+    forkserver = child.parent()
+    assert forkserver.pid != run.pid  # forked from the forkserver, not the run
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 20
+    for process in (child, forkserver):
+        while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, f"{process.pid} outlived its run"
+            time.sleep(0.05)
+
+
 def test_tampered_speed_caches_are_measured_again_never_read():
     from validator.speed.profile import Speed, cached_rounds, cached_speed
     from validator.speed.rounds import summarize

@@ -23,7 +23,7 @@ from validator.data.rating_plan import check_strata
 from validator.plan import make_plan
 from validator.record.schema import RunRecord
 from validator.scorers import ProgressFactory, no_progress
-from validator.scoring import score_sample
+from validator.scoring import prepare_measuring, score_sample
 
 
 def run_gate(config: Config, out_dir: Path, progress: ProgressFactory = no_progress,
@@ -50,6 +50,7 @@ def run_inputs(config: Config) -> list[Path]:
 def _run(config: Config, out_dir: Path, progress: ProgressFactory, use_cache: bool,
          baseline: tuple[Path, RunRecord] | None, report_url: str | None) -> RunRecord:
     clock = Clock()
+    prepare_measuring(config)
     plan = make_plan(config)
     sample, slice_set, masks = plan.sample, plan.slices, plan.masks
     predictions = score_sample(config, sample, progress, use_cache, plan.routers, masks)

@@ -24,13 +24,13 @@ from validator.engine import Predict, local_predict, open_engine
 from validator.errors import ConfigError, ScoringError
 from validator.speed.profile import (PeakRss, Speed, add_ratios, add_replicas,
                                      interleaved_ratios, isolated_speed, measurable,
-                                     probe_texts)
+                                     probe_enabled, probe_texts)
 from validator.data.sample import Sample, select_rows
 from validator.scorers import (ProgressFactory, RecipeContext, Scorer, get_backend,
                                get_recipe, no_progress)
 from validator.routing import resolve_rows
 from validator.scorers.columns_backend import ColumnPredictions
-from validator.speed.isolated import ServingProcesses
+from validator.speed.isolated import ServingProcesses, start_forkserver
 from validator.speed.mix import mix_speed, row_weights, traffic
 
 
@@ -268,6 +268,14 @@ def add_routed(config: Config, sample: Sample, routers: dict, columns: dict,
             throughput_rows_per_s=speed["throughput_rows_per_s"], scoring_seconds=0.0,
             rows_scored=0, rows_from_cache=0, traffic=shares,
             memory_bytes=speed["memory_bytes"], capacity_rps=speed["capacity_rps"]))
+
+
+def prepare_measuring(config: Config) -> None:
+    """Where a model scorer will be measured alone, start the forkserver its process is
+    forked from now, so it imports the runtimes while the run reads its inputs."""
+    if probe_enabled() and any(s.route is None and s.backend != "columns"
+                               for s in config.scorers):
+        start_forkserver()
 
 
 def score_sample(config: Config, sample: Sample, progress: ProgressFactory = no_progress,

@@ -2,13 +2,16 @@
 
 The harness process holds every scorer of the run (and their tokenisations, caches and
 freed arenas), so its memory grows with each scorer loaded and its timings share the
-cores with whatever else it keeps alive. Here a fresh ``python -m validator.speed.isolated``
-(a ``ScorerProcess``) imports only the scorer's runtime and loads its tokenizer, records
-its resident memory, loads the scorer from what the run built (the model directory, or
-the recipe's ONNX artefact; a torch recipe is re-applied to the reference, which is then
-freed and its pages returned), runs one warm batch at the configured batch size and
-records the memory again: ``memory_bytes`` is the difference (weights plus runtime
-arenas for this model; on a GPU, ``device_memory_bytes`` is the CUDA allocator's peak).
+cores with whatever else it keeps alive. Here a fresh process (a ``ScorerProcess``,
+forked from a forkserver that imported the runtimes and nothing else, started at the
+beginning of the run: ``start_forkserver``) loads the scorer's tokenizer, records its
+resident memory outside shared libraries, loads the scorer from what the run built
+(the model directory, or the recipe's ONNX artefact; a torch recipe is re-applied to
+the reference, which is then freed and its pages returned), runs one warm batch at the
+configured batch size and records that memory again: ``memory_bytes`` is the
+difference (weights plus runtime arenas for this model; library code is shared by every
+replica and not counted; on a GPU, ``device_memory_bytes`` is the CUDA allocator's
+peak).
 It then runs every shape the timing will see (``warm_up``). Asked for its measurement
 alone, it times the probe texts at the configured batch size (throughput: the median of
 three passes, each serving the probe as ``serve`` does with its tokenising and its
@@ -23,23 +26,22 @@ The process stays up, loaded and warm, until the run closes it: the interleaved 
 scorer is loaded or warmed twice and each is timed in a process that holds only itself.
 Only one process works at a time; the others wait on their input.
 
-The child reads one JSON request per line on stdin and answers each with one JSON line
-on the descriptor that was its stdout (libraries printing to stdout write to stderr).
+The process answers requests (dicts) on a pipe; what it prints goes to a log whose
+last line names a failure.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-import json
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +53,27 @@ from validator.errors import ScoringError
 REQUEST_TIMEOUT_S = 1800  # one request (load and warm up, a measurement, a round)
 
 
+# What the forkserver imports once (``start_forkserver``): the runtimes and both backends,
+# so a scorer's process starts with them imported.
+PRELOAD = ["validator.speed.isolated", "validator.speed.capacity",
+           "validator.scorers.transformers_backend", "validator.scorers.onnx_backend",
+           "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"]
+
+
+def _processes():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_forkserver() -> None:
+    """Start now the process that every scorer process is forked from: it imports the
+    runtimes (``PRELOAD``, about 2 s of one core) while the run reads and validates its
+    inputs on the other, instead of each scorer process importing them in turn."""
+    _processes()
+    forkserver.ensure_running()
+
+
 class ScorerProcess:
     """One scorer (Scorer.serving_spec) loaded and warmed over the probe ``texts`` in a
     fresh process that stays up for more requests until ``close``; ScoringError saying
@@ -58,10 +81,12 @@ class ScorerProcess:
 
     def __init__(self, spec: dict, texts: list[str]):
         self.name = spec["name"]
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "validator.speed.isolated", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self._log = tempfile.NamedTemporaryFile(mode="w+", prefix="slice-validator-scorer-")
+        self._requests, theirs = _processes().Pipe()
+        self._process = _processes().Process(target=serve, args=(theirs, self._log.name),
+                                             name=f"slice-validator {self.name}", daemon=True)
+        self._process.start()
+        theirs.close()
         self.loaded = self._ask({"spec": spec, "texts": texts}, f"loading {self.name!r}")
 
     def alone(self, slo_ms: float) -> dict:
@@ -76,54 +101,49 @@ class ScorerProcess:
 
     def _ask(self, request: dict, what: str) -> dict:
         """The process's answer to ``request``; on an interrupt it is killed at once."""
-        fired = threading.Event()
-
-        def kill() -> None:
-            fired.set()
-            self._process.kill()
-
-        watchdog = threading.Timer(REQUEST_TIMEOUT_S, kill)
-        watchdog.start()
+        answer, timed_out = None, False
         try:
-            self._process.stdin.write(json.dumps(request) + "\n")
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
-        except OSError:
-            line = ""
+            self._requests.send(request)
+            if self._requests.poll(REQUEST_TIMEOUT_S):
+                answer = self._requests.recv()
+            else:
+                timed_out = True
+                self._process.kill()
+        except (OSError, EOFError):
+            pass
         except BaseException:  # Ctrl-C, SIGTERM: do not wait for the request to finish
             self._process.kill()
             self.close()
             raise
-        finally:
-            watchdog.cancel()
-        if not line:
-            why = f"timed out after {REQUEST_TIMEOUT_S} s" if fired.is_set() else self._why()
+        if answer is None:
+            why = f"timed out after {REQUEST_TIMEOUT_S} s" if timed_out else self._why()
             self.close()
             raise ScoringError(f"{what} failed: {why}")
-        return json.loads(line)
+        return answer
 
     def _why(self) -> str:
         """Why the process gave no answer: the signal that killed it, else the last line
         it wrote to stderr, else its exit status."""
-        try:
-            code = self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            code = None
+        self._process.join(timeout=30)
+        code = self._process.exitcode
         if code is not None and code < 0:
             return f"the process was killed (signal {-code})"
-        self._stderr.seek(0)
-        lines = self._stderr.read().strip().splitlines()
+        self._log.seek(0)
+        lines = self._log.read().strip().splitlines()
         return lines[-1] if lines else f"the process stopped (exit {code})"
 
+    def hang_up(self) -> None:
+        """Close the process's requests: it exits (``close`` waits for it)."""
+        self._requests.close()
+
     def close(self) -> None:
-        """End the process (its input closed, it exits; killed if it does not)."""
-        try:
-            self._process.stdin.close()
-            self._process.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
+        """End the process (its requests closed, it exits; killed if it does not)."""
+        self.hang_up()
+        self._process.join(timeout=30)
+        if self._process.exitcode is None:
             self._process.kill()
-            self._process.wait()
-        self._stderr.close()
+            self._process.join()
+        self._log.close()
 
 
 class ServingProcesses:
@@ -141,6 +161,8 @@ class ServingProcesses:
         return self
 
     def __exit__(self, *exc) -> None:
+        for process in self._running.values():  # all told first: they exit side by side
+            process.hang_up()
         for process in self._running.values():
             process.close()
 
@@ -152,7 +174,11 @@ def measure(spec: dict, texts: list[str], slo_ms: float) -> dict:
         return processes.of(spec).alone(slo_ms)
 
 
-def _rss() -> int:
+def _resident_outside_libraries() -> int:
+    """Resident bytes of this process not counting the pages of shared libraries (code
+    that every process on the host shares, and that a process forked from the
+    forkserver maps only as it touches it, so a forked process would count it where a
+    freshly started one does not): heap, anonymous arenas, mapped model files."""
     import psutil
 
     gc.collect()
@@ -160,7 +186,8 @@ def _rss() -> int:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-    return psutil.Process().memory_info().rss
+    return sum(mapped.rss for mapped in psutil.Process().memory_maps(grouped=True)
+               if ".so" not in Path(mapped.path).name)
 
 
 def import_runtime(spec: dict) -> None:
@@ -286,28 +313,47 @@ def alone(scorer, texts: list[str], slo_ms: float) -> dict:
 def loaded(spec: dict, texts: list[str], scratch: Path):
     """(the scorer loaded as serving loads it and warmed over the probe, its memory)."""
     import_runtime(spec)
-    before = _rss()
+    before = _resident_outside_libraries()
     scorer = load_serving(spec, scratch)
     scorer.set_threads(os.cpu_count() or 1)
     scorer.serve(texts[:scorer.batch_size])  # the warm batch
-    memory = _rss() - before
+    memory = _resident_outside_libraries() - before
     warm_up(scorer, texts)
     return scorer, {"memory_bytes": max(memory, 0), "device_memory_bytes": device_memory(scorer)}
 
 
 def _serve_requests(requests, answer) -> None:
-    first = json.loads(next(requests))
+    first = next(requests)
     texts = first["texts"]
     with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
         scorer, memory = loaded(first["spec"], texts, Path(scratch))
         answer(memory)
-        for line in requests:
-            request = json.loads(line)
+        for request in requests:
             if request["do"] == "alone":
                 answer(alone(scorer, texts, request["slo_ms"]))
             else:
                 whole, single = round_timings(scorer, texts)
                 answer({"probe_seconds": whole, "latency_seconds": single})
+
+
+def _received(connection):
+    """The requests on ``connection`` until the run closes it."""
+    while True:
+        try:
+            yield connection.recv()
+        except EOFError:
+            return
+
+
+def serve(connection, log: str) -> None:
+    """A scorer process (forked from the forkserver): its output goes to ``log``, it
+    ends with the forkserver (which ends with the run), and it answers the requests on
+    ``connection`` until the run closes it."""
+    die_with(os.getppid())
+    written = os.open(log, os.O_WRONLY | os.O_APPEND)
+    os.dup2(written, 1)  # libraries printing to stdout or stderr write to the log
+    os.dup2(written, 2)
+    _serve_requests(_received(connection), connection.send)
 
 
 def die_with(parent: int) -> None:
@@ -321,14 +367,3 @@ def die_with(parent: int) -> None:
     if os.getppid() != parent:  # it died before the signal was armed
         sys.exit(1)
 
-
-if __name__ == "__main__":
-    die_with(int(sys.argv[1]))
-    _answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr
-
-    def _answer(value: dict) -> None:
-        _answers.write(json.dumps(value) + "\n")
-        _answers.flush()
-
-    _serve_requests(iter(sys.stdin.readline, ""), _answer)

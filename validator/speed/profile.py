@@ -26,8 +26,9 @@ from validator.cpu import cpu_facts
 from validator.scorers import Scorer
 
 PROBE_ROWS = 200   # latency, throughput and load-test texts: a seeded draw of gate rows
-PROBE_METHOD = 3   # in the cache key: 3 = warmed over the probe's shapes, synchronised,
-                   # tokenising and forward timed in one pass, 1-s load-test levels
+PROBE_METHOD = 4   # in the cache key: 4 = memory outside shared libraries, warmed over
+                   # the probe's shapes, synchronised, tokenising and forward timed in
+                   # one pass, 1-s load-test levels
 
 
 class PeakRss:
