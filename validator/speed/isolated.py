@@ -85,8 +85,12 @@ class ScorerProcess:
         self._requests, theirs = _processes().Pipe()
         self._process = _processes().Process(target=serve, args=(theirs, self._log.name),
                                              name=f"slice-validator {self.name}", daemon=True)
-        self._process.start()
-        theirs.close()
+        try:
+            self._process.start()
+        except (OSError, EOFError) as exc:  # the forkserver could not start or fork
+            raise ScoringError(f"starting the process for {self.name!r} failed: {exc}") from exc
+        finally:
+            theirs.close()
         self.loaded = self._ask({"spec": spec, "texts": texts}, f"loading {self.name!r}")
 
     def alone(self, slo_ms: float) -> dict:
