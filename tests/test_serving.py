@@ -177,11 +177,11 @@ def test_a_forked_scorer_process_ends_with_its_run():
 
     run = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import tempfile, time
-        from validator.speed.isolated import _processes, serve
+        from validator.speed.isolated import process_context, serve
         if __name__ == "__main__":
-            ours, theirs = _processes().Pipe()
+            ours, theirs = process_context().Pipe()
             log = tempfile.NamedTemporaryFile()
-            child = _processes().Process(target=serve, args=(theirs, log.name))
+            child = process_context().Process(target=serve, args=(theirs, log.name))
             child.start()
             print(child.pid, flush=True)
             time.sleep(120)

@@ -60,7 +60,8 @@ PRELOAD = ["validator.speed.isolated", "validator.speed.capacity",
            "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto"]
 
 
-def _processes():
+def process_context():
+    """Scorer processes are forked from the forkserver, which imports ``PRELOAD``."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
@@ -70,21 +71,22 @@ def start_forkserver() -> None:
     """Start now the process that every scorer process is forked from: it imports the
     runtimes (``PRELOAD``, about 2 s of one core) while the run reads and validates its
     inputs on the other, instead of each scorer process importing them in turn."""
-    _processes()
+    process_context()
     forkserver.ensure_running()
 
 
 class ScorerProcess:
     """One scorer (Scorer.serving_spec) loaded and warmed over the probe ``texts`` in a
     fresh process that stays up for more requests until ``close``; ScoringError saying
-    what failed, with the last line the process wrote to stderr."""
+    what failed, with the last line the process wrote to its log."""
 
     def __init__(self, spec: dict, texts: list[str]):
         self.name = spec["name"]
         self._log = tempfile.NamedTemporaryFile(mode="w+", prefix="slice-validator-scorer-")
-        self._requests, theirs = _processes().Pipe()
-        self._process = _processes().Process(target=serve, args=(theirs, self._log.name),
-                                             name=f"slice-validator {self.name}", daemon=True)
+        context = process_context()
+        self._requests, theirs = context.Pipe()
+        self._process = context.Process(target=serve, args=(theirs, self._log.name),
+                                        name=f"slice-validator {self.name}", daemon=True)
         try:
             self._process.start()
         except (OSError, EOFError) as exc:  # the forkserver could not start or fork
@@ -127,7 +129,7 @@ class ScorerProcess:
 
     def _why(self) -> str:
         """Why the process gave no answer: the signal that killed it, else the last line
-        it wrote to stderr, else its exit status."""
+        it wrote to its log, else its exit status."""
         self._process.join(timeout=30)
         code = self._process.exitcode
         if code is not None and code < 0:
