@@ -299,6 +299,50 @@ def test_force_replaces_a_run_only_once_the_new_one_is_complete(tmp_path, scored
 
 # -- Ctrl-C ---------------------------------------------------------------------------
 
+def test_ctrl_c_while_the_forkserver_imports_prints_only_interrupted(tmp_path):
+    """Ctrl-C reaches the terminal's whole process group, the forkserver included,
+    which is importing the runtimes in the run's first seconds: still exit 2 and
+    ``error: interrupted`` alone, no traceback, no scorer files left behind."""
+    import psutil
+
+    (tmp_path / "tmp").mkdir()
+    config = {"sample": {"path": str(SAMPLE)},
+              "rubric": {"scale": [1, 5],
+                         "dimensions": {d: [f"{d}_r1", f"{d}_r2"] for d in DIMENSIONS}},
+              "slices": [str(ROOT / "slices" / "content_types.yaml")],
+              "reference": {"name": "tiny", "backend": "transformers",
+                            "model": str(tiny_model_dir(tmp_path / "model"))},
+              "candidates": [{"name": "int8", "from": "reference",
+                              "recipe": "torch-int8-dynamic"}]}
+    (tmp_path / "gate.yaml").write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "SLICE_VALIDATOR_SERVING_PROBE"}
+    env.update(SLICE_VALIDATOR_CACHE=str(tmp_path / "cache"), TMPDIR=str(tmp_path / "tmp"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "validator", "run", "--config", str(tmp_path / "gate.yaml"),
+         "--out", str(tmp_path / "run"), "--quiet"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    def forkserver_started() -> bool:
+        for child in psutil.Process(process.pid).children():
+            try:
+                if "forkserver" in " ".join(child.cmdline()):
+                    return True
+            except psutil.Error:  # a short-lived child (lscpu, git) already gone
+                pass
+        return False
+
+    deadline = time.monotonic() + 120
+    while not forkserver_started():
+        assert process.poll() is None and time.monotonic() < deadline, "no forkserver"
+        time.sleep(0.01)
+    time.sleep(0.8)  # into its imports (about 2 s): not before Python handles SIGINT
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert stderr.strip().splitlines() == ["error: interrupted"], stderr
+    time.sleep(3)  # the forkserver ends once the run has gone
+    assert not [p for p in (tmp_path / "tmp").iterdir() if "slice-validator" in p.name]
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_mid_scoring_leaves_the_cache_usable(tmp_path, stop):
     """SIGINT (Ctrl-C) or SIGTERM (a cancelled CI job) to a real run once the first

@@ -180,8 +180,8 @@ def test_a_forked_scorer_process_ends_with_its_run():
         from validator.speed.isolated import process_context, serve
         if __name__ == "__main__":
             ours, theirs = process_context().Pipe()
-            log = tempfile.NamedTemporaryFile()
-            child = process_context().Process(target=serve, args=(theirs, log.name))
+            log, scratch = tempfile.NamedTemporaryFile(), tempfile.mkdtemp()
+            child = process_context().Process(target=serve, args=(theirs, log.name, scratch))
             child.start()
             print(child.pid, flush=True)
             time.sleep(120)
@@ -196,6 +196,36 @@ def test_a_forked_scorer_process_ends_with_its_run():
         while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
             assert time.monotonic() < deadline, f"{process.pid} outlived its run"
             time.sleep(0.05)
+
+
+def test_a_killed_scorer_process_leaves_no_files(tmp_path, monkeypatch):
+    """Its scratch folder and log belong to the run, which removes them: a process
+    killed mid-request cannot."""
+    import os
+    import signal
+    import tempfile
+
+    import psutil
+
+    from validator.errors import ScoringError
+    from validator.speed.isolated import ServingProcesses
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    spec = {"name": "int8", "backend": "transformers",
+            "path": str(tiny_model_dir(tmp_path / "model")), "recipe": "torch-int8-dynamic",
+            "runtime": "eager", "device": "cpu", "batch_size": 4, "max_length": 32}
+    with ServingProcesses([f"text {i}" for i in range(20)]) as processes:
+        process = processes.of(spec)
+        assert [p for p in scratch.iterdir() if p.name.startswith("slice-validator-isolated-")]
+        forked = [p for p in psutil.Process().children(recursive=True)
+                  if p.ppid() != os.getpid()]  # the forkserver's children
+        assert len(forked) == 1
+        os.kill(forked[0].pid, signal.SIGKILL)
+        with pytest.raises(ScoringError, match=r"measuring 'int8' alone failed: .*signal 9"):
+            process.alone(500)
+    assert not list(scratch.iterdir())
 
 
 def test_tampered_speed_caches_are_measured_again_never_read():

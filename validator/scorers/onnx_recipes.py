@@ -17,8 +17,9 @@ import logging
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
@@ -115,6 +116,24 @@ def fp32_artefact(reference, context: RecipeContext) -> Path:
     return cached_artefact(context, f"onnx-fp32-{_key(reference, versions(), EXPORT)}", build)
 
 
+@contextmanager
+def staged_input(source: Path, folder: Path) -> Iterator[Path]:
+    """The graph ``source/model.onnx`` linked (or copied) into ``folder``, the build's own
+    staging folder, for an ONNX Runtime quantizer to read: it writes
+    ``<input>-inferred.onnx`` beside its input, which must never be inside a cached,
+    verified folder (a run killed meanwhile would leave it there; a concurrent run
+    verifying that folder would find a file its manifest does not list)."""
+    staged = folder / "input.onnx"
+    try:
+        os.link(source / "model.onnx", staged)
+    except OSError:
+        shutil.copyfile(source / "model.onnx", staged)
+    try:
+        yield staged
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def fusion_of(source: Path) -> dict:
     """The fusions recorded for the fp32 graph a quantized recipe starts from."""
     record = json.loads((source / "recipe.json").read_text("utf-8"))
@@ -184,10 +203,11 @@ def onnx_int8_dynamic(name: str, reference: Scorer, context: RecipeContext) -> S
     kept = excluded_layers(source, context)
 
     def build(folder: Path) -> dict:
-        quantize_dynamic(source / "model.onnx", folder / "model.onnx",
-                         weight_type=QuantType.QInt8,  # fused ops need a default type
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-                         nodes_to_exclude=[layer.name for layer in kept])
+        with staged_input(source, folder) as graph:
+            quantize_dynamic(graph, folder / "model.onnx",
+                             weight_type=QuantType.QInt8,  # fused ops need a default type
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                             nodes_to_exclude=[layer.name for layer in kept])
         _copy_side_files(source, folder)
         return _finish(_with_kept({"name": "onnx-int8-dynamic",
                                    "method": "onnxruntime.quantization.quantize_dynamic of "
@@ -255,8 +275,8 @@ def quantize_calibrated(reference, context: RecipeContext, source: Path, texts: 
 
     def quantize(reader, cache_path) -> None:
         cache = {} if cache_path is None else {"calibration_cache_path": cache_path}
-        quantize_static(source / "model.onnx", target, reader, **cache, **options,
-                        **static_settings())
+        with staged_input(source, target.parent) as graph:
+            quantize_static(graph, target, reader, **cache, **options, **static_settings())
 
     def calibrate(cache_path) -> None:
         with context.progress(f"calibrating {label}", len(texts)) as advance:

@@ -68,11 +68,22 @@ def process_context():
 
 
 def start_forkserver() -> None:
-    """Start now the process that every scorer process is forked from: it imports the
-    runtimes (``PRELOAD``, about 2 s of one core) while the run reads and validates its
-    inputs on the other, instead of each scorer process importing them in turn."""
+    """Start now (unless it is running) the process that every scorer process is forked
+    from: it imports the runtimes (``PRELOAD``, about 2 s of one core) while the run
+    reads and validates its inputs on the other, instead of each scorer process
+    importing them in turn. Its stderr is the null device: a Ctrl-C while it imports
+    would print its traceback among the run's messages, and what it could say goes
+    nowhere useful (each scorer process writes to a log of its own)."""
     process_context()
-    forkserver.ensure_running()
+    ours = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)  # inherited by the forkserver (and the resource tracker beside it)
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.dup2(ours, 2)
+        os.close(ours)
+        os.close(null)
 
 
 class ScorerProcess:
@@ -83,11 +94,14 @@ class ScorerProcess:
     def __init__(self, spec: dict, texts: list[str]):
         self.name = spec["name"]
         self._log = tempfile.NamedTemporaryFile(mode="w+", prefix="slice-validator-scorer-")
+        self._scratch = tempfile.TemporaryDirectory(prefix="slice-validator-isolated-")
         context = process_context()
         self._requests, theirs = context.Pipe()
-        self._process = context.Process(target=serve, args=(theirs, self._log.name),
+        self._process = context.Process(target=serve,
+                                        args=(theirs, self._log.name, self._scratch.name),
                                         name=f"slice-validator {self.name}", daemon=True)
         try:
+            start_forkserver()
             self._process.start()
         except (OSError, EOFError) as exc:  # the forkserver could not start or fork
             raise ScoringError(f"starting the process for {self.name!r} failed: {exc}") from exc
@@ -150,6 +164,7 @@ class ScorerProcess:
             self._process.kill()
             self._process.join()
         self._log.close()
+        self._scratch.cleanup()  # here, not in the process: a killed one leaves its files
 
 
 class ServingProcesses:
@@ -328,18 +343,17 @@ def loaded(spec: dict, texts: list[str], scratch: Path):
     return scorer, {"memory_bytes": max(memory, 0), "device_memory_bytes": device_memory(scorer)}
 
 
-def _serve_requests(requests, answer) -> None:
+def _serve_requests(requests, answer, scratch: Path) -> None:
     first = next(requests)
     texts = first["texts"]
-    with tempfile.TemporaryDirectory(prefix="slice-validator-isolated-") as scratch:
-        scorer, memory = loaded(first["spec"], texts, Path(scratch))
-        answer(memory)
-        for request in requests:
-            if request["do"] == "alone":
-                answer(alone(scorer, texts, request["slo_ms"]))
-            else:
-                whole, single = round_timings(scorer, texts)
-                answer({"probe_seconds": whole, "latency_seconds": single})
+    scorer, memory = loaded(first["spec"], texts, scratch)
+    answer(memory)
+    for request in requests:
+        if request["do"] == "alone":
+            answer(alone(scorer, texts, request["slo_ms"]))
+        else:
+            whole, single = round_timings(scorer, texts)
+            answer({"probe_seconds": whole, "latency_seconds": single})
 
 
 def _received(connection):
@@ -351,15 +365,16 @@ def _received(connection):
             return
 
 
-def serve(connection, log: str) -> None:
+def serve(connection, log: str, scratch: str) -> None:
     """A scorer process (forked from the forkserver): its output goes to ``log``, it
     ends with the forkserver (which ends with the run), and it answers the requests on
-    ``connection`` until the run closes it."""
+    ``connection`` until the run closes it; a torch recipe re-applied to the reference
+    works in ``scratch``, a folder the run removes."""
     die_with(os.getppid())
     written = os.open(log, os.O_WRONLY | os.O_APPEND)
     os.dup2(written, 1)  # libraries printing to stdout or stderr write to the log
     os.dup2(written, 2)
-    _serve_requests(_received(connection), connection.send)
+    _serve_requests(_received(connection), connection.send, Path(scratch))
 
 
 def die_with(parent: int) -> None:
