@@ -51,6 +51,7 @@ from validator.errors import ScoringError
 
 
 REQUEST_TIMEOUT_S = 1800  # one request (load and warm up, a measurement, a round)
+FORKSERVER_GONE = 255     # the exit code multiprocessing reports when it lost the forkserver
 
 
 # What the forkserver imports once (``start_forkserver``): the runtimes and both backends,
@@ -150,7 +151,11 @@ class ScorerProcess:
             return f"the process was killed (signal {-code})"
         self._log.seek(0)
         lines = self._log.read().strip().splitlines()
-        return lines[-1] if lines else f"the process stopped (exit {code})"
+        if lines:
+            return lines[-1]
+        if code == FORKSERVER_GONE:
+            return "the forkserver it was forked from ended (killed?), and the process with it"
+        return f"the process stopped (exit {code})"
 
     def hang_up(self) -> None:
         """Close the process's requests: it exits (``close`` waits for it)."""
