@@ -286,19 +286,19 @@ def quantize_calibrated(reference, context: RecipeContext, source: Path, texts: 
     if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
         calibrate(None)
         return
-    kept = calibration_ranges(reference, context, source, text_hash).parent
-    if verify_manifest(kept):
-        quantize(None, kept / "ranges.json")
+    ranges = calibration_ranges(reference, context, source, text_hash)
+    if verify_manifest(ranges.parent):
+        quantize(None, ranges)
         return
-    fresh = target.with_name("ranges.json")
+    fresh = target.with_name(ranges.name)
     calibrate(fresh)
 
     def keep(folder: Path) -> dict:
-        shutil.move(fresh, folder / "ranges.json")
+        shutil.move(fresh, folder / ranges.name)
         return {"name": "onnx-calibration", "libraries": versions(),
                 "calibration_rows": len(texts), "calibration_sha256": text_hash}
 
-    cached_artefact(context, kept.name, keep)
+    cached_artefact(context, ranges.parent.name, keep)
 
 
 def onnx_int8_static(name: str, reference: Scorer, context: RecipeContext) -> Scorer:

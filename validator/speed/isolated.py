@@ -11,15 +11,14 @@ the reference, which is then freed and its pages returned), runs one warm batch 
 configured batch size and records that memory again: ``memory_bytes`` is the
 difference (weights plus runtime arenas for this model; library code is shared by every
 replica and not counted; on a GPU, ``device_memory_bytes`` is the CUDA allocator's
-peak).
-It then runs every shape the timing will see (``warm_up``). Asked for its measurement
-alone, it times the probe texts at the configured batch size (throughput: the median of
-three passes, each serving the probe as ``serve`` does with its tokenising and its
-forward pass timed apart, each part bounded by a device synchronisation, so queued GPU
-work is counted) and runs the closed-loop load test (validator.speed.capacity) for
-``capacity_rps`` at the SLO, whose first level, one client sending each probe text
-once, gives the batch-1 latency. CPU and GPU scorers go through the same code: on the
-CPU, synchronising is a no-op.
+peak). It then runs every shape the timing will see (``warm_up``). Asked for its
+measurement alone, it times the probe texts at the configured batch size (throughput:
+the median of three passes, each serving the probe as ``serve`` does with its
+tokenising and its forward pass timed apart, each part bounded by a device
+synchronisation, so queued GPU work is counted) and runs the closed-loop load test
+(validator.speed.capacity) for ``capacity_rps`` at the SLO, whose first level, one
+client sending each probe text once, gives the batch-1 latency. CPU and GPU scorers go
+through the same code: on the CPU, synchronising is a no-op.
 
 The process stays up, loaded and warm, until the run closes it: the interleaved rounds
 (validator.speed.rounds) ask each scorer's own process for its timings in turn, so no
@@ -383,9 +382,9 @@ def serve(connection, log: str, scratch: str) -> None:
 
 
 def die_with(parent: int) -> None:
-    """End this process when the run that started it dies without closing it (killed,
-    SIGTERM): Linux's parent-death signal; elsewhere the closed input ends it after its
-    current request."""
+    """End this process when its ``parent`` dies without closing it (for a scorer
+    process, the forkserver, which ends when the run ends, killed or not): Linux's
+    parent-death signal; elsewhere the closed pipe ends it after its current request."""
     try:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
